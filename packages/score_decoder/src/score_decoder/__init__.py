@@ -1,5 +1,12 @@
-"""GemNet score network: noise-conditional, per-atom Cartesian score vectors, equivariant by construction."""
+"""GemNet score network: noise-conditional, per-atom Cartesian score vectors, equivariant by construction.
+
+>>> from score_decoder import GemNetConfig, GemNetScore
+>>> model = GemNetScore(GemNetConfig.tiny())
+"""
+
+from ._config import GemNetConfig
+from ._model import GemNetScore
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["GemNetConfig", "GemNetScore", "__version__"]
