@@ -1,5 +1,70 @@
-"""Cond-CDVAE: a crystal diffusion VAE conditioned on composition and pressure."""
+"""Cond-CDVAE: a crystal diffusion VAE conditioned on composition and pressure (Luo et al., 2024).
+
+Core calls::
+
+    from cond_vae import CondCDVAE, CondCDVAEConfig, sample, write_cif
+    from cond_vae.checkpoint import save_checkpoint, load_checkpoint
+
+    model = CondCDVAE(CondCDVAEConfig.cond_cdvae_4m())
+    model.fit_scalers(train_crystals)                      # lattice + pressure scalers (buffers)
+    out = model(batch, teacher_forcing=True)               # LossOutput; out.total.backward()
+    save_checkpoint("ckpt/", model)
+    samples = sample(load_checkpoint("ckpt/"), ["Si4O8"], [50.0], num_per_row=10, seed=0)
+    write_cif(samples, "out/")
+"""
+
+from ._conditioning import CompositionEmbedding, ConditionEncoder, GaussianBasis
+from ._config import CondCDVAEConfig, EncoderConfig, ScalarCondition
+from ._encoder import LatentStats, PeriodicDimeNetPP
+from ._formula import ParsedFormula, check_scalar, parse_formula
+from ._lattice import (
+    LatticeCheck,
+    LatticeHead,
+    lattice_to_scaled_params,
+    scaled_params_to_lattice,
+    validate_lattices,
+)
+from ._losses import LossOutput, noise_levels
+from ._model import CondCDVAE, build_graph
+from ._neighbors import NeighborList
+from ._sampling import LangevinResult, SampledStructure, langevin_dynamics, reconstruct, sample
+from ._scalers import RunningStats, Standardizer
+from ._writers import WriteReport, write_cif, write_extxyz, write_store
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "CompositionEmbedding",
+    "CondCDVAE",
+    "CondCDVAEConfig",
+    "ConditionEncoder",
+    "EncoderConfig",
+    "GaussianBasis",
+    "LangevinResult",
+    "LatentStats",
+    "LatticeCheck",
+    "LatticeHead",
+    "LossOutput",
+    "NeighborList",
+    "ParsedFormula",
+    "PeriodicDimeNetPP",
+    "RunningStats",
+    "SampledStructure",
+    "ScalarCondition",
+    "Standardizer",
+    "WriteReport",
+    "__version__",
+    "build_graph",
+    "check_scalar",
+    "langevin_dynamics",
+    "lattice_to_scaled_params",
+    "noise_levels",
+    "parse_formula",
+    "reconstruct",
+    "sample",
+    "scaled_params_to_lattice",
+    "validate_lattices",
+    "write_cif",
+    "write_extxyz",
+    "write_store",
+]

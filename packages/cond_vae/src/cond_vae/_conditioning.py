@@ -1,0 +1,110 @@
+"""The condition vector ``c = [composition | Gauss(standardised scalar) | ...]`` of each crystal."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.utils import scatter
+
+from ._config import ScalarCondition
+from ._scalers import Standardizer
+
+__all__ = ["CompositionEmbedding", "ConditionEncoder", "GaussianBasis"]
+
+
+class CompositionEmbedding(nn.Module):
+    """Mean over a crystal's atoms of a learned per-element vector ``(C, dim)``.
+
+    It is the atom-fraction-weighted average, so a formula and its supercell embed identically; the
+    number of atoms enters the model elsewhere (lattice scaling, the decoder's atoms).
+    """
+
+    def __init__(self, *, num_elements: int, dim: int) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(num_elements, dim)
+        nn.init.uniform_(self.embedding.weight, -math.sqrt(3), math.sqrt(3))
+
+    def forward(self, atom_types: Tensor, batch: Tensor, num_crystals: int) -> Tensor:
+        """``atom_types (N,)`` atomic numbers 1..num_elements, ``batch (N,)`` -> ``(C, dim)``."""
+        h = self.embedding(atom_types - 1)  # (N, dim)
+        return scatter(h, batch, dim=0, dim_size=num_crystals, reduce="mean")
+
+
+class GaussianBasis(nn.Module):
+    """``exp(-(x - mu_k)^2 / (2 w^2))`` on ``n`` centres evenly spaced on ``[start, stop]``.
+
+    The width ``w`` is the centre spacing (not trainable)."""
+
+    def __init__(self, *, start: float, stop: float, n_basis: int) -> None:
+        super().__init__()
+        self.register_buffer("centers", torch.linspace(start, stop, n_basis, dtype=torch.float64))
+        self.width = (stop - start) / (n_basis - 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x (C,)`` standardised values -> ``(C, n_basis)``."""
+        diff = x.unsqueeze(-1) - self.centers.to(x.dtype)
+        return torch.exp(-0.5 * (diff / self.width) ** 2)
+
+
+class ConditionEncoder(nn.Module):
+    """Builds ``c (C, cond_dim)`` from atom types and ``properties[name] (C,)`` raw values.
+
+    Each scalar condition is standardised with its fitted :class:`Standardizer` (``scalers[name]``)
+    and expanded on a Gaussian basis; there are no trainable weights besides the element embedding.
+    """
+
+    def __init__(
+        self, *, num_elements: int, composition_dim: int, scalar_conditions: tuple[ScalarCondition, ...]
+    ) -> None:
+        super().__init__()
+        self.composition = CompositionEmbedding(num_elements=num_elements, dim=composition_dim)
+        self.specs = scalar_conditions
+        self.scalers = nn.ModuleDict({s.name: Standardizer([s.min_scale]) for s in scalar_conditions})
+        self.bases = nn.ModuleDict(
+            {s.name: GaussianBasis(start=s.start, stop=s.stop, n_basis=s.n_basis) for s in scalar_conditions}
+        )
+
+    def standardise(self, name: str, values: Tensor) -> Tensor:
+        """Raw ``values (C,)`` of condition ``name`` -> standardised ``(C,)``."""
+        return self.scalers[name].transform(values.unsqueeze(-1)).squeeze(-1)
+
+    def forward(
+        self, *, atom_types: Tensor, batch: Tensor, num_crystals: int, properties: dict[str, Tensor]
+    ) -> Tensor:
+        parts = [self.composition(atom_types, batch, num_crystals)]
+        for spec in self.specs:
+            if spec.name not in properties:
+                raise KeyError(
+                    f"condition {spec.name!r} missing from the batch properties (have {sorted(properties)})"
+                )
+            values = properties[spec.name].to(device=parts[0].device, dtype=parts[0].dtype)
+            parts.append(self.bases[spec.name](self.standardise(spec.name, values)))
+        return torch.cat(parts, dim=-1)  # (C, cond_dim)
+
+    def check_query(self, name: str, values: Tensor) -> list[str]:
+        """Warn (and return the messages) for raw query values outside the trained range or basis range."""
+        scaler, spec = self.scalers[name], next(s for s in self.specs if s.name == name)
+        values64 = values.detach().to(torch.float64).cpu()
+        lo, hi = float(scaler.lo), float(scaler.hi)
+        standardised = (values64 - float(scaler.mean)) / float(scaler.scale)
+        messages = []
+        outside_train = (values64 < lo - 1e-9 * max(1.0, abs(lo))) | (
+            values64 > hi + 1e-9 * max(1.0, abs(hi))
+        )
+        if bool(outside_train.any()):
+            bad = sorted({float(v) for v in values64[outside_train]})[:5]
+            messages.append(f"{name} {bad} outside the trained range [{lo:g}, {hi:g}]")
+        outside_basis = (standardised < spec.start) | (standardised > spec.stop)
+        if bool(outside_basis.any()):
+            bad = sorted({float(v) for v in values64[outside_basis]})[:5]
+            messages.append(
+                f"{name} {bad} lies outside the Gaussian basis range [{spec.start:g}, {spec.stop:g}] sigma "
+                f"(= [{float(scaler.mean) + spec.start * float(scaler.scale):g}, "
+                f"{float(scaler.mean) + spec.stop * float(scaler.scale):g}]): its embedding decays to zero"
+            )
+        for message in messages:
+            warnings.warn(message, UserWarning, stacklevel=3)
+        return messages

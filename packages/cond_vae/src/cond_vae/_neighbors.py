@@ -1,0 +1,108 @@
+"""Verlet neighbour list for Langevin sampling: reuse a radius graph while atoms move little.
+
+A candidate list is built with xtal_graph at ``cutoff + skin`` (no neighbour cap). While no atom
+has moved more than ``skin / 2`` since that build, every pair now within ``cutoff`` is in the
+candidate list, so filtering it by distance and keeping the ``max_neighbors`` nearest gives exactly
+the graph a fresh ``radius_graph_pbc(cutoff, max_neighbors)`` would build: same edges, same order
+(target, distance, then source and offset for ties), and edge vectors computed by the same formula.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from xtal_graph import PeriodicGraph, Triplets, radius_graph_pbc, triplets
+
+__all__ = ["NeighborList"]
+
+
+def _stable_order(keys: list[Tensor]) -> Tensor:
+    """Permutation sorting lexicographically by ``keys`` (first key most significant)."""
+    order = torch.arange(keys[0].shape[0], device=keys[0].device)
+    for key in reversed(keys):
+        order = order[torch.sort(key[order], stable=True).indices]
+    return order
+
+
+class NeighborList:
+    """Periodic radius graph with Verlet-skin reuse.
+
+    Args:
+        cutoff: graph cutoff in Å; max_neighbors: cap per target atom (``None``: no cap).
+        skin: extra search radius in Å; ``None`` builds a fresh graph at every call.
+        num_atoms: ``(C,)`` atoms per crystal; batch: ``(N,)`` crystal of each atom.
+
+    Call :meth:`graph` with the current wrapped coordinates, and after each move :meth:`moved` with
+    the Cartesian step and the integer wrap of every atom. ``num_builds`` counts xtal_graph searches.
+    """
+
+    def __init__(
+        self,
+        *,
+        cutoff: float,
+        max_neighbors: int | None,
+        skin: float | None,
+        num_atoms: Tensor,
+        batch: Tensor,
+    ) -> None:
+        if skin is not None and skin < 0:
+            raise ValueError(f"skin must be >= 0 Å or None, got {skin}")
+        self.cutoff, self.max_neighbors, self.skin = float(cutoff), max_neighbors, skin
+        self.num_atoms, self.batch = num_atoms, batch
+        self.num_builds = 0
+        self._candidates: tuple[Tensor, Tensor, Tensor] | None = None  # src, dst, offsets at build
+        self._disp: Tensor | None = None  # (N, 3) Cartesian displacement since the build
+        self._image: Tensor | None = None  # (N, 3) integer wraps since the build
+
+    def moved(self, step: Tensor, wrap: Tensor) -> None:
+        """Record a move: ``step (N, 3)`` Cartesian Å, ``wrap (N, 3)`` integers subtracted by wrapping."""
+        if self._candidates is not None:
+            self._disp = self._disp + step
+            self._image = self._image + wrap
+
+    def _needs_build(self) -> bool:
+        if self.skin is None or self._candidates is None:
+            return True
+        return bool((self._disp.norm(dim=-1).max() > 0.5 * self.skin).item()) if self._disp.numel() else False
+
+    def graph(self, frac: Tensor, lattice: Tensor) -> tuple[PeriodicGraph, Triplets]:
+        """Graph and triplets for wrapped ``frac (N, 3)`` in ``lattice (C, 3, 3)``."""
+        if self._needs_build():
+            self.num_builds += 1
+            if self.skin is None:
+                graph = radius_graph_pbc(frac, lattice, self.num_atoms, self.cutoff, self.max_neighbors)
+                return graph, triplets(graph, frac.shape[0])
+            cand = radius_graph_pbc(frac, lattice, self.num_atoms, self.cutoff + self.skin, None)
+            src, dst = cand.edge_index
+            off = cand.cell_offsets
+            order = _stable_order([dst, src, off[:, 0], off[:, 1], off[:, 2]])
+            self._candidates = (src[order], dst[order], off[order])
+            self._disp = torch.zeros_like(frac)
+            self._image = torch.zeros(frac.shape, dtype=torch.long, device=frac.device)
+        graph = self._filter(frac, lattice)
+        return graph, triplets(graph, frac.shape[0])
+
+    def _filter(self, frac: Tensor, lattice: Tensor) -> PeriodicGraph:
+        src, dst, off = self._candidates
+        off = off + self._image[src] - self._image[dst]
+        dtype = torch.promote_types(frac.dtype, lattice.dtype)
+        frac_diff = frac.to(dtype)[src] - frac.to(dtype)[dst] + off.to(dtype)  # (E, 3)
+        vectors = torch.bmm(frac_diff.unsqueeze(1), lattice.to(dtype)[self.batch[dst]]).squeeze(1)
+        dist2 = (vectors.double() ** 2).sum(-1)  # (E,)
+        keep = dist2 <= self.cutoff**2
+        src, dst, off, vectors, dist2 = src[keep], dst[keep], off[keep], vectors[keep], dist2[keep]
+        order = torch.sort(dist2, stable=True).indices
+        order = order[torch.sort(dst[order], stable=True).indices]
+        if self.max_neighbors is not None:
+            dst_sorted = dst[order]
+            counts = torch.bincount(dst_sorted, minlength=frac.shape[0])
+            first = torch.cumsum(counts, 0) - counts
+            rank = torch.arange(order.shape[0], device=order.device) - first[dst_sorted]
+            order = order[rank < self.max_neighbors]
+        vectors = vectors[order]
+        return PeriodicGraph(
+            edge_index=torch.stack([src[order], dst[order]]),
+            cell_offsets=off[order],
+            vectors=vectors,
+            distances=vectors.norm(dim=-1),
+        )

@@ -1,0 +1,106 @@
+"""Checkpoints that load without executing code: ``model.safetensors`` + ``config.json``.
+
+``config.json`` holds the schema version, the model config, a readable copy of the scalers (the
+weights file holds the authoritative buffers), the versions of the five packages and torch, and a
+caller's ``extra`` dict (JSON). Files are written to temporary names and renamed, so an interrupted
+save never leaves a half-written checkpoint under the final names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ._config import CondCDVAEConfig
+from ._model import CondCDVAE
+
+__all__ = ["SCHEMA_VERSION", "load_checkpoint", "package_versions", "read_checkpoint_info", "save_checkpoint"]
+
+SCHEMA_VERSION = 1
+WEIGHTS, CONFIG = "model.safetensors", "config.json"
+_PACKAGES = ("xtal-graph", "score-decoder", "cond-vae", "xtal-eval", "xtal-data")
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the five packages and torch (``None`` if not installed)."""
+    out: dict[str, str | None] = {}
+    for name in (*_PACKAGES, "torch"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def save_checkpoint(directory: str | os.PathLike, model: CondCDVAE, *, extra: dict | None = None) -> Path:
+    """Write ``model.safetensors`` and ``config.json`` into ``directory`` (created if needed).
+
+    ``extra`` must be JSON-serialisable (e.g. ``{"step": 1000, "epoch": 3}``); it is returned by
+    :func:`read_checkpoint_info`. Returns the directory.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    info = {
+        "schema_version": SCHEMA_VERSION,
+        "format": "cond-vae checkpoint",
+        "config": model.config.to_dict(),
+        "scalers": model.scalers_dict(),
+        "versions": package_versions(),
+        "extra": extra or {},
+    }
+    text = json.dumps(info, indent=2, allow_nan=False)  # fails before anything is written
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tmp_weights, tmp_config = directory / f".{WEIGHTS}.tmp", directory / f".{CONFIG}.tmp"
+    save_file(tensors, str(tmp_weights), metadata={"schema_version": str(SCHEMA_VERSION)})
+    tmp_config.write_text(text)
+    os.replace(tmp_weights, directory / WEIGHTS)
+    os.replace(tmp_config, directory / CONFIG)
+    return directory
+
+
+def read_checkpoint_info(directory: str | os.PathLike) -> dict[str, Any]:
+    """The parsed ``config.json`` of a checkpoint, after checking its schema version."""
+    path = Path(directory) / CONFIG
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint: no {CONFIG} in {directory}")
+    try:
+        info = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"checkpoint: {path} is not valid JSON ({err})") from None
+    version = info.get("schema_version") if isinstance(info, dict) else None
+    if not isinstance(version, int):
+        raise ValueError(f"checkpoint: {path} has no integer schema_version")
+    if version > SCHEMA_VERSION:
+        raise ValueError(
+            f"checkpoint: {path} has schema version {version}, newer than this cond-vae "
+            f"({SCHEMA_VERSION}); upgrade cond-vae (written with {info.get('versions', {}).get('cond-vae')})"
+        )
+    return info
+
+
+def load_checkpoint(directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> CondCDVAE:
+    """Rebuild a :class:`CondCDVAE` from a checkpoint directory (no pickle, no code execution)."""
+    info = read_checkpoint_info(directory)
+    config = CondCDVAEConfig.from_dict(info["config"])
+    weights = Path(directory) / WEIGHTS
+    if not weights.is_file():
+        raise FileNotFoundError(f"checkpoint: no {WEIGHTS} in {directory}")
+    model = CondCDVAE(config)
+    state = load_file(str(weights), device=str(map_location))
+    missing, unexpected = set(model.state_dict()) - set(state), set(state) - set(model.state_dict())
+    if missing or unexpected:
+        raise ValueError(
+            f"checkpoint: {weights} does not match the config (missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]})"
+        )
+    # dtype of every floating tensor follows the saved weights (float32 or float64 checkpoints)
+    first_param = next(name for name, _ in model.named_parameters())
+    model.to(dtype=state[first_param].dtype)
+    model.load_state_dict(state, strict=True)
+    return model.to(map_location)
