@@ -1,0 +1,212 @@
+"""Ingestion: any source -> a store, parsed in parallel, committed in batches, every skip reported.
+
+Each batch of ``batch_size`` structures is one append transaction, so an interrupted ingestion leaves all
+earlier batches readable and none half-written; re-running the same ingestion skips the ids already stored.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+import time
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+from xtal_data import __version__
+from xtal_data.records import CrystalArrays, CrystalRecord
+from xtal_data.sources import (
+    PressureSpec,
+    Skip,
+    TextItem,
+    iter_ase_db,
+    iter_folder,
+    iter_table,
+    iter_xyz,
+    read_table,
+    source_kind,
+)
+from xtal_data.store import CrystalStore
+
+DUPLICATE_IN_SOURCE = "duplicate id in source"
+DUPLICATE_IN_STORE = "id already in store"
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What an ingestion did: records read from the source, written, and skipped (id + reason)."""
+
+    source: str
+    store: str
+    read: int
+    written: int
+    skipped: tuple[Skip, ...]
+    seconds: float
+
+    def reasons(self) -> dict[str, int]:
+        """Number of skipped records per reason (the reason text up to its first colon-free summary)."""
+        return dict(Counter(_reason_key(s.reason) for s in self.skipped).most_common())
+
+    def summary(self, max_examples: int = 10) -> str:
+        lines = [
+            f"ingested {self.written} of {self.read} records from {self.source} into {self.store} "
+            f"in {self.seconds:.1f} s ({self.read / max(self.seconds, 1e-9):.0f} records/s)",
+            f"skipped {len(self.skipped)}" + (":" if self.skipped else ""),
+        ]
+        lines += [f"  {n:6d}  {reason}" for reason, n in self.reasons().items()]
+        for s in self.skipped[:max_examples]:
+            lines.append(f"  e.g. {s.id}: {s.reason}")
+        return "\n".join(lines)
+
+
+def _reason_key(reason: str) -> str:
+    """Group reasons: drop the structure-specific prefix ``structure 'x':`` and the details."""
+    text = reason.split(": ", 1)[1] if reason.startswith("structure '") and ": " in reason else reason
+    return text.split(" (")[0].split(":")[0][:80]
+
+
+def parse_item(item: TextItem) -> CrystalRecord | Skip:
+    """Parse one text structure (CIF or POSCAR) with pymatgen; any failure becomes a Skip with a reason."""
+    from pymatgen.core import Structure
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            structure = Structure.from_str(item.text, fmt=item.fmt)
+            return CrystalRecord.from_pymatgen(
+                structure, id=item.id, pressure=item.pressure, **item.properties
+            )
+        except Exception as err:  # pymatgen raises many exception types on malformed text
+            detail = "; ".join(dict.fromkeys(str(w.message).splitlines()[0] for w in caught))[:200]
+            msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+            reason = f"malformed {item.fmt.upper()} ({msg}{'; ' + detail if detail else ''})"
+            if isinstance(err, ValueError) and msg.startswith(f"structure {item.id!r}"):
+                reason = msg
+            return Skip(item.id, reason)
+
+
+def iter_source(
+    source: str,
+    *,
+    pressure: PressureSpec,
+    id_column: str | None = None,
+    cif_column: str = "cif",
+) -> tuple[Iterator[TextItem | CrystalRecord | Skip], dict]:
+    """Items of any supported source plus an info dict (kind, columns used)."""
+    kind = source_kind(source)
+    if kind == "table":
+        items, info = iter_table(
+            read_table(source), pressure=pressure, id_column=id_column, cif_column=cif_column, source=source
+        )
+        return items, {"kind": kind, **info}
+    if kind in ("folder", "structure-file"):
+        return iter_folder(source, pressure=pressure), {"kind": kind}
+    if kind == "xyz":
+        return iter_xyz(source, pressure=pressure), {"kind": kind}
+    return iter_ase_db(source, pressure=pressure), {"kind": kind}
+
+
+def _parsed(items: list[TextItem], pool: ProcessPoolExecutor | None) -> Iterable[CrystalRecord | Skip]:
+    if pool is None:
+        return map(parse_item, items)
+    return pool.map(parse_item, items, chunksize=max(1, min(64, len(items) // (4 * pool._max_workers) or 1)))
+
+
+def ingest(
+    source: str,
+    store: str | CrystalStore,
+    *,
+    pressure: float | None = None,
+    pressure_column: str | None = "pressure",
+    id_column: str | None = None,
+    cif_column: str = "cif",
+    workers: int | None = None,
+    batch_size: int = 4096,
+    progress: bool = True,
+    storage_options: dict | None = None,
+) -> IngestReport:
+    """Ingest ``source`` (CSV/feather/parquet with a CIF column, a folder of CIF/POSCAR files, an extended
+    XYZ file or an ASE database; path or fsspec URL) into ``store`` (a store or a URL; created if absent).
+
+    Args:
+        pressure: constant pressure in GPa; required when the source has no ``pressure_column``. When both
+            exist they must agree.
+        id_column: table column with unique ids (default: material_id, id or name).
+        workers: parsing processes (default: all cores; 1 parses in this process).
+        batch_size: structures per append transaction.
+
+    Ids already in the store, or repeated in the source, are skipped and reported, never doubled.
+    """
+    t0 = time.perf_counter()
+    if not isinstance(store, CrystalStore):
+        try:
+            store = CrystalStore.open(store, mode="r+", storage_options=storage_options)
+        except FileNotFoundError:
+            store = CrystalStore.create(store, storage_options=storage_options)
+    store._require_writable()
+    spec = PressureSpec(constant=pressure, column=pressure_column)
+    items, info = iter_source(str(source), pressure=spec, id_column=id_column, cif_column=cif_column)
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    existing = frozenset(store.ids.tolist())
+    seen = set(existing)
+    skipped: list[Skip] = []
+    n_read = n_written = 0
+    pool = None
+    bar = _progress_bar(progress, source)
+    try:
+        for batch in _batched(items, batch_size):
+            n_read += len(batch)
+            texts = [it for it in batch if isinstance(it, TextItem)]
+            if pool is None and workers > 1 and len(texts) >= 64:
+                ctx = multiprocessing.get_context("spawn")  # never fork: zarr runs an event-loop thread
+                pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+            parsed = iter(_parsed(texts, pool))
+            records: list[CrystalRecord] = []
+            for it in batch:
+                out = next(parsed) if isinstance(it, TextItem) else it
+                if isinstance(out, Skip):
+                    skipped.append(out)
+                elif out.id in seen:
+                    reason = DUPLICATE_IN_STORE if out.id in existing else DUPLICATE_IN_SOURCE
+                    skipped.append(Skip(out.id, reason))
+                else:
+                    seen.add(out.id)
+                    records.append(out)
+            if records:
+                n_written += store.append(CrystalArrays.from_records(records), on_duplicate="error").written
+            bar.update(len(batch))
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.shutdown()
+    report = IngestReport(str(source), store.url, n_read, n_written, tuple(skipped), time.perf_counter() - t0)
+    store.add_provenance({
+        "action": "ingest", "source": str(source), "xtal_data_version": __version__, **info,
+        "pressure_constant_gpa": pressure, "read": n_read, "written": n_written, "skipped": report.reasons(),
+    })  # fmt: skip
+    return report
+
+
+def _batched(items: Iterable, n: int) -> Iterator[list]:
+    it = iter(items)
+    while batch := list(itertools.islice(it, n)):
+        yield batch
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(enabled: bool, source: str):
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(desc=f"ingest {os.path.basename(str(source).rstrip('/'))}", unit=" structures")
