@@ -1,0 +1,46 @@
+"""Shared helpers for the xtal_graph tests: independent reference neighbour lists and edge sets."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import torch
+from xtal_graph import PeriodicGraph
+
+
+def edge_set(graph: PeriodicGraph) -> set[tuple[int, int, int, int, int]]:
+    """Edges as a set of (target i, source j, ox, oy, oz)."""
+    rows = torch.cat([graph.edge_index.flip(0).T, graph.cell_offsets], dim=1).tolist()
+    return {tuple(r) for r in rows}
+
+
+def vesin_edges(frac: np.ndarray, lattice: np.ndarray, cutoff: float) -> set[tuple[int, ...]]:
+    from vesin import NeighborList
+
+    cart = np.asarray(frac, dtype=np.float64) @ lattice
+    i, j, shifts = NeighborList(cutoff=cutoff, full_list=True).compute(
+        points=cart, box=lattice, periodic=True, quantities="ijS"
+    )
+    return {(int(a), int(b), *map(int, s)) for a, b, s in zip(i, j, shifts, strict=True)}
+
+
+def pymatgen_edges(structure, cutoff: float) -> set[tuple[int, ...]]:
+    """pymatgen's neighbour list, with images relative to the structure's own frac coords."""
+    centers, points, images, _ = structure.get_neighbor_list(cutoff)
+    return {(int(a), int(b), *map(int, np.round(s))) for a, b, s in zip(centers, points, images, strict=True)}
+
+
+def brute_force_edges(frac: np.ndarray, lattice: np.ndarray, cutoff: float, reach: int) -> set:
+    """All (i, j, n) with |frac_j + n - frac_i| @ L <= cutoff for n in [-reach, reach]^3."""
+    frac = np.asarray(frac, dtype=np.float64)
+    images = np.array(list(itertools.product(range(-reach, reach + 1), repeat=3)), dtype=np.float64)
+    out = set()
+    for i in range(len(frac)):
+        for j in range(len(frac)):
+            vec = (frac[j] - frac[i] + images) @ lattice
+            dist = np.linalg.norm(vec, axis=1)
+            for n, d in zip(images.astype(int), dist, strict=True):
+                if d <= cutoff and not (i == j and not n.any()):
+                    out.add((i, j, *map(int, n)))
+    return out
