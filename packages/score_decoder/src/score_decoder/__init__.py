@@ -5,8 +5,9 @@
 """
 
 from ._config import GemNetConfig
+from ._fitting import fit_scale_factors
 from ._model import GemNetScore
 
 __version__ = "0.1.0"
 
-__all__ = ["GemNetConfig", "GemNetScore", "__version__"]
+__all__ = ["GemNetConfig", "GemNetScore", "__version__", "fit_scale_factors"]

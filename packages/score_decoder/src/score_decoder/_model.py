@@ -18,6 +18,7 @@ from .layers import (
     InteractionBlock,
     OutputBlock,
     RadialBasis,
+    ScaleFactor,
     build_triplet_layout,
 )
 
@@ -36,9 +37,12 @@ class GemNetScore(nn.Module):
     never builds graphs: build them with ``xtal_graph.radius_graph_pbc(..., cutoff=config.cutoff,
     max_neighbors=config.max_neighbors)`` and ``xtal_graph.triplets``.
 
-    Differences from the reference GemNet-dT: no energy branch and no fitted scale factors. Sums
-    are divided by the square root of their expected size (``config.expected_neighbors``) and every
-    residual sum by ``sqrt(2)``, so activations are of order one at initialisation for any depth.
+    Differences from the reference GemNet-dT: no energy branch (every parameter is used), and
+    scale factors for every block, fitted by :func:`~score_decoder.fit_scale_factors` and stored as
+    buffers in the ``state_dict`` (the reference had fitted values for 3 blocks only). Before
+    fitting, sums are divided by the square root of their expected size
+    (``config.expected_neighbors``); the activations of deep networks then drift by a factor of
+    about 3 per block, so fit once on a batch of training structures before training.
 
     Args:
         config: Network hyper-parameters.
@@ -87,6 +91,8 @@ class GemNetScore(nn.Module):
             for _ in range(c.num_blocks + 1)
         )
         self.output_norm = 1.0 / math.sqrt(neighbors * (c.num_blocks + 1))
+        self.scale_out = ScaleFactor()
+        self.register_buffer("scale_factors_fitted", torch.tensor(False))
 
     def forward(
         self,
@@ -136,7 +142,7 @@ class GemNetScore(nn.Module):
             force = force + output(m, rbf_out)
         edge_vec = vectors * (force / distances).unsqueeze(-1)  # (E, 3): F_ji * unit(r_j - r_i)
         score = vectors.new_zeros(num_atoms, 3).index_add_(0, edge_index[1], edge_vec)
-        return score * self.output_norm
+        return self.scale_out(score * self.output_norm)
 
     def _check_inputs(self, atom_types, batch, graph, cond) -> None:
         if atom_types.ndim != 1 or batch.shape != atom_types.shape:

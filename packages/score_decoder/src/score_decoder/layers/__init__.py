@@ -10,6 +10,7 @@ from ._embedding import AtomEmbedding, EdgeEmbedding
 from ._interaction import AtomUpdate, InteractionBlock, TripletInteraction
 from ._layout import TripletLayout, build_triplet_layout, reverse_edges
 from ._output import OutputBlock
+from ._scale import ScaleFactor
 
 __all__ = [
     "AngleBasis",
@@ -23,6 +24,7 @@ __all__ = [
     "PolynomialEnvelope",
     "RadialBasis",
     "ResidualLayer",
+    "ScaleFactor",
     "ScaledSiLU",
     "TripletInteraction",
     "TripletLayout",

@@ -10,6 +10,7 @@ from torch import nn
 from ._base import INV_SQRT_2, Dense, ResidualLayer
 from ._embedding import EdgeEmbedding
 from ._layout import TripletLayout
+from ._scale import ScaleFactor
 
 __all__ = ["TripletInteraction", "AtomUpdate", "InteractionBlock"]
 
@@ -49,15 +50,17 @@ class TripletInteraction(nn.Module):
         self.up_projection_ca = Dense(emb_size_bilinear, emb_size_edge, activation=True)
         self.up_projection_ac = Dense(emb_size_bilinear, emb_size_edge, activation=True)
         self.sum_norm = 1.0 / math.sqrt(max(expected_triplets, 1.0))
+        self.scale_rbf = ScaleFactor()
+        self.scale_cbf_sum = ScaleFactor()
 
     def forward(
         self, m: torch.Tensor, rbf3: torch.Tensor, cbf: torch.Tensor, layout: TripletLayout
     ) -> torch.Tensor:
         """Messages ``(E, H)``, radial ``(E, emb_size_rbf)``, circular basis ``(E, emb_size_cbf, K)``."""
-        x = self.dense_ba(m) * self.mlp_rbf(rbf3)  # (E, H)
+        x = self.scale_rbf(self.dense_ba(m) * self.mlp_rbf(rbf3))  # (E, H)
         x = self.down_projection(x)  # (E, trip)
         x_slots = layout.gather_kj(x)  # (E, K, trip): message of each triplet's edge kj, zero padded
-        agg = torch.bmm(cbf, x_slots) * self.sum_norm  # (E, cbf, trip)
+        agg = self.scale_cbf_sum(torch.bmm(cbf, x_slots) * self.sum_norm)  # (E, cbf, trip)
         x = self.bilinear(agg.flatten(1))  # (E, bil)
         x_ca = self.up_projection_ca(x)  # (E, H)
         x_ac = layout.gather_reverse(self.up_projection_ac(x))  # (E, H), zero where ij is absent
@@ -90,14 +93,15 @@ class AtomUpdate(nn.Module):
         layers += [ResidualLayer(emb_size_atom) for _ in range(num_residual)]
         self.layers = nn.Sequential(*layers)
         self.sum_norm = 1.0 / math.sqrt(expected_neighbors)
+        self.scale_sum = ScaleFactor()
 
     def forward(
         self, m: torch.Tensor, rbf: torch.Tensor, target: torch.Tensor, num_atoms: int
     ) -> torch.Tensor:
         """Messages ``(E, H)``, radial ``(E, emb_size_rbf)``, target atom ``(E,)`` -> ``(N, Ha)``."""
         x = m * self.dense_rbf(rbf)  # (E, H)
-        pooled = x.new_zeros(num_atoms, x.shape[1]).index_add_(0, target, x) * self.sum_norm  # (N, H)
-        return self.layers(pooled)
+        pooled = x.new_zeros(num_atoms, x.shape[1]).index_add_(0, target, x)  # (N, H)
+        return self.layers(self.scale_sum(pooled * self.sum_norm))
 
 
 class InteractionBlock(nn.Module):
@@ -148,6 +152,9 @@ class InteractionBlock(nn.Module):
             atom_features=emb_size_atom, edge_features=emb_size_edge, out_features=emb_size_edge
         )
         self.after_concat = nn.Sequential(*[ResidualLayer(emb_size_edge) for _ in range(num_concat)])
+        # Residual sums of positively correlated terms grow the streams by up to sqrt(2) per sum.
+        self.scale_h = ScaleFactor()
+        self.scale_m = ScaleFactor()
 
     def forward(
         self,
@@ -166,4 +173,4 @@ class InteractionBlock(nn.Module):
         m = self.after_skip((m + x) * INV_SQRT_2)
         h = (h + self.atom_update(m, rbf_h, edge_index[1], h.shape[0])) * INV_SQRT_2  # (N, Ha)
         m = (m + self.concat(h, m, edge_index)) * INV_SQRT_2
-        return h, self.after_concat(m)
+        return self.scale_h(h), self.scale_m(self.after_concat(m))

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ._base import Dense, ResidualLayer
+from ._scale import ScaleFactor
 
 __all__ = ["OutputBlock"]
 
@@ -29,7 +30,8 @@ class OutputBlock(nn.Module):
         layers += [ResidualLayer(emb_size_edge) for _ in range(num_residual)]
         self.layers = nn.Sequential(*layers)
         self.out = Dense(emb_size_edge, 1, activation=False)
+        self.scale_rbf = ScaleFactor()
 
     def forward(self, m: torch.Tensor, rbf: torch.Tensor) -> torch.Tensor:
         """Messages ``(E, H)``, radial ``(E, emb_size_rbf)`` -> per-edge scalars ``(E,)``."""
-        return self.out(self.layers(m * self.dense_rbf(rbf))).squeeze(-1)
+        return self.out(self.layers(self.scale_rbf(m * self.dense_rbf(rbf)))).squeeze(-1)
