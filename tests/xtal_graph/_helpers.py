@@ -44,3 +44,16 @@ def brute_force_edges(frac: np.ndarray, lattice: np.ndarray, cutoff: float, reac
                 if d <= cutoff and not (i == j and not n.any()):
                     out.add((i, j, *map(int, n)))
     return out
+
+
+def has_boundary_pair(frac, lattice, num_atoms, cutoff: float, tol: float = 1e-6) -> bool:
+    """True if any pair distance lies within ``tol`` of ``cutoff`` (the edge set is then decided by
+    rounding, so exact comparisons between implementations are ill-posed)."""
+    from xtal_graph import radius_graph_pbc
+
+    frac = torch.as_tensor(frac, dtype=torch.float64)
+    lattice = torch.as_tensor(lattice, dtype=torch.float64)
+    if lattice.ndim == 2:
+        lattice, num_atoms = lattice[None], [len(frac)]
+    graph = radius_graph_pbc(frac, lattice, torch.as_tensor(num_atoms), cutoff + tol)
+    return bool((graph.distances > cutoff - tol).any())
