@@ -174,6 +174,11 @@ class CrystalStore:
         return dict(self._meta["properties"])
 
     @property
+    def config(self) -> StoreConfig:
+        """Chunking and compression this store was created with."""
+        return StoreConfig(**self._meta["config"])
+
+    @property
     def provenance(self) -> list[dict]:
         return list(self._meta["provenance"])
 
@@ -364,7 +369,7 @@ class CrystalStore:
             lo, hi = (n0, n1) if path.startswith("atoms/") else (c0, c1)
             arr.resize((hi, *arr.shape[1:]))
             arr[lo:hi] = np.asarray(values, dtype=DISK_DTYPE.get(path, values.dtype))
-        codec = StoreConfig(**self._meta["config"]).codec()
+        codec = self.config.codec()
         chunks = (int(self._meta["config"]["chunk_structures"]),)
         for name, kind in kinds.items():
             path = f"properties/{name}"
