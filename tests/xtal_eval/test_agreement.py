@@ -4,9 +4,9 @@ import warnings
 
 import numpy as np
 import pytest
+from xtal_eval import PRESETS, Parallel, csp, match_pairs, match_prepared, prepare
 
 from tests.xtal_eval._helpers import load_mp20, perturbed
-from xtal_eval import PRESETS, Parallel, csp, match_pairs, match_prepared, prepare
 
 pytestmark = [pytest.mark.torch_free, pytest.mark.data]
 
@@ -78,7 +78,7 @@ def test_rms_and_fit_criteria_differ_on_a_real_pair(mp20):
 
 
 def _plain_csp(targets, samples, preset, k):
-    """Reference loops: DiffCSP match@k with get_rms_dist(sample, target); statgen first fit(target, sample)."""
+    """Reference loops: DiffCSP match@k, get_rms_dist(sample, target); statgen first fit(target, sample)."""
     m = preset.matcher()
     best, first = [], []
     for t, ss in zip(targets, samples, strict=True):

@@ -1,5 +1,4 @@
 import pytest
-
 from xtal_eval.presets import PRESETS, MatcherPreset, resolve_presets
 
 pytestmark = pytest.mark.torch_free

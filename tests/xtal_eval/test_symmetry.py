@@ -1,9 +1,11 @@
-"""A structure matches its transformed self with RMSD about 0 under every preset (DESIGN.md symmetry table)."""
+"""A structure matches its transformed self with RMSD about 0 under every preset (DESIGN.md)."""
 
 import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from xtal_eval import PRESETS, match_prepared, prepare
+from xtal_eval.geometry import min_image_vectors
 
 from tests.xtal_eval._helpers import (
     UNIMODULAR,
@@ -17,8 +19,6 @@ from tests.xtal_eval._helpers import (
     supercell,
     translate,
 )
-from xtal_eval import PRESETS, match_prepared, prepare
-from xtal_eval.geometry import min_image_vectors
 
 pytestmark = pytest.mark.torch_free
 
