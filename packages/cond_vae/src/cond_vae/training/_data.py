@@ -1,0 +1,101 @@
+"""Batches of crystals for training: deterministic, shardable across processes, resumable mid-epoch.
+
+The epoch order comes from ``DistributedSampler(seed, epoch)``, so it depends only on the seed and the
+epoch. Process ``r`` of ``W`` takes the strided share ``order[r::W]`` and cuts it into step batches of
+``batch_size``; a step batch is split into ``accumulate`` micro-batches, again strided
+(``batch[m::A]``). With this layout, micro-batch ``m`` of process ``r`` holds exactly micro-batch
+``m * W + r`` of one process with ``W * A`` micro-batches and a ``W`` times larger batch: the global
+batch of every step is the same whatever the number of processes, which the DDP test relies on.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+from xtal_graph import Crystal, CrystalBatch, collate
+
+
+def as_sequence(data: Iterable[Crystal] | Sequence[Crystal], *, name: str) -> Sequence[Crystal]:
+    """``data`` itself when it supports ``len`` and indexing (a list, a torch map-style Dataset),
+    otherwise its items in a list. An empty dataset raises ``ValueError`` naming ``name``."""
+    if not (hasattr(data, "__len__") and hasattr(data, "__getitem__")):
+        data = list(data)
+    if len(data) == 0:  # type: ignore[arg-type]
+        raise ValueError(f"the {name} data holds no crystals")
+    return data  # type: ignore[return-value]
+
+
+def epoch_order(
+    num_items: int, *, seed: int, epoch: int, rank: int, world_size: int, shuffle: bool
+) -> list[int]:
+    """This process's indices for ``epoch`` (padded by repetition to equal shares, as DistributedSampler)."""
+    sampler = DistributedSampler(
+        range(num_items), num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=False
+    )
+    sampler.set_epoch(epoch)
+    return list(sampler)
+
+
+def step_batches(order: Sequence[int], *, batch_size: int, drop_last: bool) -> list[list[int]]:
+    """Cut ``order`` into step batches of ``batch_size`` (the last one shorter unless dropped)."""
+    batches = [list(order[i : i + batch_size]) for i in range(0, len(order), batch_size)]
+    if drop_last and batches and len(batches[-1]) < batch_size:
+        batches.pop()
+    return batches
+
+
+def micro_batches(batch: Sequence[int], accumulate: int) -> list[list[int]]:
+    """Strided split of one step batch into at most ``accumulate`` non-empty micro-batches."""
+    return [list(batch[m::accumulate]) for m in range(accumulate) if batch[m::accumulate]]
+
+
+def _collate(items: list[Crystal], dtype: torch.dtype) -> CrystalBatch:
+    return collate(items, dtype=dtype)
+
+
+class _Indexed(torch.utils.data.Dataset):
+    """A map-style view of a sequence of crystals (torch's DataLoader wants a Dataset)."""
+
+    def __init__(self, data: Sequence[Crystal]):
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> Crystal:
+        return self.data[index]
+
+
+def iterate_micro_batches(
+    data: Sequence[Crystal],
+    batches: Sequence[Sequence[int]],
+    *,
+    dtype: torch.dtype,
+    num_workers: int,
+) -> Iterator[CrystalBatch]:
+    """Collated batches for the given index lists, in order (worker processes when ``num_workers``)."""
+    loader: Any = DataLoader(
+        _Indexed(data),
+        batch_sampler=[list(b) for b in batches],
+        collate_fn=functools.partial(_collate, dtype=dtype),
+        num_workers=num_workers,
+        persistent_workers=False,
+    )
+    return iter(loader)
+
+
+def validation_shards(
+    num_items: int, *, rank: int, world_size: int, batch_size: int
+) -> list[tuple[int, list[int]]]:
+    """This process's validation batches as ``(global batch number, indices)``.
+
+    The validation set is cut into batches in order, and batch ``i`` goes to process ``i % W``: every
+    crystal counts once, and each batch (with its seed, see ``_step.validate``) is the same whatever
+    the number of processes.
+    """
+    batches = [list(range(i, min(i + batch_size, num_items))) for i in range(0, num_items, batch_size)]
+    return [(i, b) for i, b in enumerate(batches) if i % world_size == rank]

@@ -1,0 +1,370 @@
+"""``train()``: the training loop (one process, or one of several under torchrun with DDP).
+
+Output directory::
+
+    out_dir/
+      config.toml            resolved [train] and [model] configuration (rank 0)
+      metrics.csv            train rows every ``log_every_steps``, a val row per validation
+      checkpoints/step_*/    resumable step checkpoints (every ``checkpoint_every_steps`` and at the end)
+      best/                  model-only checkpoint with the lowest validation loss
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from xtal_graph import Crystal
+
+from cond_vae._config import CondCDVAEConfig
+from cond_vae._model import CondCDVAE
+from cond_vae.checkpoint import WEIGHTS, read_checkpoint_info
+from cond_vae.training import _data, _distributed, _state, _toml
+from cond_vae.training._config import TrainConfig
+from cond_vae.training._metrics import MetricsLog, ValMetrics
+from cond_vae.training._step import NonFiniteLossError, train_step, validate
+
+# Fields that may change between a run and its resumption without breaking exactness.
+_RESUMABLE_CHANGES = {
+    "max_epochs", "max_steps", "progress", "checkpoint_every_steps", "keep_checkpoints",
+    "log_every_steps", "tensorboard", "num_workers", "max_nonfinite_skips",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SkippedBatch:
+    """A step whose batch was skipped because of a non-finite loss or gradient."""
+
+    step: int
+    epoch: int
+    ids: tuple[str | None, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished ``train`` call leaves behind (paths are inside ``out_dir``)."""
+
+    out_dir: Path
+    steps: int
+    epochs_completed: int
+    final_checkpoint: Path
+    best_checkpoint: Path | None
+    best_val_loss: float | None
+    last_val: ValMetrics | None
+    last_train_loss: float | None
+    skipped: tuple[SkippedBatch, ...]
+    seconds: float
+
+
+def train(
+    train_config: TrainConfig,
+    model_config: CondCDVAEConfig | None,
+    train_data: Iterable[Crystal] | Sequence[Crystal],
+    val_data: Iterable[Crystal] | Sequence[Crystal] | None,
+    out_dir: str | Path,
+    *,
+    resume_from: str | Path | None = None,
+) -> TrainResult:
+    """Train a Cond-CDVAE on crystals (each with ``properties`` holding every scalar condition).
+
+    ``resume_from``: a step checkpoint directory, or ``"auto"`` for the newest one under
+    ``out_dir/checkpoints`` (a fresh start when there is none). When resuming, ``model_config`` may be
+    ``None`` (taken from the checkpoint); if given it must equal the checkpoint's.
+    Under torchrun (WORLD_SIZE > 1) every process calls ``train`` with the same arguments.
+    Raises ``NonFiniteLossError`` (with the crystal ids) on a non-finite loss when
+    ``on_nonfinite = "raise"``.
+    """
+    ctx = _distributed.setup(train_config.device)
+    try:
+        trainer = _Trainer(train_config, model_config, train_data, val_data, Path(out_dir), ctx, resume_from)
+        return trainer.run()
+    finally:
+        _distributed.teardown(ctx)
+
+
+class _Trainer:
+    def __init__(self, cfg, model_config, train_data, val_data, out_dir, ctx, resume_from):
+        self.cfg, self.ctx, self.out_dir = cfg, ctx, out_dir
+        self.train_data = _data.as_sequence(train_data, name="training")
+        self.val_data = None if val_data is None else _data.as_sequence(val_data, name="validation")
+        self.dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
+        self.autocast = cfg.bf16_autocast and ctx.device.type == "cuda"
+        self.ckpt_dir = out_dir / "checkpoints"
+        resume = self._resolve_resume(resume_from)
+        self.model = self._build_model(model_config, resume)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.net = (
+            DistributedDataParallel(
+                self.model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
+            )
+            if ctx.distributed
+            else self.model
+        )
+        self.optimizer = torch.optim.Adam(
+            self.params, lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps, weight_decay=cfg.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience,
+            min_lr=cfg.plateau_min_lr,
+        )  # fmt: skip
+        self.loop = _state.LoopState()
+        if resume is not None:
+            self._check_resumable(resume)
+            self.loop = _state.load_training_state(resume, optimizer=self.optimizer, scheduler=self.scheduler)
+        if ctx.is_main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            config = {"train": cfg.to_dict(), "model": self.model.config.to_dict()}
+            (out_dir / "config.toml").write_text(_toml.dumps(config))
+        _distributed.barrier(ctx)
+        tb = out_dir / "tensorboard" if cfg.tensorboard else None
+        self.log = MetricsLog(out_dir / "metrics.csv", enabled=ctx.is_main, tensorboard_dir=tb)
+        self.log.start(keep_rows=self.loop.csv_rows if resume is not None else None)
+        self.last_val: ValMetrics | None = None
+        self.last_train_loss: float | None = None
+
+    # ------------------------------------------------------------------ set-up
+    def _resolve_resume(self, resume_from) -> Path | None:
+        if resume_from is None:
+            return None
+        if str(resume_from) == "auto":
+            return _state.latest_checkpoint(self.ckpt_dir)
+        path = Path(resume_from)
+        _state.read_training_meta(path)  # clear error when it is not a training checkpoint
+        return path
+
+    def _build_model(self, model_config, resume: Path | None) -> CondCDVAE:
+        torch.manual_seed(self.cfg.seed)
+        if resume is not None:
+            model = _load_weights_exact(resume)
+            if model_config is not None and model.config != model_config:
+                raise ValueError(
+                    f"model config differs from the checkpoint's in {resume}; pass None to reuse it"
+                )
+        else:
+            if model_config is None:
+                raise ValueError("model_config is required unless resuming from a checkpoint")
+            model = CondCDVAE(model_config)
+            model.fit_scalers(self.train_data)
+        if self.dtype == torch.float64:
+            model = model.to(torch.float64)  # scalers are float64 already; never cast them to float32
+        return model.to(self.ctx.device).train()
+
+    def _check_resumable(self, resume: Path) -> None:
+        saved = _state.read_training_meta(resume)["train_config"]
+        now = self.cfg.to_dict()
+        changed = sorted(k for k in now if k not in _RESUMABLE_CHANGES and saved.get(k) != now[k])
+        if changed:
+            warnings.warn(
+                f"resuming {resume} with changed settings {changed}: the run continues but will not "
+                "equal an uninterrupted one",
+                stacklevel=3,
+            )
+
+    # ------------------------------------------------------------------ loop
+    def run(self) -> TrainResult:
+        cfg, loop, ctx = self.cfg, self.loop, self.ctx
+        start = time.perf_counter()
+        n_batches = len(self._epoch_batches(0))
+        total = (
+            cfg.max_epochs * n_batches
+            if cfg.max_steps is None
+            else min(cfg.max_steps, cfg.max_epochs * n_batches)
+        )
+        bar = _progress(total=total, initial=min(loop.step, total), enabled=cfg.progress and ctx.is_main)
+        interval = torch.tensor(loop.interval_sums or [0.0] * 6, dtype=torch.float64)
+        stop = cfg.max_steps is not None and loop.step >= cfg.max_steps
+        while loop.epoch < cfg.max_epochs and not stop:
+            batches = self._epoch_batches(loop.epoch)
+            teacher_forcing = loop.epoch <= cfg.teacher_forcing_max_epoch
+            while loop.batch_in_epoch < len(batches) and not stop:
+                stats = self._step(batches[loop.batch_in_epoch], teacher_forcing)
+                loop.step += 1
+                loop.batch_in_epoch += 1
+                if not stats.reason:  # skipped batches are counted, never averaged in
+                    interval += stats.sums
+                    self.last_train_loss = float(stats.sums[0] / stats.sums[4])
+                if loop.step % cfg.log_every_steps == 0:
+                    self._log_train(interval, stats.grad_norm, start)
+                    interval.zero_()
+                bar.update(1)
+                if self.last_train_loss is not None:
+                    bar.set_postfix(loss=f"{self.last_train_loss:.4g}", epoch=loop.epoch, refresh=False)
+                stop = cfg.max_steps is not None and loop.step >= cfg.max_steps
+                if loop.step % cfg.checkpoint_every_steps == 0 and not stop:
+                    loop.interval_sums = interval.tolist()
+                    self._save_step_checkpoint()
+            if loop.batch_in_epoch < len(batches):
+                break  # stopped mid-epoch by max_steps
+            self._end_epoch(start)
+        bar.close()
+        loop.interval_sums = interval.tolist()
+        final = self._save_step_checkpoint()
+        self.log.close()
+        best = self.out_dir / "best"
+        return TrainResult(
+            out_dir=self.out_dir,
+            steps=loop.step,
+            epochs_completed=loop.epoch,
+            final_checkpoint=final,
+            best_checkpoint=best if best.is_dir() else None,
+            best_val_loss=None if math.isinf(loop.best_val_loss) else loop.best_val_loss,
+            last_val=self.last_val,
+            last_train_loss=self.last_train_loss,
+            skipped=tuple(
+                SkippedBatch(s["step"], s["epoch"], tuple(s["ids"]), s["reason"]) for s in loop.skipped
+            ),
+            seconds=time.perf_counter() - start,
+        )
+
+    def _epoch_batches(self, epoch: int) -> list[list[int]]:
+        cfg = self.cfg
+        order = _data.epoch_order(
+            len(self.train_data), seed=cfg.seed, epoch=epoch, rank=self.ctx.rank,
+            world_size=self.ctx.world_size, shuffle=True,
+        )  # fmt: skip
+        batches = _data.step_batches(order, batch_size=cfg.batch_size, drop_last=cfg.drop_last)
+        if not batches:
+            raise ValueError(
+                f"{len(self.train_data)} training crystals over {self.ctx.world_size} process(es) give "
+                f"no full batch of {cfg.batch_size} with drop_last = true"
+            )
+        return batches
+
+    def _step(self, batch_indices: list[int], teacher_forcing: bool):
+        cfg, loop = self.cfg, self.loop
+        micro_idx = _data.micro_batches(batch_indices, cfg.accumulate)
+        micro = list(
+            _data.iterate_micro_batches(
+                self.train_data, micro_idx, dtype=self.dtype, num_workers=cfg.num_workers
+            )
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        stats = train_step(
+            net=self.net, params=self.params, micro=micro, seed=cfg.seed, step=loop.step, ctx=self.ctx,
+            teacher_forcing=teacher_forcing, autocast=self.autocast, grad_clip=cfg.grad_clip,
+            grad_clip_mode=cfg.grad_clip_mode,
+        )  # fmt: skip
+        if not stats.reason:
+            self.optimizer.step()
+            return stats
+        ids = tuple(i for ids in _distributed.all_gather_objects(list(stats.bad_ids), self.ctx) for i in ids)
+        message = (
+            f"{stats.reason} at step {loop.step} (epoch {loop.epoch}); crystals: {list(ids)}"
+            " (on_nonfinite = 'skip' skips such batches instead of stopping)"
+        )
+        if cfg.on_nonfinite == "raise":
+            raise NonFiniteLossError(message, step=loop.step, epoch=loop.epoch, ids=ids)
+        self.optimizer.zero_grad(set_to_none=True)
+        loop.num_skipped += 1
+        loop.skipped.append(
+            {"step": loop.step, "epoch": loop.epoch, "ids": list(ids), "reason": stats.reason}
+        )
+        warnings.warn(f"skipped batch: {message}", stacklevel=2)
+        if loop.num_skipped > cfg.max_nonfinite_skips:
+            raise NonFiniteLossError(
+                f"more than max_nonfinite_skips = {cfg.max_nonfinite_skips} batches skipped; last: {message}",
+                step=loop.step, epoch=loop.epoch, ids=ids,
+            )  # fmt: skip
+        return stats
+
+    def _end_epoch(self, start: float) -> None:
+        cfg, loop = self.cfg, self.loop
+        epoch = loop.epoch
+        if self.val_data is not None and (
+            (epoch + 1) % cfg.val_every_epochs == 0 or epoch + 1 == cfg.max_epochs
+        ):
+            val = self._validate()
+            self.scheduler.step(val.loss)
+            self.log.write(val.as_row(lr=self._lr(), seconds=time.perf_counter() - start))
+            if val.loss < loop.best_val_loss:
+                loop.best_val_loss, loop.best_step = val.loss, loop.step
+                if self.ctx.is_main:
+                    extra = {"step": loop.step, "epoch": epoch, "val_loss": val.loss}
+                    _state.save_model_only(self.out_dir / "best", self.model, extra)
+                _distributed.barrier(self.ctx)
+        loop.epoch += 1
+        loop.batch_in_epoch = 0
+
+    def _validate(self) -> ValMetrics:
+        cfg, ctx = self.cfg, self.ctx
+        shards = _data.validation_shards(
+            len(self.val_data), rank=ctx.rank, world_size=ctx.world_size,
+            batch_size=cfg.val_batch_size or cfg.batch_size,
+        )  # fmt: skip
+        loaded = _data.iterate_micro_batches(
+            self.val_data, [b for _, b in shards], dtype=self.dtype, num_workers=cfg.num_workers
+        )
+        batches = zip((i for i, _ in shards), loaded, strict=True)
+        sums, bad = validate(
+            model=self.model, batches=batches, seed=cfg.seed, ctx=ctx, autocast=self.autocast
+        )
+        bad_all = [ids for part in _distributed.all_gather_objects(bad, ctx) for ids in part]
+        if bad_all:
+            message = f"non-finite validation loss at step {self.loop.step}; crystals: {bad_all}"
+            if cfg.on_nonfinite == "raise":
+                raise NonFiniteLossError(message, step=self.loop.step, epoch=self.loop.epoch, ids=bad_all[0])
+            warnings.warn(message + " (left out of the validation metrics)", stacklevel=2)
+        n = float(sums[6])
+        if n == 0:
+            raise NonFiniteLossError("every validation batch was non-finite", step=self.loop.step,
+                                     epoch=self.loop.epoch, ids=())  # fmt: skip
+        v = (sums / n).tolist()
+        self.last_val = ValMetrics(self.loop.step, self.loop.epoch, *v[:6], num_crystals=int(n))
+        return self.last_val
+
+    # ------------------------------------------------------------------ output
+    def _lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def _log_train(self, interval: torch.Tensor, grad_norm: float, start: float) -> None:
+        n = float(interval[4])
+        parts = (interval[:4] / n).tolist() if n > 0 else [math.nan] * 4
+        row = dict(zip(("loss", "lattice", "coord", "kl"), parts, strict=True))
+        row.update(
+            split="train", step=self.loop.step, epoch=self.loop.epoch, lr=self._lr(), grad_norm=grad_norm,
+            num_crystals=int(n), skipped=self.loop.num_skipped, seconds=time.perf_counter() - start,
+        )  # fmt: skip
+        self.log.write(row)
+
+    def _save_step_checkpoint(self) -> Path:
+        path = self.ckpt_dir / f"step_{self.loop.step:08d}"
+        self.loop.csv_rows = self.log.rows
+        if self.ctx.is_main:
+            _state.save_training_checkpoint(
+                path, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler, loop=self.loop,
+                train_config_dict=self.cfg.to_dict(),
+            )  # fmt: skip
+            _state.prune_checkpoints(self.ckpt_dir, self.cfg.keep_checkpoints)
+        _distributed.barrier(self.ctx)
+        return path
+
+
+def _load_weights_exact(directory: Path) -> CondCDVAE:
+    """The checkpoint's model with every buffer in its saved dtype.
+
+    ``cond_vae.checkpoint.load_checkpoint`` casts all floating tensors to the parameters' dtype, which
+    rounds the float64 scalers of a float32 model; a resumed run must see exactly the saved values.
+    """
+    from safetensors.torch import load_file
+
+    info = read_checkpoint_info(directory)
+    model = CondCDVAE(CondCDVAEConfig.from_dict(info["config"]))
+    state = load_file(str(directory / WEIGHTS))
+    first = next(name for name, _ in model.named_parameters())
+    if state[first].dtype == torch.float64:
+        model = model.to(torch.float64)
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def _progress(*, total: int, initial: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True)
