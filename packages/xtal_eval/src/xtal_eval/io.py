@@ -155,6 +155,11 @@ def _from_atoms(atoms, label: str) -> Structure:
     return _check(AseAtomsAdaptor.get_structure(atoms), label)
 
 
+def _is_ase_atoms(obj) -> bool:
+    atoms_cls = getattr(sys.modules.get("ase"), "Atoms", None)  # ase is loaded if the caller made Atoms
+    return atoms_cls is not None and isinstance(obj, atoms_cls)
+
+
 def _read_xyz(path: Path) -> StructureSet:
     try:
         from ase.io import read
@@ -202,7 +207,7 @@ def load_structures(
         for i, item in enumerate(items):
             if isinstance(item, Structure):
                 structures.append(_check(item, f"item {i}"))
-            elif type(item).__name__ == "Atoms":
+            elif _is_ase_atoms(item):
                 structures.append(_from_atoms(item, f"item {i}"))
             else:
                 raise ValueError(
