@@ -103,6 +103,10 @@ def iter_source(
         )
         return items, {"kind": kind, **info}
     if kind in ("folder", "structure-file"):
+        if pressure.constant is None:
+            raise ValueError(
+                f"{source}: structure files carry no pressure; give the pressure in GPa (--pressure)"
+            )
         return iter_folder(source, pressure=pressure), {"kind": kind}
     if kind == "xyz":
         return iter_xyz(source, pressure=pressure), {"kind": kind}
@@ -141,14 +145,14 @@ def ingest(
     Ids already in the store, or repeated in the source, are skipped and reported, never doubled.
     """
     t0 = time.perf_counter()
-    if not isinstance(store, CrystalStore):
+    spec = PressureSpec(constant=pressure, column=pressure_column)
+    items, info = iter_source(str(source), pressure=spec, id_column=id_column, cif_column=cif_column)
+    if not isinstance(store, CrystalStore):  # only now: a bad source must not leave an empty store behind
         try:
             store = CrystalStore.open(store, mode="r+", storage_options=storage_options)
         except FileNotFoundError:
             store = CrystalStore.create(store, storage_options=storage_options)
     store._require_writable()
-    spec = PressureSpec(constant=pressure, column=pressure_column)
-    items, info = iter_source(str(source), pressure=spec, id_column=id_column, cif_column=cif_column)
     workers = (os.cpu_count() or 1) if workers is None else workers
     existing = frozenset(store.ids.tolist())
     seen = set(existing)

@@ -1,0 +1,188 @@
+"""``xtal-data`` command line: ingest, curate, split, stats, info, export. Errors exit with status 1."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(
+    help="Zarr crystal stores: ingest, curate, split, describe and export.", no_args_is_help=True
+)
+
+EXPECTED = (ValueError, KeyError, FileNotFoundError, FileExistsError, PermissionError, ImportError, OSError)
+
+
+def _friendly(fn):
+    """Turn expected errors into 'error: ...' on stderr and exit status 1 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except EXPECTED as err:
+            message = err.args[0] if isinstance(err, KeyError) and err.args else err
+            typer.echo(f"error: {message}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+@app.command()
+@_friendly
+def ingest(
+    source: str = typer.Argument(
+        ..., help="CSV/feather/parquet, folder of CIF/POSCAR, .extxyz, ASE .db; path or URL"
+    ),
+    store: str = typer.Argument(..., help="store path or fsspec URL (created if absent)"),
+    pressure: float | None = typer.Option(None, help="constant pressure in GPa (needed without a column)"),
+    pressure_column: str = typer.Option("pressure", help="table column / info key holding pressure (GPa)"),
+    id_column: str | None = typer.Option(None, help="id column (default: material_id, id or name)"),
+    cif_column: str = typer.Option("cif", help="column holding CIF text"),
+    workers: int | None = typer.Option(None, help="parsing processes (default: all cores)"),
+    batch_size: int = typer.Option(4096, help="structures per committed append"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+    report: str | None = typer.Option(None, help="write every skipped record (id, reason) to this JSON file"),
+) -> None:
+    """Ingest SOURCE into STORE; malformed records are skipped and reported."""
+    from xtal_data.ingest import ingest as run
+
+    result = run(
+        source, store, pressure=pressure, pressure_column=pressure_column, id_column=id_column,
+        cif_column=cif_column, workers=workers, batch_size=batch_size, progress=progress,
+    )  # fmt: skip
+    typer.echo(result.summary())
+    if report is not None:
+        Path(report).write_text(
+            json.dumps([{"id": s.id, "reason": s.reason} for s in result.skipped], indent=1)
+        )
+
+
+@app.command()
+@_friendly
+def info(store: str = typer.Argument(..., help="store path or URL")) -> None:
+    """Print a summary of STORE: number of structures, atoms, pressures, elements, properties, splits."""
+    from xtal_data.stats import compute_stats
+    from xtal_data.store import CrystalStore
+
+    opened = CrystalStore.open(store)
+    typer.echo(compute_stats(opened).summary())
+    meta = opened.attributes
+    schema = f"{meta['schema']} v{meta['schema_version']}"
+    typer.echo(f"schema: {schema}, created {meta['created']} by {meta['created_by']}")
+    for entry in opened.provenance:
+        typer.echo(
+            f"provenance: {entry.get('time', '?')} {entry.get('action', '?')} {entry.get('source', '')}"
+        )
+
+
+@app.command()
+@_friendly
+def curate(
+    store: str = typer.Argument(..., help="input store"),
+    output: str = typer.Argument(..., help="new store for the kept structures"),
+    distance: bool = typer.Option(True, help="shortest-distance filter"),
+    min_distance: float = typer.Option(0.5, help="Å"),
+    max_distance: float = typer.Option(5.2, help="Å (upper bound on the shortest distance)"),
+    volume: bool = typer.Option(True, help="hard-sphere volume filter"),
+    volume_factor: float = typer.Option(4.0, help="k below --high-pressure-gpa"),
+    volume_factor_high_pressure: float = typer.Option(2.0, help="k at or above --high-pressure-gpa"),
+    high_pressure_gpa: float = typer.Option(1.0, help="GPa"),
+    max_atoms: int = typer.Option(60, help="0 switches the filter off"),
+    energy: bool = typer.Option(True, help="formation energy < 0 and e_above_hull <= 0.2 (when present)"),
+    dedup: bool = typer.Option(True, help="StructureMatcher duplicate removal"),
+    energy_property: str = typer.Option("energy_per_atom", help="ranks duplicates and search members"),
+    search_id_property: str = typer.Option("search_id", help="keep the lowest-energy half of each search"),
+    workers: int = typer.Option(1, help="processes for duplicate matching"),
+) -> None:
+    """Apply the paper's curation filters to STORE and write the kept structures to OUTPUT."""
+    from xtal_data.curate import CurationConfig
+    from xtal_data.curate import curate as run
+
+    config = CurationConfig(
+        min_distance=min_distance if distance else None, max_distance=max_distance if distance else None,
+        volume_factor=volume_factor if volume else None,
+        volume_factor_high_pressure=volume_factor_high_pressure if volume else None,
+        high_pressure_gpa=high_pressure_gpa, max_atoms=max_atoms or None,
+        formation_energy_property="formation_energy_per_atom" if energy else None,
+        e_above_hull_property="e_above_hull" if energy else None, deduplicate=dedup,
+        energy_property=energy_property, search_id_property=search_id_property or None,
+    )  # fmt: skip
+    typer.echo(run(store, output, config=config, workers=workers).summary())
+
+
+@app.command()
+@_friendly
+def split(
+    store: str = typer.Argument(..., help="store (opened for writing)"),
+    kind: str = typer.Option("random", help="'random' or 'composition'"),
+    seed: int = typer.Option(0, help="random seed"),
+    fractions: str = typer.Option("0.8,0.1,0.1", help="train,val,test fractions"),
+    name: str | None = typer.Option(None, help="split name (default: the kind)"),
+) -> None:
+    """Write a seeded train/val/test split into STORE as index arrays."""
+    from xtal_data.splits import split_by_composition, split_random
+    from xtal_data.store import CrystalStore
+
+    if kind not in ("random", "composition"):
+        raise ValueError(f"--kind must be 'random' or 'composition', got {kind!r}")
+    try:
+        fr = tuple(float(x) for x in fractions.split(","))
+    except ValueError:
+        raise ValueError(f"--fractions must be comma-separated numbers, got {fractions!r}") from None
+    fn = split_random if kind == "random" else split_by_composition
+    parts = fn(CrystalStore.open(store, mode="r+"), seed=seed, fractions=fr, name=name or kind)
+    typer.echo(f"split {name or kind}: " + ", ".join(f"{p} {len(i)}" for p, i in parts.items()))
+
+
+@app.command()
+@_friendly
+def stats(
+    store: str = typer.Argument(..., help="store path or URL"),
+    out: str | None = typer.Option(None, help="folder for elements.png and histograms.png"),
+) -> None:
+    """Print statistics of STORE; with --out also draw the periodic-table heat map and histograms."""
+    from xtal_data.stats import compute_stats
+    from xtal_data.store import CrystalStore
+
+    result = compute_stats(CrystalStore.open(store))
+    typer.echo(result.summary())
+    if out is not None:
+        from xtal_data.plots import plot_histograms, plot_periodic_table
+
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        typer.echo(f"wrote {plot_periodic_table(result.structures_with_element, folder / 'elements.png')}")
+        typer.echo(f"wrote {plot_histograms(result, folder / 'histograms.png')}")
+
+
+@app.command()
+@_friendly
+def export(
+    store: str = typer.Argument(..., help="store path or URL"),
+    output: str = typer.Argument(..., help="folder (cif) or file (extxyz)"),
+    format: str = typer.Option("cif", "--format", help="'cif' or 'extxyz'"),
+    split_name: str | None = typer.Option(None, "--split", help="export only a split part"),
+    part: str = typer.Option("test", help="part of --split"),
+) -> None:
+    """Export STORE (or one split part) to a CIF folder or an extended XYZ file."""
+    from xtal_data.export import export_cif, export_extxyz
+    from xtal_data.store import CrystalStore
+
+    if format not in ("cif", "extxyz"):
+        raise ValueError(f"--format must be 'cif' or 'extxyz', got {format!r}")
+    opened = CrystalStore.open(store)
+    indices = None
+    if split_name is not None:
+        parts = opened.split(split_name)
+        if part not in parts:
+            raise ValueError(f"split {split_name!r} has no part {part!r}; it has {sorted(parts)}")
+        indices = parts[part]
+    n = (export_cif if format == "cif" else export_extxyz)(opened, output, indices=indices)
+    typer.echo(f"exported {n} structures to {output}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
