@@ -176,16 +176,17 @@ def _read_xyz(path: Path) -> StructureSet:
 
 
 def _read_store(path: Path) -> StructureSet | None:
-    """Read an xtal-data store if ``xtal_data`` is installed and ``path`` is one (else None)."""
+    """Read an xtal-data store when ``xtal_data`` is installed (the ``store`` extra), else None."""
     try:
-        import xtal_data
+        from xtal_data import CrystalStore
     except ImportError:
         return None
-    reader = getattr(xtal_data, "read_structures", None)
-    if reader is None:
-        return None
-    structures, ids = reader(str(path))
-    return StructureSet(tuple(structures), tuple(map(str, ids)) if ids is not None else None, str(path))
+    try:
+        records = list(CrystalStore.open(str(path)))
+    except Exception as exc:
+        raise ValueError(f"{path}: cannot read xtal-data store ({type(exc).__name__}: {exc})") from exc
+    structures = tuple(_check(r.to_pymatgen(), f"{path} id {r.id}") for r in records)
+    return StructureSet(structures, tuple(str(r.id) for r in records), source=str(path))
 
 
 def load_structures(
