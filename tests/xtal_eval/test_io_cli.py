@@ -221,3 +221,24 @@ def test_reads_an_xtal_data_store(tmp_path):
         pytest.skip(f"xtal-data store API differs: {exc}")
     got = load_structures(tmp_path / "s.zarr")
     assert got.ids == ("n1",) and got.structures[0].composition.reduced_formula == "NaCl"
+
+
+def test_cli_gen(files):
+    from xtal_eval.cli import app
+
+    tmp, _, _ = files
+    runner = typer_testing.CliRunner()
+    args = [
+        "gen",
+        str(tmp / "pred"),
+        str(tmp / "gt.csv"),
+        "--train",
+        str(tmp / "gt.csv"),
+        "--json",
+        str(tmp / "g.json"),
+    ]
+    r = runner.invoke(app, [*args, "--csv", str(tmp / "g.csv"), "--no-composition"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads((tmp / "g.json").read_text())
+    assert summary["uniqueness"] == 1.0 and summary["novelty"] == 0.0 and summary["struct_valid"] == 1.0
+    assert summary["wdist_density"] > 0

@@ -256,6 +256,69 @@ def csp_cmd(
 
 
 @app.command()
+def gen(
+    generated: Annotated[Path, typer.Argument(help="Generated structures.")],
+    reference: Annotated[Path, typer.Argument(help="Reference (test) structures for distribution metrics.")],
+    train: Annotated[Path | None, typer.Option(help="Training structures for novelty.")] = None,
+    preset: Annotated[
+        str, typer.Option("--preset", "-p", help="Matcher preset for uniqueness/novelty.")
+    ] = "paper",
+    valid_only: Annotated[bool, typer.Option(help="Distribution metrics over valid structures only.")] = True,
+    composition: Annotated[bool, typer.Option(help="SMACT compositional validity (smact extra).")] = True,
+    cov: Annotated[
+        str | None, typer.Option(help="COV-R/P cutoffs: mp20, carbon, perovskite (matminer).")
+    ] = None,
+    jobs: Jobs = 1,
+    json_out: JsonOut = None,
+    csv_out: CsvOut = None,
+    progress: Progress = False,
+) -> None:
+    """Generation metrics: validity, Wasserstein distances, uniqueness, novelty, optional coverage."""
+    from xtal_eval import generation as g
+    from xtal_eval.validity import validity
+
+    parallel = Parallel.from_jobs(jobs, progress=progress)
+    try:
+        gset, rset = _load(generated), _load(reference)
+        gens, refs = list(gset.structures), list(rset.structures)
+        valid = validity(gens, composition=composition)
+        used = [s for s, v in zip(gens, valid.valid, strict=True) if v] if valid_only else gens
+        if not used:
+            raise ValueError(f"{generated}: no valid generated structure to compare distributions with")
+        summary: dict = {
+            "command": "gen",
+            "n_generated": len(gens),
+            "n_reference": len(refs),
+            **valid.summary(),
+        }
+        summary["n_used_for_distributions"] = len(used)
+        summary["wdist_density"] = g.density_wasserstein(used, refs)
+        summary["wdist_num_elems"] = g.num_elements_wasserstein(used, refs)
+        groups = g.unique_groups(gens, preset=preset, parallel=parallel)
+        summary["uniqueness"] = len(groups) / len(gens)
+        novel = None
+        if train is not None:
+            novel = g.novelty(gens, list(_load(train).structures), preset=preset, parallel=parallel)
+            summary["novelty"] = float(novel.mean())
+        if cov is not None:
+            fps_g, fps_r = g.fingerprints(gens), g.fingerprints(refs)
+            summary["coverage"] = g.coverage(*fps_g, *fps_r, cutoffs=cov).__dict__
+    except (ValueError, FileNotFoundError, ImportError) as exc:
+        _fail(exc)
+    group_of = {i: k for k, grp in enumerate(groups) for i in grp}
+    rows = []
+    for i, label in enumerate(gset.labels()):
+        row: dict = {"id": label, "struct_valid": bool(valid.struct_valid[i])}
+        if valid.comp_valid is not None:
+            row["comp_valid"] = bool(valid.comp_valid[i])
+        row["group"] = group_of[i]
+        if novel is not None:
+            row["novel"] = bool(novel[i])
+        rows.append(row)
+    _emit(summary, json_out, rows, csv_out)
+
+
+@app.command()
 def rmsd(
     unrelaxed: Annotated[Path, typer.Argument(help="Structures before relaxation.")],
     relaxed: Annotated[Path, typer.Argument(help="The same structures after relaxation (same atom order).")],

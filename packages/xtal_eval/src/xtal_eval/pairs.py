@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -79,7 +80,7 @@ def match_pairs(
     presets: str | MatcherPreset | Sequence[str | MatcherPreset] = "cdvae",
     criterion: Criterion = "rms",
     parallel: Parallel | None = None,
-    chunk_size: int = 16,
+    chunk_size: int | None = None,
 ) -> PairTable:
     """Match ``first[i]`` (pymatgen's ``struct1``) against ``second[i]`` (``struct2``) for every ``i``.
 
@@ -93,6 +94,13 @@ def match_pairs(
         raise ValueError(f"cannot pair {len(first)} structures with {len(second)}: the lengths differ")
     if len(first) == 0:
         raise ValueError("no structures to match (empty input)")
+    if chunk_size is None:  # about four tasks per worker, at most 16 pairs per task
+        workers = (
+            1
+            if parallel is None or parallel.backend == "serial"
+            else (parallel.n_jobs or os.cpu_count() or 1)
+        )
+        chunk_size = max(1, min(16, len(first) // (4 * workers)))
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     presets_t = resolve_presets(presets)
