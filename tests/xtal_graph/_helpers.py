@@ -31,10 +31,14 @@ def pymatgen_edges(structure, cutoff: float) -> set[tuple[int, ...]]:
     return {(int(a), int(b), *map(int, np.round(s))) for a, b, s in zip(centers, points, images, strict=True)}
 
 
-def brute_force_edges(frac: np.ndarray, lattice: np.ndarray, cutoff: float, reach: int) -> set:
-    """All (i, j, n) with |frac_j + n - frac_i| @ L <= cutoff for n in [-reach, reach]^3."""
+def brute_force_edges(frac: np.ndarray, lattice: np.ndarray, cutoff: float, extra: int = 1) -> set:
+    """All (i, j, n) with |(frac_j + n - frac_i) @ L| <= cutoff, by scanning every image with
+    |n_k| <= cutoff / width_k + 1 + extra (a point within the cutoff has |frac_k| <= cutoff / width_k,
+    with width_k = 1 / |column k of L^-1|; ``extra`` widens the scan as a safety margin)."""
     frac = np.asarray(frac, dtype=np.float64)
-    images = np.array(list(itertools.product(range(-reach, reach + 1), repeat=3)), dtype=np.float64)
+    widths = 1.0 / np.linalg.norm(np.linalg.inv(lattice), axis=0)
+    reach = np.ceil(cutoff / widths).astype(int) + 1 + extra
+    images = np.array(list(itertools.product(*(range(-r, r + 1) for r in reach))), dtype=np.float64)
     out = set()
     for i in range(len(frac)):
         for j in range(len(frac)):

@@ -236,11 +236,12 @@ def radius_graph_pbc(
         cand, valid = _search(
             frac_coords.detach().double(), lattice.detach().double(), num_atoms, batch, cutoff, max_edges
         )
-        # one int64 sort by (target, distance quantised to cutoff / 2^32, about 1e-9 A): the stable
-        # sort breaks ties within that resolution by (source, offset), the generation order.
-        # Non-edges (self pairs, padding) get the largest key and are cut off after sorting.
-        bins = (cand.dist * ((2**32 - 1) / cutoff)).long().clamp_(0, 2**32 - 1)
-        key = torch.where(valid, cand.dst * 2**32 + bins, torch.iinfo(torch.int64).max)
+        # one int64 sort by (target, distance rounded to cutoff / 2^32, about 1e-9 A): the stable
+        # sort breaks ties within that resolution by (source, offset), the generation order, so
+        # symmetry-equivalent neighbours keep a deterministic order despite rounding noise (bins are
+        # centred on round fractions of the cutoff). Non-edges (self pairs, padding) sort last.
+        bins = torch.floor(cand.dist * (2.0**32 / cutoff) + 0.5).long()
+        key = torch.where(valid, cand.dst * 2**33 + bins, torch.iinfo(torch.int64).max)
         order = torch.sort(key, stable=True).indices[: int(valid.sum())]
         edges = cand.take(order)
         if max_neighbors is not None:
