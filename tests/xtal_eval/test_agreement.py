@@ -113,3 +113,49 @@ def test_csp_equals_plain_loops_serial_and_two_processes(mp20):
             curve = report.curves(name)["all"]
             assert curve.shape == (4,) and np.all(np.diff(curve) >= 0)
             assert curve[-1] == np.mean(first > 0)
+
+
+def test_site_count_filter_is_off_for_supercell_presets():
+    """A distorted 2x1x1 supercell keeps twice the sites after reduction: the default presets say "no match"
+    without searching (exact), a supercell-enabled preset must still search, and both equal pymatgen."""
+    from pymatgen.core import Lattice, Structure
+    from xtal_eval import MatcherPreset
+
+    from tests.xtal_eval._helpers import displace_site, supercell
+
+    s = Structure(
+        Lattice.from_parameters(4.1, 4.3, 4.6, 88, 92, 95), ["Mg", "O"], [[0, 0, 0], [0.5, 0.45, 0.55]]
+    )
+    big = displace_site(supercell(s, (2, 1, 1)), 3, np.array([0.045, 0.0, 0.0]))  # 0.37 Å: no longer 2 copies
+    sc = MatcherPreset(name="sc", ltol=0.2, stol=0.3, angle_tol=5, attempt_supercell=True)
+    for preset in (PRESETS["paper"], sc):
+        got = match_prepared(prepare(big), prepare(s), preset)
+        direct = preset.matcher().get_rms_dist(big, s)
+        assert got.matched == (direct is not None)
+        if direct is not None:
+            assert got.rms == direct[0]
+    assert match_prepared(prepare(big), prepare(s), PRESETS["paper"]).skipped_by == "n_sites"
+    assert match_prepared(prepare(big), prepare(s), sc).matched
+
+
+def test_agreement_harness_catches_an_inexact_prefilter(mp20, monkeypatch):
+    """Deliberately broken module: a "volume within 5%" prefilter looks plausible but is not exact (the
+    matcher rescales volumes); the agreement check must notice."""
+    import xtal_eval.matching as matching
+
+    original = matching._prefilter
+
+    def volume_prefilter(a, b, preset, matcher):
+        ratio = a.structure.volume / b.structure.volume
+        return "volume" if abs(ratio - 1) > 0.05 else original(a, b, preset, matcher)
+
+    monkeypatch.setattr(matching, "_prefilter", volume_prefilter)
+    first, second = _pairs(mp20[1])
+    table = match_pairs(first, second, presets="cdvae")
+    direct = _direct(first, second, PRESETS["cdvae"], "rms")
+    disagree = [
+        i
+        for i, (d, r) in enumerate(zip(direct, table._column("cdvae"), strict=True))
+        if r.matched != (d is not None)
+    ]
+    assert disagree, "the harness failed to detect an inexact prefilter"
