@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from xtal_graph import Crystal, collate, radius_graph_pbc
 
 

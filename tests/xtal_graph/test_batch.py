@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import given
-
-from tests.conftest import DEVICES
 from xtal_graph import Crystal, CrystalBatch, collate
 from xtal_graph.testing.strategies import crystals
+
+from tests.conftest import DEVICES
 
 
 def _crystal(pressure: float = 1.5, id: str | None = "c0") -> Crystal:
