@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 from hypothesis import given
+from pymatgen.core.operations import SymmOp
 from xtal_data import CrystalRecord, CrystalStore
 from xtal_data.curate import CurationConfig, curate
 from xtal_data.geometry import covalent_radii, shortest_distance
@@ -104,11 +105,7 @@ def test_duplicates_grouped_by_formula_and_pressure_keep_lowest_energy():
     base = rock_salt("a", energy_per_atom=-3.0)
     s = base.to_pymatgen()
     s.translate_sites(list(range(len(s))), [0.13, 0.2, 0.05])
-    s.apply_operation(
-        __import__("pymatgen.core.operations", fromlist=["x"]).SymmOp.from_axis_angle_and_translation(
-            [1, 1, 0], 33
-        )
-    )
+    s.apply_operation(SymmOp.from_axis_angle_and_translation([1, 1, 0], 33))
     moved = CrystalRecord.from_pymatgen(s, id="a-rotated", pressure=0.0, energy_per_atom=-3.5)
     other_p = rock_salt("a-10GPa", pressure=10.0, energy_per_atom=-3.0)
     strained = rock_salt("a-strained", a=5.64 * 1.5, energy_per_atom=-2.0)  # scaled volume: still a match

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
+import re
 import time
 import warnings
 from collections import Counter
@@ -63,9 +64,9 @@ class IngestReport:
 
 
 def _reason_key(reason: str) -> str:
-    """Group reasons: drop the structure-specific prefix ``structure 'x':`` and the details."""
+    """Group reasons: drop the ``structure 'x':`` prefix, details in parentheses, and numbers."""
     text = reason.split(": ", 1)[1] if reason.startswith("structure '") and ": " in reason else reason
-    return text.split(" (")[0].split(":")[0][:80]
+    return re.sub(r"\d+(\.\d+)?", "#", text.split(" (")[0])[:80]
 
 
 def parse_item(item: TextItem) -> CrystalRecord | Skip:
@@ -113,10 +114,12 @@ def iter_source(
     return iter_ase_db(source, pressure=pressure), {"kind": kind}
 
 
-def _parsed(items: list[TextItem], pool: ProcessPoolExecutor | None) -> Iterable[CrystalRecord | Skip]:
+def _parsed(
+    items: list[TextItem], pool: ProcessPoolExecutor | None, workers: int
+) -> Iterable[CrystalRecord | Skip]:
     if pool is None:
         return map(parse_item, items)
-    return pool.map(parse_item, items, chunksize=max(1, min(64, len(items) // (4 * pool._max_workers) or 1)))
+    return pool.map(parse_item, items, chunksize=max(1, min(64, len(items) // (4 * workers))))
 
 
 def ingest(
@@ -159,7 +162,7 @@ def ingest(
     skipped: list[Skip] = []
     n_read = n_written = 0
     pool = None
-    bar = _progress_bar(progress, source)
+    bar = _progress_bar(progress, source, info.get("rows"))
     try:
         for batch in _batched(items, batch_size):
             n_read += len(batch)
@@ -167,7 +170,7 @@ def ingest(
             if pool is None and workers > 1 and len(texts) >= 64:
                 ctx = multiprocessing.get_context("spawn")  # never fork: zarr runs an event-loop thread
                 pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-            parsed = iter(_parsed(texts, pool))
+            parsed = iter(_parsed(texts, pool, workers))
             records: list[CrystalRecord] = []
             for it in batch:
                 out = next(parsed) if isinstance(it, TextItem) else it
@@ -208,9 +211,9 @@ class _NoBar:
         pass
 
 
-def _progress_bar(enabled: bool, source: str):
+def _progress_bar(enabled: bool, source: str, total: int | None):
     if not enabled:
         return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(desc=f"ingest {os.path.basename(str(source).rstrip('/'))}", unit=" structures")
+    return tqdm(desc=f"ingest {os.path.basename(str(source).rstrip('/'))}", unit=" structures", total=total)

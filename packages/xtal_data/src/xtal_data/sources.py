@@ -214,7 +214,8 @@ def iter_table(
     ignored = [c for c in names if c.startswith("Unnamed:")]
     props = [c for c in names if c not in {id_col, cif_column, p_col, *ignored}]
     info = {"id_column": id_col, "cif_column": cif_column, "pressure_column": p_col,
-            "property_columns": props, "ignored_columns": ignored}  # fmt: skip
+            "property_columns": props, "ignored_columns": ignored,
+            "rows": len(table) + len(table.bad_rows)}  # fmt: skip
 
     def rows() -> Iterator[TextItem | Skip]:
         yield from table.bad_rows

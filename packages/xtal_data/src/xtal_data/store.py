@@ -278,31 +278,36 @@ class CrystalStore:
         )
 
     def _read_points(self, idx: np.ndarray) -> CrystalArrays:
+        """Scattered structures: per-structure columns come from an in-memory cache (loaded on first use,
+        roughly 100 bytes per structure); atoms are read from only the chunks that hold them."""
         g = self._group
-        num_atoms = np.asarray(g["num_atoms"].get_orthogonal_selection(idx), dtype=np.int64)
-        offset = np.asarray(g["offset"].get_orthogonal_selection(idx), dtype=np.int64)
-        atom_idx = concat_ranges(offset, num_atoms)
+        col = lambda path: self._array(path, len(self))[idx]  # noqa: E731
+        num_atoms = col("num_atoms").astype(np.int64)
+        atom_idx = concat_ranges(col("offset").astype(np.int64), num_atoms)
+        props = {}
+        for name, kind in self._meta["properties"].items():
+            values = col(f"properties/{name}")
+            props[name] = as_str_array(values) if kind == "str" else values.astype(np.float64)
         return CrystalArrays(
-            ids=as_str_array(g["id"].get_orthogonal_selection(idx)),
-            formula=as_str_array(g["formula"].get_orthogonal_selection(idx)),
+            ids=as_str_array(col("id")),
+            formula=as_str_array(col("formula")),
             num_atoms=num_atoms,
             atomic_numbers=np.asarray(g["atoms/atomic_numbers"].get_orthogonal_selection(atom_idx), np.int64),
             frac_coords=np.asarray(g["atoms/frac_coords"].get_orthogonal_selection((atom_idx, slice(None)))),
-            lattice=np.asarray(g["lattice"].get_orthogonal_selection((idx, slice(None), slice(None)))),
-            pressure=np.asarray(g["pressure"].get_orthogonal_selection(idx), dtype=np.float64),
-            properties={name: self._read_prop(name, idx) for name in self._meta["properties"]},
+            lattice=col("lattice").astype(np.float64),
+            pressure=col("pressure").astype(np.float64),
+            properties=props,
         )
 
-    def _read_prop(self, name: str, sel: slice | np.ndarray) -> np.ndarray:
-        arr = self._group[f"properties/{name}"]
-        out = np.asarray(arr[sel] if isinstance(sel, slice) else arr.get_orthogonal_selection(sel))
+    def _read_prop(self, name: str, sel: slice) -> np.ndarray:
+        out = np.asarray(self._group[f"properties/{name}"][sel])
         return as_str_array(out) if self._meta["properties"][name] == "str" else out.astype(np.float64)
 
     def __getitem__(self, i: int) -> CrystalRecord:
         c = len(self)
         if not -c <= i < c:
             raise IndexError(f"structure {i} out of range for a store of {c}")
-        return self._read_range(i % c, i % c + 1).record(0)
+        return self._read_points(np.array([i % c])).record(0)
 
     def __iter__(self):
         chunk = int(self._meta["config"]["chunk_structures"])
