@@ -242,3 +242,17 @@ def test_cli_gen(files):
     summary = json.loads((tmp / "g.json").read_text())
     assert summary["uniqueness"] == 1.0 and summary["novelty"] == 0.0 and summary["struct_valid"] == 1.0
     assert summary["wdist_density"] > 0
+
+
+def test_cli_plots(files):
+    pytest.importorskip("matplotlib")
+    from xtal_eval.cli import app
+
+    tmp, _, _ = files
+    runner = typer_testing.CliRunner()
+    png = tmp / "h.png"
+    r = runner.invoke(
+        app, ["recon", str(tmp / "pred"), str(tmp / "gt.csv"), "--no-gates", "--plot", str(png)]
+    )
+    assert r.exit_code == 0, r.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -113,3 +113,21 @@ def test_process_pool_equals_serial(s):
         first, second, presets="paper", chunk_size=1, parallel=Parallel(backend="process", n_jobs=2)
     )
     assert serial == pooled
+
+
+def test_csp_gate_excludes_invalid_samples_from_match_at_k():
+    pytest.importorskip("smact")
+    from xtal_eval import csp
+
+    target = Structure(Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5] * 3])
+    squashed = Structure(
+        Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.07, 0, 0]]
+    )  # 0.39 Å apart: invalid
+    good = perturbed(target, seed=0, sigma=0.02)
+    samples = [[squashed, good]]
+    ungated = csp([target], samples, presets="cdvae", ks=(1, 2))
+    gated = csp([target], samples, presets="cdvae", ks=(1, 2), gate="pred")
+    assert gated.n_gated == 1
+    assert gated.get("cdvae").match_rate(2) == 1.0 and gated.get("cdvae").match_rate(1) == 0.0
+    # the curve is never gated (statgen): identical with and without the gate
+    assert ungated.get("cdvae").first_match.tolist() == gated.get("cdvae").first_match.tolist()

@@ -7,6 +7,14 @@ work that provably cannot change the answer, and spreads the rest over processes
 __version__ = "0.1.0"
 
 from xtal_eval.csp import CspReport, csp
+from xtal_eval.generation import (
+    coverage,
+    density_wasserstein,
+    novelty,
+    num_elements_wasserstein,
+    unique_groups,
+    uniqueness,
+)
 from xtal_eval.io import StructureSet, load_structures, pair_sets
 from xtal_eval.matching import MatchResult, match_prepared, prepare
 from xtal_eval.pairs import PairTable, match_pairs
@@ -28,6 +36,12 @@ __all__ = [
     "StructureSet",
     "__version__",
     "composition_valid",
+    "uniqueness",
+    "unique_groups",
+    "num_elements_wasserstein",
+    "novelty",
+    "density_wasserstein",
+    "coverage",
     "csp",
     "load_structures",
     "match_pairs",
