@@ -51,8 +51,8 @@ class TrainConfig:
     plateau_min_lr: float = 1e-5
     val_every_epochs: int = 5
     teacher_forcing_max_epoch: int = 60  # the true lattice is used for epochs <= this (0-based)
-    grad_clip: float | None = 0.5
-    grad_clip_mode: str = "value"  # "value" (element-wise, the reference) or "norm"
+    grad_clip: float = 0.5
+    grad_clip_mode: str = "value"  # "value" (element-wise, the reference), "norm" or "none"
     checkpoint_every_steps: int = 1000
     keep_checkpoints: int = 2  # step checkpoints kept (oldest removed); best/ and the last stay
     log_every_steps: int = 50
@@ -78,8 +78,11 @@ class TrainConfig:
         need(len(self.adam_betas) == 2, "adam_betas must hold two numbers")
         need(0 < self.plateau_factor < 1, "plateau_factor must lie in (0, 1)")
         need(self.val_every_epochs >= 1, "val_every_epochs must be >= 1")
-        need(self.grad_clip is None or self.grad_clip > 0, "grad_clip must be > 0 (or omitted)")
-        need(self.grad_clip_mode in ("value", "norm"), "grad_clip_mode must be 'value' or 'norm'")
+        need(self.grad_clip > 0, f"grad_clip must be > 0, got {self.grad_clip}")
+        need(
+            self.grad_clip_mode in ("value", "norm", "none"),
+            "grad_clip_mode must be 'value', 'norm' or 'none'",
+        )
         need(self.checkpoint_every_steps >= 1, "checkpoint_every_steps must be >= 1")
         need(self.keep_checkpoints >= 1, "keep_checkpoints must be >= 1")
         need(self.log_every_steps >= 1, "log_every_steps must be >= 1")

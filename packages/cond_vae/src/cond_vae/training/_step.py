@@ -68,7 +68,7 @@ def train_step(
     ctx: Any,
     teacher_forcing: bool,
     autocast: bool,
-    grad_clip: float | None,
+    grad_clip: float,
     grad_clip_mode: str,
 ) -> StepStats:
     """Forward and backward every micro-batch (gradients weighted by crystal count), reduce, clip.
@@ -104,7 +104,7 @@ def train_step(
         reason = "non-finite loss"
     elif not math.isfinite(grad_norm):
         reason = "non-finite gradient"
-    elif grad_clip is not None:
+    elif grad_clip_mode != "none":
         if grad_clip_mode == "value":
             torch.nn.utils.clip_grad_value_(params, grad_clip)
         else:

@@ -3,7 +3,8 @@
 Reading uses the standard library's ``tomllib``; writing uses the small writer below, which covers what
 our configs and run records hold: nested tables of strings, booleans, integers, floats and (nested)
 lists of those. ``None`` has no TOML spelling, so a ``None`` value is left out of the file; loading
-restores it only where the field's default is ``None`` (``to_toml`` checks this round trip).
+restores it only where the field's default is ``None``, which holds for every optional field of
+``TrainConfig`` (its TOML round trip is tested).
 """
 
 from __future__ import annotations
