@@ -140,10 +140,10 @@ def match_prepared(
     if criterion not in ("rms", "fit"):
         raise ValueError(f"criterion must be 'rms' or 'fit', got {criterion!r}")
     matcher = matcher or preset.matcher()
-    skipped = _prefilter(a, b, preset, matcher)
-    if skipped is not None:
-        return MatchResult(matched=False, skipped_by=skipped)
     try:
+        skipped = _prefilter(a, b, preset, matcher)  # may reduce: inside the try, like pymatgen's own call
+        if skipped is not None:
+            return MatchResult(matched=False, skipped_by=skipped)
         if criterion == "fit":
             p = preset.primitive_cell
             if not matcher.fit(a.reduced(p), b.reduced(p), skip_structure_reduction=True):
