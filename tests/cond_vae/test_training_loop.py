@@ -128,3 +128,9 @@ def test_nonfinite_batches_are_skipped_counted_and_never_trained_on(monkeypatch,
         assert torch.equal(final[name], value), name
     with pytest.raises(NonFiniteLossError, match="max_nonfinite_skips = 1"), pytest.warns(UserWarning):
         train(config.replace(max_nonfinite_skips=1), CondCDVAEConfig.tiny(), TRAIN, None, tmp_path / "b")
+
+
+def test_loader_worker_processes_give_the_same_run(uninterrupted, tmp_path):
+    result = train(CONFIG.replace(num_workers=1, max_steps=4), CondCDVAEConfig.tiny(), TRAIN, VAL, tmp_path)
+    assert result.steps == 4
+    assert loss_rows(tmp_path)[0] == loss_rows(uninterrupted.out_dir)[0]  # step-3 row, bit for bit

@@ -183,8 +183,16 @@ class _Trainer:
         while loop.epoch < cfg.max_epochs and not stop:
             batches = self._epoch_batches(loop.epoch)
             teacher_forcing = loop.epoch <= cfg.teacher_forcing_max_epoch
+            # One loader per epoch over the remaining steps' micro-batches (workers prefetch across steps).
+            first = loop.batch_in_epoch
+            step_micro = [_data.micro_batches(b, cfg.accumulate) for b in batches[first:]]
+            loaded = _data.iterate_micro_batches(
+                self.train_data, [m for ms in step_micro for m in ms], dtype=self.dtype,
+                num_workers=cfg.num_workers,
+            )  # fmt: skip
             while loop.batch_in_epoch < len(batches) and not stop:
-                stats = self._step(batches[loop.batch_in_epoch], teacher_forcing)
+                micro = [next(loaded) for _ in step_micro[loop.batch_in_epoch - first]]
+                stats = self._step(micro, teacher_forcing)
                 loop.step += 1
                 loop.batch_in_epoch += 1
                 if not stats.reason:  # skipped batches are counted, never averaged in
@@ -237,14 +245,8 @@ class _Trainer:
             )
         return batches
 
-    def _step(self, batch_indices: list[int], teacher_forcing: bool):
+    def _step(self, micro: list, teacher_forcing: bool):
         cfg, loop = self.cfg, self.loop
-        micro_idx = _data.micro_batches(batch_indices, cfg.accumulate)
-        micro = list(
-            _data.iterate_micro_batches(
-                self.train_data, micro_idx, dtype=self.dtype, num_workers=cfg.num_workers
-            )
-        )
         self.optimizer.zero_grad(set_to_none=True)
         stats = train_step(
             net=self.net, params=self.params, micro=micro, seed=cfg.seed, step=loop.step, ctx=self.ctx,
