@@ -131,3 +131,19 @@ def test_csp_gate_excludes_invalid_samples_from_match_at_k():
     assert gated.get("cdvae").match_rate(2) == 1.0 and gated.get("cdvae").match_rate(1) == 0.0
     # the curve is never gated (statgen): identical with and without the gate
     assert ungated.get("cdvae").first_match.tolist() == gated.get("cdvae").first_match.tolist()
+
+
+def test_progress_bar_and_json_report(tmp_path):
+    import io
+    import json
+
+    from xtal_eval.parallel import Progress
+    from xtal_eval.report import write_json
+
+    stream = io.StringIO()
+    bar = Progress(3, desc="match", stream=stream)
+    for _ in range(3):
+        bar.update()
+    assert "3/3" in stream.getvalue() and stream.getvalue().endswith("\n")
+    write_json(tmp_path / "r.json", {"a": np.float64(np.nan), "b": np.arange(2), "c": np.bool_(True)})
+    assert json.loads((tmp_path / "r.json").read_text()) == {"a": None, "b": [0, 1], "c": True}
