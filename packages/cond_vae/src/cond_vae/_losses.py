@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -35,8 +36,8 @@ class LossOutput:
 
 def noise_levels(*, sigma_begin: float, sigma_end: float, num_levels: int) -> Tensor:
     """Geometric noise levels ``(L,)`` in Å from ``sigma_begin`` down to ``sigma_end`` (float64)."""
-    start, end = torch.tensor(sigma_begin).log(), torch.tensor(sigma_end).log()
-    return torch.exp(torch.linspace(float(start), float(end), num_levels, dtype=torch.float64))
+    logs = torch.linspace(math.log(sigma_begin), math.log(sigma_end), num_levels, dtype=torch.float64)
+    return torch.exp(logs)
 
 
 def coord_loss_per_crystal(

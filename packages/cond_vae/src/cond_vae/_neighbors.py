@@ -4,7 +4,8 @@ A candidate list is built with xtal_graph at ``cutoff + skin`` (no neighbour cap
 has moved more than ``skin / 2`` since that build, every pair now within ``cutoff`` is in the
 candidate list, so filtering it by distance and keeping the ``max_neighbors`` nearest gives exactly
 the graph a fresh ``radius_graph_pbc(cutoff, max_neighbors)`` would build: same edges, same order
-(target, distance, then source and offset for ties), and edge vectors computed by the same formula.
+(target, distance, then source and offset for ties). Both paths (reuse or a fresh build every
+step) compute edge vectors with the same formula, so ``skin=0`` reproduces ``skin=None`` bit for bit.
 """
 
 from __future__ import annotations
@@ -70,7 +71,9 @@ class NeighborList:
         if self._needs_build():
             self.num_builds += 1
             if self.skin is None:
-                graph = radius_graph_pbc(frac, lattice, self.num_atoms, self.cutoff, self.max_neighbors)
+                fresh = radius_graph_pbc(frac, lattice, self.num_atoms, self.cutoff, self.max_neighbors)
+                src, dst = fresh.edge_index
+                graph = self._make_graph(frac, lattice, src, dst, fresh.cell_offsets)
                 return graph, triplets(graph, frac.shape[0])
             cand = radius_graph_pbc(frac, lattice, self.num_atoms, self.cutoff + self.skin, None)
             src, dst = cand.edge_index
@@ -82,27 +85,44 @@ class NeighborList:
         graph = self._filter(frac, lattice)
         return graph, triplets(graph, frac.shape[0])
 
+    def _make_graph(
+        self, frac: Tensor, lattice: Tensor, src: Tensor, dst: Tensor, off: Tensor
+    ) -> PeriodicGraph:
+        vectors = _edge_vectors(frac, lattice, self.batch, src, dst, off)
+        return PeriodicGraph(
+            edge_index=torch.stack([src, dst]),
+            cell_offsets=off,
+            vectors=vectors,
+            distances=torch.sqrt((vectors * vectors).sum(dim=1)),
+        )
+
     def _filter(self, frac: Tensor, lattice: Tensor) -> PeriodicGraph:
         src, dst, off = self._candidates
         off = off + self._image[src] - self._image[dst]
-        dtype = torch.promote_types(frac.dtype, lattice.dtype)
-        frac_diff = frac.to(dtype)[src] - frac.to(dtype)[dst] + off.to(dtype)  # (E, 3)
-        vectors = torch.bmm(frac_diff.unsqueeze(1), lattice.to(dtype)[self.batch[dst]]).squeeze(1)
-        dist2 = (vectors.double() ** 2).sum(-1)  # (E,)
-        keep = dist2 <= self.cutoff**2
-        src, dst, off, vectors, dist2 = src[keep], dst[keep], off[keep], vectors[keep], dist2[keep]
-        order = torch.sort(dist2, stable=True).indices
-        order = order[torch.sort(dst[order], stable=True).indices]
+        vectors = _edge_vectors(frac, lattice, self.batch, src, dst, off)
+        dist = torch.sqrt((vectors.double() ** 2).sum(dim=1))  # (E,)
+        keep = (dist <= self.cutoff).nonzero().squeeze(1)
+        src, dst, off, dist = src[keep], dst[keep], off[keep], dist[keep]
+        # order as xtal_graph: by target, then distance binned at cutoff / 2^32, then (source, offset)
+        bins = torch.floor(dist * (2.0**32 / self.cutoff) + 0.5).long()
+        order = torch.sort(dst * 2**33 + bins, stable=True).indices
         if self.max_neighbors is not None:
             dst_sorted = dst[order]
             counts = torch.bincount(dst_sorted, minlength=frac.shape[0])
             first = torch.cumsum(counts, 0) - counts
             rank = torch.arange(order.shape[0], device=order.device) - first[dst_sorted]
             order = order[rank < self.max_neighbors]
-        vectors = vectors[order]
-        return PeriodicGraph(
-            edge_index=torch.stack([src[order], dst[order]]),
-            cell_offsets=off[order],
-            vectors=vectors,
-            distances=vectors.norm(dim=-1),
-        )
+        return self._make_graph(frac, lattice, src[order], dst[order], off[order])
+
+
+def _edge_vectors(
+    frac: Tensor, lattice: Tensor, batch: Tensor, src: Tensor, dst: Tensor, off: Tensor
+) -> Tensor:
+    """``(frac[src] - frac[dst] + off) @ L[crystal of dst]``, ``(E, 3)`` Å, written with 1-D gathers."""
+    dtype = torch.promote_types(frac.dtype, lattice.dtype)
+    frac, crys = frac.to(dtype), batch[dst]
+    lat = lattice.to(dtype).reshape(-1, 9).T  # (9, C)
+    u = [frac[:, k][src] - frac[:, k][dst] + off[:, k].to(dtype) for k in range(3)]  # 3 x (E,)
+    return torch.stack(
+        [u[0] * lat[c][crys] + u[1] * lat[3 + c][crys] + u[2] * lat[6 + c][crys] for c in range(3)], 1
+    )

@@ -77,13 +77,16 @@ def langevin_dynamics(
     n_step_each: int = 100,
     step_lr: float = 1e-4,
     min_sigma: float = 0.0,
+    max_sigma: float = math.inf,
     skin: float | None = 1.0,
     frac_coords: Tensor | None = None,
 ) -> LangevinResult:
     """Annealed Langevin dynamics on a flat batch with fixed lattices ``(C, 3, 3)``.
 
     ``skin`` (Å): Verlet-list reuse (:class:`NeighborList`); ``None`` rebuilds the graph every step.
-    ``frac_coords``: starting coordinates (default: uniform, drawn from ``generator``).
+    Levels outside ``[min_sigma, max_sigma]`` (Å) are skipped; ``max_sigma`` with ``frac_coords``
+    refines given structures from an intermediate noise level. ``frac_coords``: starting coordinates
+    (default: uniform, drawn from ``generator``).
     """
     if n_step_each < 1:
         raise ValueError(f"n_step_each must be >= 1, got {n_step_each}")
@@ -99,7 +102,7 @@ def langevin_dynamics(
     sigmas = model.sigmas.to(torch.float64)
     sigma_min, calls = float(sigmas[-1]), 0
     for sigma in sigmas.tolist():
-        if sigma < min_sigma:
+        if sigma < min_sigma or sigma > max_sigma:
             continue
         eta = step_lr * (sigma / sigma_min) ** 2
         for _ in range(n_step_each):

@@ -1,0 +1,82 @@
+"""Condition vector, robust scalers and out-of-range warnings."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from xtal_graph import Crystal
+
+from tests.cond_vae._helpers import batch_of, random_crystals, tiny_model
+
+
+def _with_pressure(crystals, value):
+    return [c.replace(properties={"pressure": value}) for c in crystals]
+
+
+def test_constant_training_pressure_gets_fallback_scale_not_1e5():
+    crystals = _with_pressure(random_crystals(6), 0.0)
+    model = tiny_model(crystals)
+    scaler = model.conditions.scalers["pressure"]
+    assert float(scaler.scale) == 1.0  # the 1 GPa floor, not std + 1e-5
+    # 3 GPa is 3 sigma: still inside the basis [-2, 5] so its embedding is not zero
+    c = model.conditions.bases["pressure"](model.conditions.standardise("pressure", torch.tensor([3.0])))
+    assert float(c.max()) > 0.5
+
+
+def test_query_outside_trained_range_warns_and_inside_does_not():
+    model = tiny_model(random_crystals(16, pressure_range=(0.0, 20.0)))
+    with pytest.warns(UserWarning, match="outside the trained range"):
+        model.conditions.check_query("pressure", torch.tensor([500.0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert model.conditions.check_query("pressure", torch.tensor([5.0])) == []
+
+
+def test_streamed_fit_equals_one_shot_fit():
+    crystals = random_crystals(20)
+    one = tiny_model(crystals)
+    streamed = tiny_model([batch_of(crystals[:7]), batch_of(crystals[7:])])
+    for name in ("lattice", "pressure"):
+        a, b = one.scalers_dict()[name], streamed.scalers_dict()[name]
+        np.testing.assert_allclose(a["mean"], b["mean"], rtol=1e-12)
+        np.testing.assert_allclose(a["scale"], b["scale"], rtol=1e-10)
+    assert one.scalers_dict()["pressure"]["min"] == streamed.scalers_dict()["pressure"]["min"]
+
+
+def test_fit_rejects_nan_and_missing_condition():
+    crystals = random_crystals(3)
+    with pytest.raises(ValueError, match="non-finite"):
+        tiny_model(_with_pressure(crystals, float("nan")))
+    with pytest.raises(KeyError, match="pressure"):
+        tiny_model([c.replace(properties={}) for c in crystals])
+
+
+def test_unfitted_model_refuses_to_train():
+    from cond_vae import CondCDVAE, CondCDVAEConfig
+
+    model = CondCDVAE(CondCDVAEConfig.tiny()).double()
+    with pytest.raises(RuntimeError, match="fit_scalers"):
+        model(batch_of(random_crystals(2)), teacher_forcing=True)
+
+
+def test_composition_embedding_is_a_mean_over_atoms():
+    model = tiny_model()
+    rng = np.random.default_rng(0)
+    one = Crystal(atom_types=np.array([14, 8, 8]), frac_coords=rng.random((3, 3)), lattice=np.eye(3) * 4)
+    double = Crystal(
+        atom_types=np.array([14, 8, 8, 14, 8, 8]), frac_coords=rng.random((6, 3)), lattice=np.eye(3) * 5
+    )
+    b = batch_of([one, double])
+    comp = model.conditions.composition(b.atom_types, b.batch, 2)
+    torch.testing.assert_close(comp[0], comp[1])
+    emb = model.conditions.composition.embedding.weight
+    torch.testing.assert_close(comp[0], (emb[13] + 2 * emb[7]) / 3)
+
+
+def test_scalers_survive_float32_conversion_in_float64():
+    model = tiny_model(dtype=torch.float32)
+    assert model.lattice_scaler.mean.dtype == torch.float64
+    assert model.conditions.scalers["pressure"].scale.dtype == torch.float64

@@ -1,0 +1,104 @@
+"""Training forward: loss composition, gradients reach every parameter, a tiny model overfits."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from cond_vae import LossOutput
+
+from tests.cond_vae._helpers import batch_of, random_crystals, tiny_model
+
+
+def test_loss_output_is_the_weighted_sum_per_crystal():
+    crystals = random_crystals(5)
+    model = tiny_model(crystals)
+    out = model(batch_of(crystals), teacher_forcing=True)
+    assert isinstance(out, LossOutput)
+    cfg = model.config
+    expected = cfg.cost_lattice * out.lattice + cfg.cost_coord * out.coord + cfg.beta * out.kl
+    torch.testing.assert_close(out.total, expected)
+    assert out.per_crystal_total.shape == (5,)
+    torch.testing.assert_close(out.per_crystal_total.mean(), out.total)
+    assert out.pred_lengths.shape == out.pred_angles.shape == (5, 3)
+    assert out.noise_level.shape == (5,) and int(out.noise_level.max()) < cfg.num_noise_levels
+
+
+def test_same_global_seed_gives_the_same_loss():
+    crystals = random_crystals(4)
+    model = tiny_model(crystals)
+    b = batch_of(crystals)
+    torch.manual_seed(7)
+    first = model(b, teacher_forcing=False).total
+    torch.manual_seed(7)
+    torch.testing.assert_close(model(b, teacher_forcing=False).total, first, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("teacher_forcing", [True, False])
+def test_every_parameter_receives_a_gradient(teacher_forcing):
+    crystals = random_crystals(6)
+    model = tiny_model(crystals)
+    b = batch_of(crystals)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    # the encoder's output layers start at zero (as DimeNet++), so upstream gradients vanish at
+    # step 0 by design; after one step every parameter must get a non-zero gradient
+    for _ in range(2):
+        opt.zero_grad()
+        model(b, teacher_forcing=teacher_forcing).total.backward()
+        opt.step()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    zero = [n for n, p in model.named_parameters() if p.grad is not None and not bool(p.grad.abs().sum() > 0)]
+    assert not missing, f"no gradient: {missing}"
+    assert not zero, f"zero gradient: {zero}"
+    assert all(bool(torch.isfinite(p.grad).all()) for p in model.parameters())
+
+
+def test_only_the_decoder_input_lattice_changes_with_teacher_forcing():
+    crystals = random_crystals(4)
+    model = tiny_model(crystals)
+    b = batch_of(crystals)
+    torch.manual_seed(3)
+    forced = model(b, teacher_forcing=True)
+    torch.manual_seed(3)
+    free = model(b, teacher_forcing=False)
+    torch.testing.assert_close(forced.lattice, free.lattice)  # lattice loss is on the prediction
+    torch.testing.assert_close(forced.kl, free.kl)
+    assert not torch.allclose(forced.coord, free.coord)
+
+
+def test_float32_forward_runs():
+    crystals = random_crystals(3)
+    model = tiny_model(crystals, dtype=torch.float32)
+    out = model(batch_of(crystals, dtype=torch.float32), teacher_forcing=True)
+    assert out.total.dtype == torch.float32 and torch.isfinite(out.total)
+
+
+@pytest.mark.slow
+def test_tiny_model_overfits_eight_structures():
+    """300 Adam steps on 8 fixed structures (4-6 atoms), noise levels 0.5 -> 0.1 Å.
+
+    Measured when written: total 25.3 -> 12.2, lattice 1.02 -> 0.014, coord 1.51 -> 1.19. The
+    coordinate term cannot fall much further: the common translation of the noise (1/N of it) is
+    unpredictable by construction, and the remaining denoising needs many more steps.
+    """
+    torch.set_num_threads(1)
+    crystals = [c for c in random_crystals(60, seed=5, max_atoms=8) if c.num_atoms >= 4][:8]
+    model = tiny_model(crystals, dtype=torch.float32, sigma_begin=0.5, sigma_end=0.1, num_noise_levels=5)
+    b = batch_of(crystals, dtype=torch.float32)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+
+    def evaluate() -> tuple[float, float, float]:
+        torch.manual_seed(123)  # the same noise draws before and after training
+        with torch.no_grad():
+            outs = [model(b, teacher_forcing=True) for _ in range(8)]
+        return tuple(sum(float(getattr(o, k)) for o in outs) / 8 for k in ("total", "lattice", "coord"))
+
+    before = evaluate()
+    for step in range(300):
+        torch.manual_seed(step)
+        opt.zero_grad()
+        model(b, teacher_forcing=True).total.backward()
+        opt.step()
+    after = evaluate()
+    assert after[0] < before[0] / 1.7, (before, after)
+    assert after[1] < before[1] / 20, (before, after)
+    assert after[2] < before[2] * 0.9, (before, after)
