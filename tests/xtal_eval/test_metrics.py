@@ -147,3 +147,20 @@ def test_progress_bar_and_json_report(tmp_path):
     assert "3/3" in stream.getvalue() and stream.getvalue().endswith("\n")
     write_json(tmp_path / "r.json", {"a": np.float64(np.nan), "b": np.arange(2), "c": np.bool_(True)})
     assert json.loads((tmp_path / "r.json").read_text()) == {"a": None, "b": [0, 1], "c": True}
+
+
+def test_csp_spacegroup_agreement_of_best_sample():
+    from xtal_eval import csp
+
+    rocksalt = Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    )
+    lowered = rocksalt.copy()
+    # tetragonal strain: another space group, yet RMS ~0 (the matcher compares on an averaged lattice)
+    lowered.apply_strain([0.15, 0.0, 0.0])
+    samples = [[perturbed(rocksalt, seed=0, sigma=0.01, strain=0.0), lowered]]
+    report = csp([rocksalt], samples, presets="cdvae", ks=(1, 2), spacegroup=True)
+    res = report.get("cdvae")
+    assert res.best_index.tolist() == [[0, 1]]
+    assert res.same_spacegroup.tolist() == [[True, False]]
+    assert res.spacegroup_agreement(1) == 1.0 and res.spacegroup_agreement(2) == 0.0

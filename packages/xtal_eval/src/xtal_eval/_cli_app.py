@@ -194,6 +194,9 @@ def csp_cmd(
     gate: Annotated[str, typer.Option(help="Validity gate for match@k: none, pred, pred_and_gt.")] = "none",
     group_column: Annotated[str, typer.Option(help="Target-id column of a samples table.")] = "target_id",
     size_cut: Annotated[int, typer.Option(help="Curve also for targets with fewer atoms than this.")] = 20,
+    spacegroup: Annotated[
+        bool, typer.Option(help="Space-group agreement of each target's best match.")
+    ] = False,
     jobs: Jobs = 1,
     json_out: JsonOut = None,
     csv_out: CsvOut = None,
@@ -216,6 +219,7 @@ def csp_cmd(
             curve_criterion=curve_criterion,
             gate=gate,
             size_cut=size_cut,
+            spacegroup=spacegroup,
             parallel=Parallel.from_jobs(jobs, progress=progress),
         )
         if plot is not None:
@@ -235,6 +239,7 @@ def csp_cmd(
         r.preset: {
             **{f"match_rate@{k}": r.match_rate(k) for k in report.results[0].ks},
             **{f"rmse@{k}": r.rmse(k) for k in report.results[0].ks},
+            **({f"spacegroup_agreement@{k}": r.spacegroup_agreement(k) for k in r.ks} if spacegroup else {}),
             "success_curve": report.curves(r.preset),
             "n_errors": r.n_errors,
         }

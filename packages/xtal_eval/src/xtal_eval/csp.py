@@ -36,6 +36,9 @@ class CspPresetResult:
         best_rms: (M, len(ks)) smallest normalised RMS among the first k samples, NaN when none matched.
         first_match: (M,) 1-based index of the first matching sample under the curve criterion, 0 if none.
         n_errors: pairs on which pymatgen raised (counted as unmatched).
+        best_index: (M, len(ks)) 0-based index of the sample giving ``best_rms``, -1 when none matched.
+        same_spacegroup: (M, len(ks)) bool, target and best sample share a space group (spglib, symprec
+            0.1 Å); None unless requested. False where nothing matched.
     """
 
     preset: str
@@ -43,6 +46,16 @@ class CspPresetResult:
     best_rms: np.ndarray
     first_match: np.ndarray
     n_errors: int
+    best_index: np.ndarray | None = None
+    same_spacegroup: np.ndarray | None = None
+
+    def spacegroup_agreement(self, k: int) -> float | None:
+        """Fraction of targets matched at k whose best sample has the target's space group."""
+        if self.same_spacegroup is None:
+            return None
+        col = self.ks.index(k)
+        matched = np.isfinite(self.best_rms[:, col])
+        return float(self.same_spacegroup[matched, col].mean()) if matched.any() else None
 
     def match_rate(self, k: int) -> float:
         return float(np.isfinite(self.best_rms[:, self.ks.index(k)]).mean())
@@ -120,6 +133,9 @@ def _csp_task(task) -> list[tuple[list[float], int, int]]:
             errors += r.error is not None
             rms_first.append(r.rms if r.matched else np.inf)
         best = [float(min(rms_first[:k], default=np.inf)) for k in ks]
+        best_at = [
+            int(np.argmin(rms_first[:k])) if np.isfinite(b) else -1 for k, b in zip(ks, best, strict=True)
+        ]
         first = 0
         for j in range(len(samples)):
             if samples[j] is None:
@@ -135,7 +151,7 @@ def _csp_task(task) -> list[tuple[list[float], int, int]]:
             if hit:
                 first = j + 1
                 break  # early exit: later samples cannot change the curve
-        out.append((best, first, errors))
+        out.append((best, first, errors, best_at))
     return out
 
 
@@ -148,6 +164,7 @@ def csp(
     curve_criterion: Criterion = "fit",
     gate: str = "none",
     size_cut: int = 20,
+    spacegroup: bool = False,
     parallel: Parallel | None = None,
 ) -> CspReport:
     """Match rate at k samples (with RMSE) and the success-rate curve against the number of samples.
@@ -160,6 +177,7 @@ def csp(
         curve_criterion: ``"fit"`` (Cond-CDVAE statgen, ``fit(target, sample)``) or ``"rms"``.
         gate: validity gate for match@k: ``"none"``, ``"pred"`` or ``"pred_and_gt"`` (needs ``smact``).
         size_cut: the curve is also reported for targets with fewer than ``size_cut`` atoms.
+        spacegroup: also compare space groups of each target and its best sample at every k (spglib).
         parallel: execution backend (one task per target).
 
     Raises:
@@ -184,12 +202,17 @@ def csp(
         for i, (t, s) in enumerate(zip(targets, samples, strict=True))
     ]
     rows = run_tasks(_csp_task, tasks, parallel, desc="csp")
+    sg_cache: dict[tuple[int, int], int] = {}
     results = []
     for p, preset in enumerate(presets_t):
         best = np.array([row[p][0] for row in rows], dtype=float)  # (M, len(ks))
         best[~np.isfinite(best)] = np.nan
         first = np.array([row[p][1] for row in rows], dtype=int)  # (M,)
-        results.append(CspPresetResult(preset.name, ks, best, first, sum(row[p][2] for row in rows)))
+        best_index = np.array([row[p][3] for row in rows], dtype=int)  # (M, len(ks))
+        same_sg = _same_spacegroup(targets, samples, best_index, sg_cache) if spacegroup else None
+        results.append(
+            CspPresetResult(preset.name, ks, best, first, sum(row[p][2] for row in rows), best_index, same_sg)
+        )
     return CspReport(
         results=tuple(results),
         n_atoms=np.array([len(t) for t in targets]),
@@ -199,6 +222,20 @@ def csp(
         gate=gate,
         n_gated=n_gated,
     )
+
+
+def _same_spacegroup(targets, samples, best_index: np.ndarray, cache: dict) -> np.ndarray:
+    from xtal_eval.symmetry import spacegroup_number
+
+    def sg(i: int, j: int) -> int:  # j = -1: the target itself
+        if (i, j) not in cache:
+            cache[(i, j)] = spacegroup_number(targets[i] if j < 0 else samples[i][j])
+        return cache[(i, j)]
+
+    out = np.zeros(best_index.shape, dtype=bool)
+    for (i, c), j in np.ndenumerate(best_index):
+        out[i, c] = j >= 0 and sg(i, -1) == sg(i, int(j))
+    return out
 
 
 def _gate(targets, samples, gate: str, k_max: int) -> tuple[list[list[bool]], int]:
