@@ -69,9 +69,12 @@ def _frames(lattice64: Tensor) -> Tensor:
     return chol.flip(1).flip(2)
 
 
-def _check_size(total: int, counts: Tensor, crystal: Tensor, max_edges: int, cutoff: float) -> None:
+def _check_size(total: int, counts: Tensor, crystal, max_edges: int, cutoff: float) -> None:
+    """Raise if ``total`` candidates exceed ``max_edges``; ``crystal`` (a tensor or a callable giving
+    one, evaluated only when raising) maps each row of ``counts`` to its crystal."""
     if total <= max_edges:
         return
+    crystal = crystal() if callable(crystal) else crystal
     per_crystal = torch.zeros(int(crystal.max()) + 1, dtype=torch.long, device=counts.device)
     per_crystal.index_add_(0, crystal, counts)
     worst = int(per_crystal.argmax())
@@ -87,42 +90,44 @@ def _take(values: Tensor, index: Tensor) -> Tensor:
 
 
 def _range(center: Tensor, half: Tensor) -> tuple[Tensor, Tensor]:
-    """Integers n (as float64) with |center + n| <= half: (lowest n, count)."""
-    low = torch.ceil(-half - center)
-    count = (torch.floor(half - center) - low + 1).clamp_min(0).long()
+    """Integers n (as float64) with |center + n| <= half: (lowest n, count). Consumes ``half``."""
+    low = torch.sub(-half, center).ceil_()
+    count = half.sub_(center).floor_().sub_(low).add_(1).clamp_min_(0).long()
     return low, count
 
 
 @dataclass(frozen=True)
-class _Candidates:
-    """Candidate edges in generation order (target, source, offset), ``(R,)`` each, float64 offsets."""
+class _Search:
+    """Result of the image enumeration: ``R`` candidates in generation order (target, source,
+    offset) as index chains into the levels of the enumeration, so that per-edge fields are only
+    gathered for the edges kept."""
 
-    src: Tensor
-    dst: Tensor
-    n_a: Tensor
-    n_b: Tensor
-    n_c: Tensor
-    dist: Tensor
-
-    def take(self, index: Tensor) -> _Candidates:
-        return _Candidates(*(_take(getattr(self, f.name), index) for f in fields(self)))
+    pair_i: Tensor  # (P,) target of each ordered pair
+    pair_j: Tensor  # (P,) source
+    pair_c: Tensor  # (P,) crystal
+    rows_a: Tensor  # (A,) pair of each a-level row
+    n_a: Tensor  # (A,) float64 image along a
+    rows_b: Tensor  # (B,) a-level row of each b-level row
+    n_b: Tensor  # (B,) float64 image along b
+    rows_c: Tensor  # (R,) b-level row of each candidate
+    n_c: Tensor  # (R,) float64 image along c
+    dist2: Tensor  # (R,) squared distance, float64
+    key_dst: Tensor  # (R,) target of each candidate
+    valid: Tensor  # (R,) bool: within the cutoff and not the atom itself
 
 
 def _search(
     frac: Tensor, lattice: Tensor, num_atoms: Tensor, batch: Tensor, cutoff: float, max_edges: int
-) -> tuple[_Candidates, Tensor]:
-    """Candidate edges within ``cutoff`` (padded) and the mask of true edges, float64, no grad.
+) -> _Search:
+    """Enumerate all images within ``cutoff`` (padded) of every ordered pair, float64, no grad.
 
-    Works on 1-D columns throughout (1-D gathers are several times faster than row gathers) and
-    carries image numbers as float64 (exact integers) to avoid mixed-dtype arithmetic.
-    Candidate order: by target i, then source j, then offset (lexicographic in a, b, c)."""
+    Works on 1-D columns (1-D gathers are several times faster than row gathers on CPU), carries image
+    numbers as float64 (exact integers) to avoid mixed-dtype arithmetic, and precomputes everything
+    that depends only on the pair or the crystal at the (small) pair level."""
     frame = _frames(lattice)  # (C, 3, 3)
-    diag = frame.diagonal(dim1=1, dim2=2)
-    inv_aa, inv_bb, inv_cc = (1.0 / diag).T.contiguous()  # (C,) each
-    m_aa, m_bb, m_cc = diag.T.contiguous()
-    m_ab, m_ac, m_bc = frame[:, 0, 1].contiguous(), frame[:, 0, 2].contiguous(), frame[:, 1, 2].contiguous()
-    f_a, f_b, f_c = frac.T.contiguous()  # (N,) each
+    inv = 1.0 / frame.diagonal(dim1=1, dim2=2)  # (C, 3)
     radius = cutoff * (1.0 + _PAD)
+    r2 = radius * radius
 
     # ordered pairs (i, j) within each crystal, i major
     starts = torch.cumsum(num_atoms, 0) - num_atoms
@@ -131,67 +136,90 @@ def _search(
     pair_i, local = ragged_expand(pair_counts)
     pair_c = _take(batch, pair_i)
     pair_j = _take(starts, pair_c) + local  # (P,)
+    f_a, f_b, f_c = frac.T.contiguous()  # (N,) each
+    d_a = _take(f_a, pair_j) - _take(f_a, pair_i)  # (P,)
+    d_b = _take(f_b, pair_j) - _take(f_b, pair_i)
+    d_c = _take(f_c, pair_j) - _take(f_c, pair_i)
+    # per-pair constants of the frame: x = u_a M_aa, y = u_a M_ab + u_b M_bb, z = u . M[:, 2]
+    m_aa, m_bb, m_cc = (_take(frame[:, k, k].contiguous(), pair_c) for k in range(3))
+    inv_aa, inv_bb, inv_cc = (_take(inv[:, k].contiguous(), pair_c) for k in range(3))
+    ab_bb = _take((frame[:, 0, 1] * inv[:, 1]).contiguous(), pair_c)  # M_ab / M_bb
+    ac_cc = _take((frame[:, 0, 2] * inv[:, 2]).contiguous(), pair_c)  # M_ac / M_cc
+    bc_cc = _take((frame[:, 1, 2] * inv[:, 2]).contiguous(), pair_c)  # M_bc / M_cc
 
-    # axis a: |x| <= r with x = u_a * M_aa, u_a = d_a + n_a
-    d_a = _take(f_a, pair_j) - _take(f_a, pair_i)
-    low, count = _range(d_a, radius * _take(inv_aa, pair_c))
+    # axis a: |x| <= r, x = u_a M_aa with u_a = d_a + n_a
+    low, count = _range(d_a, radius * inv_aa)
     _check_size(int(count.sum()), count, pair_c, max_edges, cutoff)
-    rows, local = ragged_expand(count)
-    n_a = _take(low, rows) + local
-    crys = _take(pair_c, rows)  # (A,)
-    src, dst = _take(pair_j, rows), _take(pair_i, rows)
-    u_a = _take(d_a, rows) + n_a
-    x = u_a * _take(m_aa, crys)
-    left = radius * radius - x * x  # squared radius left for y and z
+    rows_a, local = ragged_expand(count)  # (A,) -> pair
+    n_a = _take(low, rows_a).add_(local)
+    u_a = _take(d_a, rows_a).add_(n_a)
+    x = u_a * _take(m_aa, rows_a)
+    left_a = torch.mul(x, x).neg_().add_(r2)  # squared radius left for y and z
+    center_b = _take(ab_bb, rows_a).mul_(u_a).add_(_take(d_b, rows_a))  # y / M_bb = center_b + n_b
+    partial_c = _take(ac_cc, rows_a).mul_(u_a).add_(_take(d_c, rows_a))
 
-    # axis b: |y| <= sqrt(left) with y = u_a * M_ab + u_b * M_bb, u_b = d_b + n_b
-    inv = _take(inv_bb, crys)
-    center = _take(f_b, src) - _take(f_b, dst) + u_a * _take(m_ab, crys) * inv  # y / M_bb - n_b
-    low, count = _range(center, left.clamp_min(0).sqrt() * inv)
-    _check_size(int(count.sum()), count, crys, max_edges, cutoff)
-    rows, local = ragged_expand(count)
-    n_b = _take(low, rows) + local
-    crys, u_a = _take(crys, rows), _take(u_a, rows)
-    src, dst = _take(src, rows), _take(dst, rows)
-    n_a = _take(n_a, rows)
-    y = (_take(center, rows) + n_b) * _take(m_bb, crys)
-    inside = (radius * radius - _take(left, rows)) + y * y  # x^2 + y^2
-    left = radius * radius - inside
+    # axis b: |y| <= sqrt(left_a)
+    low, count = _range(center_b, left_a.clamp_min(0).sqrt_().mul_(_take(inv_bb, rows_a)))
+    _check_size(int(count.sum()), count, lambda: _take(pair_c, rows_a), max_edges, cutoff)
+    rows_b, local = ragged_expand(count)  # (B,) -> a-level row
+    n_b = _take(low, rows_b).add_(local)
+    pair_b = _take(rows_a, rows_b)
+    y = _take(center_b, rows_b).add_(n_b).mul_(_take(m_bb, pair_b))
+    left_b = _take(left_a, rows_b).sub_(y * y)
+    center_c = _take(d_b, pair_b).add_(n_b).mul_(_take(bc_cc, pair_b)).add_(_take(partial_c, rows_b))
 
-    # axis c: |z| <= sqrt(left) with z = u_a * M_ac + u_b * M_bc + u_c * M_cc, u_c = d_c + n_c
-    u_b = y * _take(inv_bb, crys) - u_a * _take(m_ab, crys) * _take(inv_bb, crys)
-    inv = _take(inv_cc, crys)
-    center = _take(f_c, src) - _take(f_c, dst) + (u_a * _take(m_ac, crys) + u_b * _take(m_bc, crys)) * inv
-    low, count = _range(center, left.clamp_min(0).sqrt() * inv)
-    _check_size(int(count.sum()), count, crys, max_edges, cutoff)
-    rows, local = ragged_expand(count)
-    n_c = _take(low, rows) + local
-    z = (_take(center, rows) + n_c) * _take(_take(m_cc, crys), rows)
-    dist = torch.sqrt(_take(inside, rows) + z * z)
-    cand = _Candidates(
-        src=_take(src, rows),
-        dst=_take(dst, rows),
-        n_a=_take(n_a, rows),
-        n_b=_take(n_b, rows),
+    # axis c: |z| <= sqrt(left_b), z = (center_c + n_c) M_cc
+    low, count = _range(center_c, left_b.clamp_min(0).sqrt_().mul_(_take(inv_cc, pair_b)))
+    _check_size(int(count.sum()), count, lambda: _take(pair_c, pair_b), max_edges, cutoff)
+    rows_c, local = ragged_expand(count)  # (R,) -> b-level row
+    n_c = _take(low, rows_c).add_(local)
+    z = _take(center_c, rows_c).add_(n_c).mul_(_take(_take(m_cc, pair_b), rows_c))
+    dist2 = _take(left_b.neg_().add_(r2), rows_c).add_(z.mul_(z))  # x^2 + y^2 + z^2
+
+    # the atom itself at zero offset: a pair (i, i) with n = 0. Its distance is exactly 0 (d = 0 and
+    # n = 0 make every term 0), so only the few zero-distance candidates need checking
+    valid = dist2 <= cutoff * cutoff
+    zero = (dist2 == 0).nonzero().squeeze(1)
+    if zero.numel():
+        row_b = _take(rows_c, zero)
+        row_a = _take(rows_b, row_b)
+        pair = _take(rows_a, row_a)
+        is_self = (_take(pair_i, pair) == _take(pair_j, pair)) & (_take(n_a, row_a) == 0)
+        is_self &= (_take(n_b, row_b) == 0) & (_take(n_c, zero) == 0)
+        valid[zero[is_self]] = False
+    return _Search(
+        pair_i=pair_i,
+        pair_j=pair_j,
+        pair_c=pair_c,
+        rows_a=rows_a,
+        n_a=n_a,
+        rows_b=rows_b,
+        n_b=n_b,
+        rows_c=rows_c,
         n_c=n_c,
-        dist=dist,
+        dist2=dist2,
+        key_dst=_take(_take(pair_i, pair_b), rows_c),
+        valid=valid,
     )
-    self_pair = (cand.src == cand.dst) & (cand.n_a == 0) & (cand.n_b == 0) & (cand.n_c == 0)
-    return cand, (dist <= cutoff) & ~self_pair
 
 
 def _edge_vectors(
-    frac: Tensor, lattice: Tensor, batch: Tensor, src: Tensor, dst: Tensor, offsets: Tensor
-) -> Tensor:
-    """``(frac[src] - frac[dst] + offsets) @ L[crystal]``, ``(E, 3)``, differentiable; written with
-    1-D gathers, which are much faster on CPU than a gathered ``(E, 3, 3)`` batch of matrices."""
-    crys = _take(batch, dst)
-    lat = lattice.reshape(-1, 9).T  # (9, C)
-    u = [
-        _take(frac[:, k], src) - _take(frac[:, k], dst) + offsets[:, k].to(frac.dtype) for k in range(3)
-    ]  # 3 x (E,)
-    cols = [sum(u[k] * _take(lat[3 * k + col], crys) for k in range(3)) for col in range(3)]
-    return torch.stack(cols, dim=1)
+    frac: Tensor, lattice: Tensor, found: _Search, pair: Tensor, offsets: list[Tensor]
+) -> list[Tensor]:
+    """Columns of ``cart[j] - cart[i] + offset @ L[crystal]``, 3 x ``(E,)``, differentiable: the
+    pair part at the (small) pair level, then per edge ``+ n_a L_a + n_b L_b + n_c L_c`` with 1-D
+    gathers, which are much faster on CPU than an ``(E, 3, 3)`` batch of matrices."""
+    lat = _take(lattice.reshape(-1, 9), found.pair_c)  # (P, 9)
+    diff = _take(frac, found.pair_j) - _take(frac, found.pair_i)  # (P, 3)
+    pair_cart = torch.bmm(diff.unsqueeze(1), lat.view(-1, 3, 3)).squeeze(1).T.contiguous()  # (3, P)
+    lat = lat.T.contiguous()  # (9, P)
+    cols = []
+    for col in range(3):
+        out = _take(pair_cart[col], pair)
+        for k in range(3):
+            out = out.addcmul(offsets[k], _take(lat[3 * k + col], pair))
+        cols.append(out)
+    return cols
 
 
 def radius_graph_pbc(
@@ -233,27 +261,39 @@ def radius_graph_pbc(
     num_atoms = num_atoms.long()
     dtype = torch.promote_types(frac_coords.dtype, lattice.dtype)
     with torch.no_grad():
-        cand, valid = _search(
+        found = _search(
             frac_coords.detach().double(), lattice.detach().double(), num_atoms, batch, cutoff, max_edges
         )
         # one int64 sort by (target, distance rounded to cutoff / 2^32, about 1e-9 A): the stable
         # sort breaks ties within that resolution by (source, offset), the generation order, so
         # symmetry-equivalent neighbours keep a deterministic order despite rounding noise (bins are
         # centred on round fractions of the cutoff). Non-edges (self pairs, padding) sort last.
-        bins = torch.floor(cand.dist * (2.0**32 / cutoff) + 0.5).long()
-        key = torch.where(valid, cand.dst * 2**33 + bins, torch.iinfo(torch.int64).max)
-        order = torch.sort(key, stable=True).indices[: int(valid.sum())]
-        edges = cand.take(order)
+        bins = torch.floor(found.dist2.sqrt() * (2.0**32 / cutoff) + 0.5).long()
+        key = torch.where(found.valid, found.key_dst * 2**33 + bins, torch.iinfo(torch.int64).max)
+        num_valid = int(found.valid.sum())
+        sorted_key, order = torch.sort(key, stable=True)
+        order = order[:num_valid]
+        dst = sorted_key[:num_valid] >> 33
         if max_neighbors is not None:
-            _, first = segment_starts(edges.dst, frac_coords.shape[0])
-            rank = torch.arange(edges.dst.shape[0], device=order.device) - _take(first, edges.dst)
-            edges = edges.take((rank < max_neighbors).nonzero().squeeze(1))
-        src, dst = edges.src, edges.dst
-        offsets = torch.stack([edges.n_a, edges.n_b, edges.n_c], dim=1).long()  # (E, 3)
-    vectors = _edge_vectors(frac_coords.to(dtype), lattice.to(dtype), batch, src, dst, offsets)
+            _, first = segment_starts(dst, frac_coords.shape[0])
+            keep = (torch.arange(num_valid, device=dst.device) - _take(first, dst) < max_neighbors).nonzero()
+            order, dst = _take(order, keep.squeeze(1)), _take(dst, keep.squeeze(1))
+        row_b = _take(found.rows_c, order)  # (E,) index chain: candidate -> b row -> a row -> pair
+        row_a = _take(found.rows_b, row_b)
+        pair = _take(found.rows_a, row_a)
+        images = [
+            _take(found.n_a, row_a),
+            _take(found.n_b, row_b),
+            _take(found.n_c, order),
+        ]
+        src = _take(found.pair_j, pair)
+        offsets = torch.stack(images, dim=1).long()  # (E, 3)
+    x, y, z = _edge_vectors(
+        frac_coords.to(dtype), lattice.to(dtype), found, pair, [n.to(dtype) for n in images]
+    )
     return PeriodicGraph(
         edge_index=torch.stack([src, dst]),
         cell_offsets=offsets,
-        vectors=vectors,
-        distances=torch.sqrt((vectors * vectors).sum(dim=1)),
+        vectors=torch.stack([x, y, z], dim=1),
+        distances=torch.sqrt(x * x + y * y + z * z),
     )
