@@ -54,15 +54,6 @@ def test_mp20_slice_keeps_pressure_column_and_properties(shared_data, tmp_path):
         ingest(str(tmp_path / "slice.feather"), "memory://mp-bad", pressure=5.0, workers=1, progress=False)
 
 
-@pytest.mark.slow
-def test_mp20_full_file_in_parallel(shared_data, tmp_path):
-    report = ingest(
-        str(shared_data / "mp_20" / "val.feather"), str(tmp_path / "mp.zarr"), workers=2, progress=False
-    )
-    assert (report.read, report.written, len(report.skipped)) == (9047, 9047, 0)
-    assert len(CrystalStore.open(str(tmp_path / "mp.zarr"))) == 9047
-
-
 def _write_csv(path, rows, header=("", "material_id", "cif", "energy")):
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)

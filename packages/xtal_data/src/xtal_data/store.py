@@ -44,11 +44,11 @@ class StoreConfig:
         cname, clevel, shuffle: Blosc compressor settings.
     """
 
-    chunk_structures: int = 16384
-    chunk_atoms: int = 131072
+    chunk_structures: int = 4096
+    chunk_atoms: int = 32768
     cname: str = "zstd"
     clevel: int = 5
-    shuffle: str = "shuffle"
+    shuffle: str = "noshuffle"
 
     def codec(self) -> BloscCodec:
         return BloscCodec(cname=self.cname, clevel=self.clevel, shuffle=self.shuffle)
