@@ -105,8 +105,10 @@ def grid_structures(draw) -> Structure:
 
 
 def load_mp20(shared_data, n: int = 24, ids: tuple[str, ...] = ()) -> tuple[list[str], list[Structure]]:
-    """The first ``n`` MP-20 validation structures plus the named ids (needs pyarrow)."""
-    import pyarrow.feather as feather
+    """The first ``n`` MP-20 validation structures plus the named ids (skips without pyarrow)."""
+    import pytest
+
+    feather = pytest.importorskip("pyarrow.feather")
 
     table = feather.read_table(
         shared_data / "mp_20" / "val.feather", columns=["material_id", "cif"]

@@ -256,3 +256,42 @@ def test_cli_plots(files):
     )
     assert r.exit_code == 0, r.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_csp_with_a_samples_table(files):
+    import csv
+
+    from xtal_eval.cli import app
+
+    tmp, preds, gts = files
+    with open(tmp / "samples.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["target_id", "cif"])
+        for tid, s in (("b", preds[1]), ("a", gts[1]), ("a", preds[0])):
+            writer.writerow([tid, s.to(fmt="cif")])
+    runner = typer_testing.CliRunner()
+    r = runner.invoke(
+        app,
+        [
+            "csp",
+            str(tmp / "gt.csv"),
+            str(tmp / "samples.csv"),
+            "-p",
+            "cdvae",
+            "--ks",
+            "1,2",
+            "--json",
+            str(tmp / "c.json"),
+            "--csv",
+            str(tmp / "c.csv"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    res = json.loads((tmp / "c.json").read_text())["presets"]["cdvae"]
+    assert res["match_rate@1"] == 0.5 and res["match_rate@2"] == 1.0
+    rows = (tmp / "c.csv").read_text().splitlines()
+    assert rows[1].startswith("a,2,2,") and rows[2].startswith("b,2,1,")
+    with open(tmp / "orphan.csv", "w", newline="") as handle:
+        csv.writer(handle).writerows([["target_id", "cif"], ["zz", preds[0].to(fmt="cif")]])
+    r = runner.invoke(app, ["csp", str(tmp / "gt.csv"), str(tmp / "orphan.csv")])
+    assert r.exit_code == 1 and "zz" in r.output

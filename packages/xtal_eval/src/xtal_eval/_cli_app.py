@@ -69,7 +69,7 @@ def match(
     csv_out: CsvOut = None,
     progress: Progress = False,
 ) -> None:
-    """Match FIRST[i] against SECOND[i] under each preset."""
+    """Match item i of FIRST against item i of SECOND under each preset."""
     from xtal_eval.pairs import match_pairs
 
     try:

@@ -14,6 +14,10 @@ the answer is skipped or shared:
   set), pymatgen returns "no match" when the reduced structures have different numbers of sites. The
   filter is switched off for presets with ``attempt_supercell=True``.
 
+pymatgen caches reductions (``StructureMatcher._get_reduced_istructure``, an LRU cache keyed by a structure
+equality with a small tolerance); :func:`prepare` calls the same cached function, so it sees exactly what a
+direct ``fit`` / ``get_rms_dist`` call in the same process would see.
+
 Asymmetry: ``fit(a, b)`` and ``fit(b, a)`` can differ (lattice search is relative to the second structure's
 lattice, the averaged lattice and the translation search are not symmetric). Every function here states its
 argument order; the metrics follow the reference code (recon: ``get_rms_dist(pred, gt)``; CSP statistics:
