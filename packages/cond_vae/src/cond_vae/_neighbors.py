@@ -34,7 +34,8 @@ class NeighborList:
         num_atoms: ``(C,)`` atoms per crystal; batch: ``(N,)`` crystal of each atom.
 
     Call :meth:`graph` with the current wrapped coordinates, and after each move :meth:`moved` with
-    the Cartesian step and the integer wrap of every atom. ``num_builds`` counts xtal_graph searches.
+    the Cartesian step and the integer wrap of every atom. ``num_builds`` counts xtal_graph searches,
+    ``num_triplet_builds`` triplet constructions (skipped while the edge list is unchanged).
     """
 
     def __init__(
@@ -51,6 +52,9 @@ class NeighborList:
         self.cutoff, self.max_neighbors, self.skin = float(cutoff), max_neighbors, skin
         self.num_atoms, self.batch = num_atoms, batch
         self.num_builds = 0
+        self.num_triplet_builds = 0
+        self._last_edges: Tensor | None = None  # (5, E) edge_index and offsets of the last graph
+        self._last_triplets: Triplets | None = None
         self._candidates: tuple[Tensor, Tensor, Tensor] | None = None  # src, dst, offsets at build
         self._disp: Tensor | None = None  # (N, 3) Cartesian displacement since the build
         self._image: Tensor | None = None  # (N, 3) integer wraps since the build
@@ -73,8 +77,7 @@ class NeighborList:
             if self.skin is None:
                 fresh = radius_graph_pbc(frac, lattice, self.num_atoms, self.cutoff, self.max_neighbors)
                 src, dst = fresh.edge_index
-                graph = self._make_graph(frac, lattice, src, dst, fresh.cell_offsets)
-                return graph, triplets(graph, frac.shape[0])
+                return self._with_triplets(self._make_graph(frac, lattice, src, dst, fresh.cell_offsets))
             cand = radius_graph_pbc(frac, lattice, self.num_atoms, self.cutoff + self.skin, None)
             src, dst = cand.edge_index
             off = cand.cell_offsets
@@ -82,8 +85,17 @@ class NeighborList:
             self._candidates = (src[order], dst[order], off[order])
             self._disp = torch.zeros_like(frac)
             self._image = torch.zeros(frac.shape, dtype=torch.long, device=frac.device)
-        graph = self._filter(frac, lattice)
-        return graph, triplets(graph, frac.shape[0])
+        return self._with_triplets(self._filter(frac, lattice))
+
+    def _with_triplets(self, graph: PeriodicGraph) -> tuple[PeriodicGraph, Triplets]:
+        # triplets depend only on the edge list: reuse them while it is unchanged (late, small steps)
+        edges = torch.cat([graph.edge_index, graph.cell_offsets.T])  # (5, E)
+        last = self._last_edges
+        if last is None or last.shape != edges.shape or not torch.equal(last, edges):
+            self._last_edges = edges
+            self._last_triplets = triplets(graph, self.batch.shape[0])
+            self.num_triplet_builds += 1
+        return graph, self._last_triplets
 
     def _make_graph(
         self, frac: Tensor, lattice: Tensor, src: Tensor, dst: Tensor, off: Tensor

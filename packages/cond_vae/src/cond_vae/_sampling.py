@@ -114,7 +114,12 @@ def langevin_dynamics(
             unwrapped = cart_to_frac(frac_to_cart(frac, lattice, batch=batch) + step, lattice, batch=batch)
             frac = wrap_frac(unwrapped)
             neighbors.moved(step, torch.round(unwrapped - frac).long())
-    return LangevinResult(frac_coords=frac, num_decoder_calls=calls, num_graph_builds=neighbors.num_builds)
+    return LangevinResult(
+        frac_coords=frac,
+        num_decoder_calls=calls,
+        num_graph_builds=neighbors.num_builds,
+        extra={"num_triplet_builds": neighbors.num_triplet_builds},
+    )
 
 
 def _as_list(values, n: int, name: str) -> list:

@@ -1,0 +1,144 @@
+"""Sampling throughput of cond_vae's annealed Langevin sampler (structures per second).
+
+For each config (``tiny``, ``4m``), neighbour-list setting (``skin=None``: a fresh radius graph at
+every step, as the reference; ``skin=1.0`` Å: Verlet reuse) and number of steps per level, the
+whole sampler (``cond_vae.sample``: latent, lattice, all 50 noise levels) runs on one batch of
+MP-20 cell formulas (from ``../shared/data/mp_20/val.feather`` when present, else a fixed list),
+timed side by side in one process. The reference's 50 x 100 steps are extrapolated from the
+largest measured steps-per-level (time per decoder call x 5,000, plus the measured fixed cost):
+with more steps per level the Verlet list is reused more, so the reuse figure is conservative.
+
+The models are untrained (random weights, scalers fitted on the formulas' MP-20 structures or on
+synthetic cells): the cost of a decoder call does not depend on the weights, but the Verlet saving
+depends on how far atoms move; the noise term (``sqrt(2 eta) = 1.41 sigma`` Å per step) dominates
+those moves for trained models as well.
+
+    OMP_NUM_THREADS=1 python benchmarks/cond_vae/bench_sample.py --threads 1 --out results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+from cond_vae import CondCDVAE, CondCDVAEConfig, sample
+
+ROOT = Path(__file__).resolve().parents[2]
+MP20 = ROOT.parent / "shared" / "data" / "mp_20" / "val.feather"
+FALLBACK = ["Si4O8", "Ga4Te4", "Hg2MgTm", "Ho2W2Cl2O8", "Fe4O6", "Li2Mn4O8", "Na2Cl2", "Ba2Ti2O6"]
+
+
+def load_rows(num_rows: int, max_atoms: int):
+    """(formulas, crystals for the scalers) from MP-20 val, or the fallback formulas and None."""
+    if not MP20.is_file():
+        return FALLBACK[:num_rows], None
+    import pandas as pd
+    from pymatgen.core import Structure
+    from xtal_graph import Crystal
+
+    frame = pd.read_feather(MP20).head(400)
+    crystals = [
+        Crystal.from_pymatgen(Structure.from_str(cif, fmt="cif"), pressure=0.0) for cif in frame["cif"]
+    ]
+    formulas = [f for f, c in zip(frame["formula"], crystals, strict=True) if c.num_atoms <= max_atoms]
+    return formulas[:num_rows], crystals
+
+
+def build(name: str, crystals) -> CondCDVAE:
+    torch.manual_seed(0)
+    config = {"tiny": CondCDVAEConfig.tiny(max_atoms=60), "4m": CondCDVAEConfig.cond_cdvae_4m()}[name]
+    model = CondCDVAE(config).eval()
+    if crystals is None:
+        import sys
+
+        sys.path.insert(0, str(ROOT))
+        from tests.cond_vae._helpers import random_crystals
+
+        crystals = random_crystals(64, max_atoms=12)
+    model.fit_scalers(crystals)
+    return model
+
+
+def run(model, formulas, *, n_step_each: int, skin, num_per_row: int, seed: int = 0) -> dict:
+    import cond_vae._sampling as sampling
+
+    counts = {"calls": 0, "builds": 0, "triplets": 0}
+    original = sampling.langevin_dynamics
+
+    def counted(*args, **kwargs):
+        result = original(*args, **kwargs)
+        counts["calls"] += result.num_decoder_calls
+        counts["builds"] += result.num_graph_builds
+        counts["triplets"] += result.extra["num_triplet_builds"]
+        return result
+
+    sampling.langevin_dynamics = counted
+    try:
+        start = time.perf_counter()
+        out = sample(
+            model, formulas, 0.0, num_per_row=num_per_row, seed=seed, n_step_each=n_step_each, skin=skin
+        )
+        seconds = time.perf_counter() - start
+    finally:
+        sampling.langevin_dynamics = original
+    return {
+        "structures": len(out),
+        "valid": sum(s.valid for s in out),
+        "atoms": sum(s.crystal.num_atoms for s in out if s.valid),
+        "seconds": seconds,
+        "decoder_calls": counts["calls"],
+        "graph_builds": counts["builds"],
+        "triplet_builds": counts["triplets"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="+", default=["tiny", "4m"])
+    parser.add_argument("--rows", type=int, default=8, help="formulas (MP-20 val order)")
+    parser.add_argument("--num-per-row", type=int, default=4)
+    parser.add_argument("--steps", nargs="+", type=int, default=[1, 5], help="steps per level to measure")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    formulas, crystals = load_rows(args.rows, max_atoms=20)
+    results = {
+        "machine": {"python": platform.python_version(), "torch": torch.__version__, "threads": args.threads},
+        "formulas": formulas,
+        "num_per_row": args.num_per_row,
+        "runs": [],
+    }
+    for name in args.configs:
+        model = build(name, crystals)
+        run(model, formulas[:1], n_step_each=1, skin=None, num_per_row=1)  # warm-up
+        for n in args.steps:
+            for skin in (None, 1.0):
+                r = run(model, formulas, n_step_each=n, skin=skin, num_per_row=args.num_per_row)
+                r.update(config=name, n_step_each=n, skin=skin)
+                r["structures_per_s"] = r["structures"] / r["seconds"]
+                results["runs"].append(r)
+                print(json.dumps(r), flush=True)
+        # extrapolate to the reference's 50 x 100 from the two largest step counts of each skin
+        for skin in (None, 1.0):
+            rows = sorted((r for r in results["runs"] if r["config"] == name and r["skin"] == skin),
+                          key=lambda r: r["n_step_each"])[-2:]  # fmt: skip
+            if len(rows) == 2:
+                (n1, t1), (n2, t2) = ((r["n_step_each"], r["seconds"]) for r in rows)
+                per_level_step = (t2 - t1) / (n2 - n1)  # seconds per (one step on all 50 levels)
+                fixed = max(t1 - per_level_step * n1, 0.0)
+                t100 = fixed + 100 * per_level_step
+                extra = {"config": name, "skin": skin, "n_step_each": 100, "extrapolated": True,
+                         "seconds": t100, "structures_per_s": rows[-1]["structures"] / t100}  # fmt: skip
+                results["runs"].append(extra)
+                print(json.dumps(extra), flush=True)
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2, default=float))
+
+
+if __name__ == "__main__":
+    main()
