@@ -43,6 +43,7 @@ def test_readers_agree_and_keep_ids(files):
     tmp, preds, gts = files
     table = load_structures(tmp / "gt.csv")
     assert table.ids == ("a", "b") and len(table) == 2
+    assert load_structures(tmp / "gt.csv", limit=1).ids == ("a",)
     folder = load_structures(tmp / "pred")
     assert folder.ids == ("0", "1")
     assert np.allclose(folder.structures[1].frac_coords, preds[1].frac_coords, atol=1e-6)

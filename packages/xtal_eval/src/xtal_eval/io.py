@@ -126,8 +126,8 @@ def _read_table_rows(path: Path) -> list[dict]:
     return table.to_pylist()
 
 
-def _read_table(path: Path, cif_column: str, id_column: str | None) -> StructureSet:
-    rows = _read_table_rows(path)
+def _read_table(path: Path, cif_column: str, id_column: str | None, limit: int | None = None) -> StructureSet:
+    rows = _read_table_rows(path)[:limit]
     if not rows:
         raise ValueError(f"{path}: table has no rows")
     if cif_column not in rows[0]:
@@ -190,9 +190,15 @@ def _read_store(path: Path) -> StructureSet | None:
 
 
 def load_structures(
-    source: str | Path | StructureSet | Sequence, *, cif_column: str = "cif", id_column: str | None = None
+    source: str | Path | StructureSet | Sequence,
+    *,
+    cif_column: str = "cif",
+    id_column: str | None = None,
+    limit: int | None = None,
 ) -> StructureSet:
     """Load a set of structures from any supported source (see the module docstring).
+
+    ``limit`` reads only the first rows of a table (handy for quick looks at large files).
 
     Raises:
         FileNotFoundError: a path that does not exist.
@@ -201,7 +207,7 @@ def load_structures(
     if isinstance(source, StructureSet):
         out = source
     elif isinstance(source, (str, Path)):
-        out = _load_path(Path(source), cif_column, id_column)
+        out = _load_path(Path(source), cif_column, id_column, limit)
     else:
         items = list(source)
         structures = []
@@ -220,7 +226,7 @@ def load_structures(
     return out
 
 
-def _load_path(path: Path, cif_column: str, id_column: str | None) -> StructureSet:
+def _load_path(path: Path, cif_column: str, id_column: str | None, limit: int | None) -> StructureSet:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")
     if path.is_dir():
@@ -228,7 +234,7 @@ def _load_path(path: Path, cif_column: str, id_column: str | None) -> StructureS
         return store if store is not None else _read_folder(path)
     suffix = path.suffix.lower()
     if suffix in (".csv", ".feather", ".parquet"):
-        return _read_table(path, cif_column, id_column)
+        return _read_table(path, cif_column, id_column, limit)
     if suffix in (".xyz", ".extxyz"):
         return _read_xyz(path)
     if suffix == ".cif":
