@@ -54,6 +54,13 @@ def test_too_many_edges_names_cutoff_and_crystal():
     assert radius_graph_pbc(frac, lattice, num_atoms, 8.0).num_edges > 500
 
 
+@pytest.mark.parametrize("max_edges", [10, 30, 100, 300])  # pairs, axis a, b, c
+def test_edge_limit_is_checked_at_every_stage_of_the_search(max_edges):
+    frac, lattice, num_atoms = _flat()
+    with pytest.raises(ValueError, match=r"cutoff: .* max_edges=\d+ .*crystal \d alone has \d+"):
+        radius_graph_pbc(frac, lattice, num_atoms, 8.0, max_edges=max_edges)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [

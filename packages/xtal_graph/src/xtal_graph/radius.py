@@ -157,24 +157,28 @@ def _search(
     left_a = torch.mul(x, x).neg_().add_(r2)  # squared radius left for y and z
     center_b = _take(ab_bb, rows_a).mul_(u_a).add_(_take(d_b, rows_a))  # y / M_bb = center_b + n_b
     partial_c = _take(ac_cc, rows_a).mul_(u_a).add_(_take(d_c, rows_a))
+    del u_a, x  # free large intermediates early: a smaller peak means fewer page faults
 
     # axis b: |y| <= sqrt(left_a)
     low, count = _range(center_b, left_a.clamp_min(0).sqrt_().mul_(_take(inv_bb, rows_a)))
-    _check_size(int(count.sum()), count, lambda: _take(pair_c, rows_a), max_edges, cutoff)
+    _check_size(int(count.sum()), count, lambda ra=rows_a: _take(pair_c, ra), max_edges, cutoff)
     rows_b, local = ragged_expand(count)  # (B,) -> a-level row
     n_b = _take(low, rows_b).add_(local)
     pair_b = _take(rows_a, rows_b)
     y = _take(center_b, rows_b).add_(n_b).mul_(_take(m_bb, pair_b))
     left_b = _take(left_a, rows_b).sub_(y * y)
     center_c = _take(d_b, pair_b).add_(n_b).mul_(_take(bc_cc, pair_b)).add_(_take(partial_c, rows_b))
+    del left_a, center_b, partial_c, y
 
     # axis c: |z| <= sqrt(left_b), z = (center_c + n_c) M_cc
     low, count = _range(center_c, left_b.clamp_min(0).sqrt_().mul_(_take(inv_cc, pair_b)))
-    _check_size(int(count.sum()), count, lambda: _take(pair_c, pair_b), max_edges, cutoff)
+    _check_size(int(count.sum()), count, lambda pb=pair_b: _take(pair_c, pb), max_edges, cutoff)
     rows_c, local = ragged_expand(count)  # (R,) -> b-level row
     n_c = _take(low, rows_c).add_(local)
     z = _take(center_c, rows_c).add_(n_c).mul_(_take(_take(m_cc, pair_b), rows_c))
     dist2 = _take(left_b.neg_().add_(r2), rows_c).add_(z.mul_(z))  # x^2 + y^2 + z^2
+    key_dst = _take(_take(pair_i, pair_b), rows_c)
+    del local, low, count, z, center_c, left_b, pair_b
 
     # the atom itself at zero offset: a pair (i, i) with n = 0. Its distance is exactly 0 (d = 0 and
     # n = 0 make every term 0), so only the few zero-distance candidates need checking
@@ -198,19 +202,20 @@ def _search(
         rows_c=rows_c,
         n_c=n_c,
         dist2=dist2,
-        key_dst=_take(_take(pair_i, pair_b), rows_c),
+        key_dst=key_dst,
         valid=valid,
     )
 
 
 def _edge_vectors(
-    frac: Tensor, lattice: Tensor, found: _Search, pair: Tensor, offsets: list[Tensor]
+    frac: Tensor, lattice: Tensor, pairs: tuple[Tensor, Tensor, Tensor], pair: Tensor, offsets: list[Tensor]
 ) -> list[Tensor]:
     """Columns of ``cart[j] - cart[i] + offset @ L[crystal]``, 3 x ``(E,)``, differentiable: the
     pair part at the (small) pair level, then per edge ``+ n_a L_a + n_b L_b + n_c L_c`` with 1-D
     gathers, which are much faster on CPU than an ``(E, 3, 3)`` batch of matrices."""
-    lat = _take(lattice.reshape(-1, 9), found.pair_c)  # (P, 9)
-    diff = _take(frac, found.pair_j) - _take(frac, found.pair_i)  # (P, 3)
+    pair_i, pair_j, pair_c = pairs  # (P,) each: target, source, crystal of every ordered pair
+    lat = _take(lattice.reshape(-1, 9), pair_c)  # (P, 9)
+    diff = _take(frac, pair_j) - _take(frac, pair_i)  # (P, 3)
     pair_cart = torch.bmm(diff.unsqueeze(1), lat.view(-1, 3, 3)).squeeze(1).T.contiguous()  # (3, P)
     lat = lat.T.contiguous()  # (9, P)
     cols = []
@@ -274,6 +279,7 @@ def radius_graph_pbc(
         sorted_key, order = torch.sort(key, stable=True)
         order = order[:num_valid]
         dst = sorted_key[:num_valid] >> 33
+        del bins, key, sorted_key
         if max_neighbors is not None:
             _, first = segment_starts(dst, frac_coords.shape[0])
             keep = (torch.arange(num_valid, device=dst.device) - _take(first, dst) < max_neighbors).nonzero()
@@ -288,8 +294,10 @@ def radius_graph_pbc(
         ]
         src = _take(found.pair_j, pair)
         offsets = torch.stack(images, dim=1).long()  # (E, 3)
+        pairs = (found.pair_i, found.pair_j, found.pair_c)
+        del found, order, row_a, row_b  # release the candidate arrays before building the output
     x, y, z = _edge_vectors(
-        frac_coords.to(dtype), lattice.to(dtype), found, pair, [n.to(dtype) for n in images]
+        frac_coords.to(dtype), lattice.to(dtype), pairs, pair, [n.to(dtype) for n in images]
     )
     return PeriodicGraph(
         edge_index=torch.stack([src, dst]),
