@@ -5,8 +5,9 @@ every step, as the reference; ``skin=1.0`` Å: Verlet reuse) and number of steps
 whole sampler (``cond_vae.sample``: latent, lattice, all 50 noise levels) runs on one batch of
 MP-20 cell formulas (from ``../shared/data/mp_20/val.feather`` when present, else a fixed list),
 timed side by side in one process. The reference's 50 x 100 steps are extrapolated from the
-largest measured steps-per-level (time per decoder call x 5,000, plus the measured fixed cost):
-with more steps per level the Verlet list is reused more, so the reuse figure is conservative.
+largest measured steps-per-level (time per decoder call x 5,000): with more steps per level the
+Verlet list is reused more, so the reuse figure is conservative. A breakdown times the parts of one
+step (radius graph, triplets, Verlet filter, decoder) on the same batch.
 
 The models are untrained (random weights, scalers fitted on the formulas' MP-20 structures or on
 synthetic cells): the cost of a decoder call does not depend on the weights, but the Verlet saving
@@ -96,6 +97,60 @@ def run(model, formulas, *, n_step_each: int, skin, num_per_row: int, seed: int 
     }
 
 
+def _median_ms(fn, repeats: int = 7) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * sorted(times)[len(times) // 2]
+
+
+@torch.no_grad()
+def breakdown(model, formulas, num_per_row: int, name: str) -> dict:
+    """Median ms of each part of one Langevin step on uniform random coordinates of the batch."""
+    from cond_vae import NeighborList, parse_formula
+    from xtal_graph import radius_graph_pbc, triplets
+
+    atoms = [parse_formula(f, max_atoms=model.config.max_atoms).atom_types for f in formulas] * num_per_row
+    num_atoms = torch.tensor([len(a) for a in atoms])
+    atom_types = torch.tensor([z for a in atoms for z in a])
+    batch = torch.repeat_interleave(torch.arange(len(atoms)), num_atoms)
+    props = {"pressure": torch.zeros(len(atoms))}
+    cond = model.conditions(atom_types=atom_types, batch=batch, num_crystals=len(atoms), properties=props)
+    cond_z = model.cond_z(torch.randn(len(atoms), model.config.latent_dim), cond)
+    _, lattice = model.predict_lattice(cond_z, num_atoms)
+    frac = torch.rand(atom_types.shape[0], 3, dtype=lattice.dtype)
+    dec = model.config.decoder
+    graph = radius_graph_pbc(frac, lattice, num_atoms, dec.cutoff, dec.max_neighbors)
+    trips = triplets(graph, frac.shape[0])
+    reuse = NeighborList(
+        cutoff=dec.cutoff, max_neighbors=dec.max_neighbors, skin=1.0, num_atoms=num_atoms, batch=batch
+    )
+    reuse.graph(frac, lattice)
+    return {
+        "config": name,
+        "atoms": int(num_atoms.sum()),
+        "edges": graph.num_edges,
+        "triplets": int(trips.edge_kj.shape[0]),
+        "radius_graph_ms": _median_ms(
+            lambda: radius_graph_pbc(frac, lattice, num_atoms, dec.cutoff, dec.max_neighbors)
+        ),
+        "triplets_ms": _median_ms(lambda: triplets(graph, frac.shape[0])),
+        "verlet_filter_ms": _median_ms(lambda: reuse._filter(frac, lattice)),
+        "verlet_candidates_ms": _median_ms(
+            lambda: radius_graph_pbc(frac, lattice, num_atoms, dec.cutoff + 1.0, None)
+        ),
+        "decoder_ms": _median_ms(
+            lambda: model.score(
+                atom_types=atom_types, batch=batch, graph=graph, triplets=trips, cond_z=cond_z
+            ),
+            repeats=3,
+        ),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", default=["tiny", "4m"])
@@ -123,19 +178,28 @@ def main() -> None:
                 r["structures_per_s"] = r["structures"] / r["seconds"]
                 results["runs"].append(r)
                 print(json.dumps(r), flush=True)
-        # extrapolate to the reference's 50 x 100 from the two largest step counts of each skin
+        # extrapolate to the reference's 50 x 100 steps: time per decoder call at the largest measured
+        # steps-per-level x 5,000 (the fixed cost of latent + lattice is a few ms)
         for skin in (None, 1.0):
-            rows = sorted((r for r in results["runs"] if r["config"] == name and r["skin"] == skin),
-                          key=lambda r: r["n_step_each"])[-2:]  # fmt: skip
-            if len(rows) == 2:
-                (n1, t1), (n2, t2) = ((r["n_step_each"], r["seconds"]) for r in rows)
-                per_level_step = (t2 - t1) / (n2 - n1)  # seconds per (one step on all 50 levels)
-                fixed = max(t1 - per_level_step * n1, 0.0)
-                t100 = fixed + 100 * per_level_step
-                extra = {"config": name, "skin": skin, "n_step_each": 100, "extrapolated": True,
-                         "seconds": t100, "structures_per_s": rows[-1]["structures"] / t100}  # fmt: skip
-                results["runs"].append(extra)
-                print(json.dumps(extra), flush=True)
+            runs = [
+                r
+                for r in results["runs"]
+                if r["config"] == name and r["skin"] == skin and "decoder_calls" in r
+            ]
+            last = max(runs, key=lambda r: r["n_step_each"])
+            t100 = last["seconds"] / last["decoder_calls"] * 5000
+            extra = {
+                "config": name,
+                "skin": skin,
+                "n_step_each": 100,
+                "seconds": t100,
+                "extrapolated_from": last["n_step_each"],
+                "structures_per_s": last["structures"] / t100,
+            }
+            results["runs"].append(extra)
+            print(json.dumps(extra), flush=True)
+        results.setdefault("breakdown", []).append(breakdown(model, formulas, args.num_per_row, name))
+        print(json.dumps(results["breakdown"][-1]), flush=True)
     if args.out:
         args.out.write_text(json.dumps(results, indent=2, default=float))
 
