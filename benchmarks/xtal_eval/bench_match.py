@@ -10,6 +10,10 @@ Scenario 2 (CSP success curve, ``fit(target, sample)``): M targets with S sample
 the target hidden at a random position among other structures of the same formula or random ones. Plain
 loop: every fit; xtal-eval: ``csp`` (early exit at the first match). First-match indices must be identical.
 
+Scenario 3 (novelty, ``fit(reference, generated)`` under ``paper``): noisy copies of references and other
+dataset structures against all N references. Plain loop: every pair; xtal-eval: ``novelty`` (references
+bucketed by reduced formula and reduced site count). Novelty flags must be identical.
+
 Times: the fastest of ``--repeats`` round-robin runs, wall clock and CPU seconds (this process plus pool
 workers; robust when the machine is shared).
 
@@ -29,7 +33,7 @@ import numpy as np
 import pyarrow.feather as feather
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
-from xtal_eval import PRESETS, Parallel, csp, match_pairs
+from xtal_eval import PRESETS, Parallel, csp, match_pairs, novelty
 
 warnings.filterwarnings("ignore")
 DATA = os.environ.get("XTAL_SHARED_DATA", os.path.join(os.path.dirname(__file__), "../../../shared/data"))
@@ -94,6 +98,11 @@ def plain_first_fit(targets, samples):
             firsts.append(hits[0] if hits else 0)
         out[name] = np.array(firsts)
     return out
+
+
+def plain_novelty(gens, refs):
+    m = PRESETS["paper"].matcher()
+    return np.array([not any(m.fit(r, g) for r in refs) for g in gens])
 
 
 def _cpu() -> float:
@@ -173,6 +182,23 @@ def main() -> None:
         for name in PRESETS:
             np.testing.assert_array_equal(rep.get(name).first_match, ref[name])
     report(times)
+
+    refs = [get(i) for i in pick]
+    gens = [noisy(get(i), rng) for i in pick[: args.targets]] + [
+        other(i) for i in pick[args.targets : 2 * args.targets]
+    ]
+    print(f"scenario 3: novelty of {len(gens)} generated against {len(refs)} references, preset paper")
+    variants = {"plain pymatgen loop": lambda: plain_novelty(gens, refs)}
+    for jobs in (1, 2):
+        variants[f"xtal-eval, {jobs} process(es)"] = lambda jobs=jobs: novelty(
+            gens, refs, preset="paper", parallel=Parallel.from_jobs(jobs)
+        )
+    results, times = best_of(variants, args.repeats)
+    ref_novel = results.pop("plain pymatgen loop")
+    for got in results.values():
+        np.testing.assert_array_equal(got, ref_novel)
+    report(times)
+    print(f"  novel: {int(ref_novel.sum())} of {len(gens)}")
     print("all results identical to the plain loop")
 
 

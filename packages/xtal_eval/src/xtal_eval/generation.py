@@ -4,7 +4,8 @@
   reference distributions of density (g/cm^3, pymatgen) and of the number of distinct elements.
 * ``unique_groups`` / ``uniqueness``: pymatgen's ``group_structures`` (greedy; the first unmatched structure
   of a group is the reference, ``fit(reference, candidate)``), computed exactly but bucketed by reduced
-  formula and reduced site count (structures in different buckets can never fit) and run bucket-parallel.
+  formula (structures in different buckets can never fit; within a bucket the reduced-site-count prefilter
+  applies) and run bucket-parallel.
 * ``novelty``: fraction of generated structures that fit no reference structure (``fit(reference, gen)``).
 * ``coverage``: COV-R / COV-P and the mean minimum distances (AMSD/AMCD) from fingerprints, exactly as
   CDVAE's ``compute_cov``; ``COV_CUTOFFS`` holds the published per-dataset thresholds. Fingerprints
@@ -69,10 +70,6 @@ def num_elements_wasserstein(generated: Sequence[Structure], reference: Sequence
     )
 
 
-def _bucket_key(p, primitive_cell: bool) -> tuple[str, int]:
-    return p.composition.reduced_formula, p.n_sites(primitive_cell)
-
-
 def _group_task(task) -> list[list[int]]:
     indices, structures, preset = task
     matcher = preset.matcher()
@@ -93,10 +90,11 @@ def _group_task(task) -> list[list[int]]:
     return groups
 
 
-def _buckets(structures: Sequence[Structure], preset: MatcherPreset) -> dict[tuple[str, int], list[int]]:
-    buckets: dict[tuple[str, int], list[int]] = {}
+def _buckets(structures: Sequence[Structure]) -> dict[str, list[int]]:
+    """Indices by reduced formula: structures in different buckets never fit (cheap, no reduction)."""
+    buckets: dict[str, list[int]] = {}
     for i, s in enumerate(structures):
-        buckets.setdefault(_bucket_key(prepare(s), preset.primitive_cell), []).append(i)
+        buckets.setdefault(s.composition.element_composition.reduced_formula, []).append(i)
     return buckets
 
 
@@ -112,8 +110,7 @@ def unique_groups(
     """
     _nonempty("structures", structures)
     (preset,) = resolve_presets(preset)
-    buckets = _buckets(structures, preset)
-    tasks = [(idx, [structures[i] for i in idx], preset) for idx in buckets.values()]
+    tasks = [(idx, [structures[i] for i in idx], preset) for idx in _buckets(structures).values()]
     groups = [g for chunk in run_tasks(_group_task, tasks, parallel, desc="unique") for g in chunk]
     return sorted(groups, key=lambda g: g[0])
 
@@ -153,13 +150,14 @@ def novelty(
 ) -> np.ndarray:
     """(G,) bool: generated structure i fits no reference structure (``fit(reference, generated)``).
 
-    Only references with the same reduced formula and reduced site count are tried (exact prefilter).
+    Only references with the same reduced formula are tried, and among those the reduced site counts must
+    agree (exact prefilters); each structure is reduced at most once, and only when it has to be.
     """
     _nonempty("generated", generated)
     _nonempty("reference", reference)
     (preset,) = resolve_presets(preset)
-    ref_buckets = _buckets(reference, preset)
-    gen_buckets = _buckets(generated, preset)
+    ref_buckets = _buckets(reference)
+    gen_buckets = _buckets(generated)
     tasks, order = [], []
     for key, idx in gen_buckets.items():
         refs = [reference[i] for i in ref_buckets.get(key, [])]
