@@ -168,3 +168,23 @@ def test_carbon24_at_10_gpa_fails_the_high_pressure_volume_rule(carbon_store):
     assert _removed(report, "volume") == sorted(subset.ids.tolist())
     relaxed = CurationConfig(**{**cfg.__dict__, "volume_factor_high_pressure": 4.0})
     assert 0 < curate(_store(list(subset)), config=relaxed).kept < 200
+
+
+def test_parallel_curation_equals_serial(monkeypatch):
+    from xtal_data import curate as curate_module
+
+    monkeypatch.setattr(curate_module, "PARALLEL_MIN_STRUCTURES", 1)
+    monkeypatch.setattr(curate_module, "PARALLEL_MIN_GROUPS", 1)
+    close = CrystalRecord(
+        "close", np.array([1, 1]), np.array([[0, 0, 0], [0.05, 0, 0]]), np.eye(3) * 4.0, 0.0
+    )
+    recs = [
+        rock_salt("a"),
+        rock_salt("a-copy", a=5.7),
+        close,
+        rock_salt("b", pressure=10.0),
+        simple_cubic("far", 6.0),
+    ]
+    serial, parallel = curate(_store(recs), workers=1), curate(_store(recs), workers=2)
+    assert serial.kept_indices.tolist() == parallel.kept_indices.tolist() == [0, 3]
+    assert [f.removed_ids for f in serial.filters] == [f.removed_ids for f in parallel.filters]

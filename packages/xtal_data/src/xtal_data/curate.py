@@ -20,6 +20,7 @@ plausible structures (the kept set differs only in which duplicate survives when
 
 from __future__ import annotations
 
+import functools
 import math
 import multiprocessing
 import time
@@ -34,6 +35,9 @@ from xtal_data import __version__
 from xtal_data.geometry import cell_volume, hard_sphere_volume, shortest_distance
 from xtal_data.records import CrystalArrays
 from xtal_data.store import CrystalStore
+
+PARALLEL_MIN_STRUCTURES = 1024  # below this, process start-up costs more than it saves
+PARALLEL_MIN_GROUPS = 8
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,8 @@ def curate(
     storage_options: dict | None = None,
 ) -> CurationReport:
     """Apply the filters to ``store``; write the kept structures to a new store at ``output`` if given
-    (with the filters and their counts in its provenance). ``workers`` parallelises duplicate matching."""
+    (with the filters and their counts in its provenance). ``workers`` processes compute the distances and
+    match duplicates (spawned: call it under ``if __name__ == "__main__":`` in scripts)."""
     t0 = time.perf_counter()
     if not isinstance(store, CrystalStore):
         store = CrystalStore.open(store, storage_options=storage_options)
@@ -125,9 +130,10 @@ def curate(
         lo, hi = c.min_distance or 0.0, c.max_distance or math.inf
         cutoff = hi if math.isfinite(hi) else max(lo, 1.0) * 4
 
+        shortest = _shortest_distances(table, np.flatnonzero(keep), cutoff, workers)
+
         def bad_distance(i):
-            d = shortest_distance(table.frac_coords[atoms(i)], table.lattice[i], cutoff=cutoff)
-            return not (lo <= d <= hi)
+            return not (lo <= shortest[i] <= hi)
 
         results.append(_mask_filter("distance", table, keep, bad_distance, f"shortest in [{lo}, {hi}] Å"))
 
@@ -171,6 +177,23 @@ def curate(
     if output is not None:
         _write_output(store, table, report, c, output, storage_options)
     return report
+
+
+def _distance_job(job: tuple[np.ndarray, np.ndarray], cutoff: float) -> float:
+    return shortest_distance(job[0], job[1], cutoff=cutoff)
+
+
+def _shortest_distances(table: CrystalArrays, indices: np.ndarray, cutoff: float, workers: int) -> dict:
+    """Structure index -> shortest distance (Å, inf beyond ``cutoff``), over processes if ``workers`` > 1."""
+    offsets = table.offsets
+    jobs = [(table.frac_coords[offsets[i] : offsets[i + 1]], table.lattice[i]) for i in indices]
+    if workers > 1 and len(jobs) >= PARALLEL_MIN_STRUCTURES:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            values = list(pool.map(functools.partial(_distance_job, cutoff=cutoff), jobs, chunksize=256))
+    else:
+        values = [_distance_job(job, cutoff) for job in jobs]
+    return dict(zip(indices.tolist(), values, strict=True))
 
 
 def _property_filter(name, table, keep, prop, fails, note="< 0") -> FilterResult:
@@ -218,7 +241,7 @@ def _deduplicate(table, keep, energy, workers) -> FilterResult:
             [table.lattice[i] for i in members],
         )
 
-    if workers > 1 and len(multi) > 8:
+    if workers > 1 and len(multi) >= PARALLEL_MIN_GROUPS:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
             classes = list(pool.map(_match_group, map(payload, multi), chunksize=8))

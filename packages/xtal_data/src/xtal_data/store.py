@@ -95,6 +95,7 @@ class CrystalStore:
             )
         self._meta = meta
         self._cache: dict[str, np.ndarray] = {}
+        self._id_set: set[str] | None = None  # ids of this store, kept up to date by this object's appends
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -332,13 +333,15 @@ class CrystalStore:
         if not isinstance(table, CrystalArrays):
             table = CrystalArrays.from_records(list(table))
         ids = as_str_array(table.ids)
-        seen = set(self.ids.tolist())
+        if self._id_set is None:
+            self._id_set = set(self.ids.tolist())
+        stored, new = self._id_set, set()
         keep, dups = [], []
         for i, ident in enumerate(ids.tolist()):
-            if ident in seen:
+            if ident in stored or ident in new:
                 dups.append(ident)
             else:
-                seen.add(ident)
+                new.add(ident)
                 keep.append(i)
         if dups and on_duplicate == "error":
             shown = ", ".join(dups[:10]) + (" ..." if len(dups) > 10 else "")
@@ -394,6 +397,8 @@ class CrystalStore:
             arr[c0:c1] = as_str_array(values) if kind == "str" else values.astype(np.float64)
         self._cache.clear()
         self._write_meta(num_structures=c1, num_atoms=n1, properties=kinds)
+        if self._id_set is not None:
+            self._id_set.update(as_str_array(t.ids).tolist())
 
     # ------------------------------------------------------------------ splits
     @property
