@@ -76,6 +76,8 @@ def test_resume_auto_without_checkpoint_starts_fresh_and_model_only_checkpoint_i
     config = CONFIG.replace(max_steps=2)
     result = train(config, CondCDVAEConfig.tiny(), TRAIN, None, tmp_path / "run", resume_from="auto")
     assert result.steps == 2 and result.last_val is None
+    with pytest.raises(FileExistsError, match="already holds checkpoints of another run"):
+        train(config, CondCDVAEConfig.tiny(), TRAIN, None, tmp_path / "run")  # would mix two runs
     with pytest.raises(FileNotFoundError, match="not a resumable training checkpoint"):
         train(config, None, TRAIN, None, tmp_path / "other", resume_from=tmp_path / "missing")
     with pytest.raises(ValueError, match="model_config is required"):

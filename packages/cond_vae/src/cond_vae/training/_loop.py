@@ -15,7 +15,7 @@ import math
 import time
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -61,6 +61,7 @@ class TrainResult:
     last_train_loss: float | None
     skipped: tuple[SkippedBatch, ...]
     seconds: float
+    model: CondCDVAE = field(repr=False, compare=False)  # this process's trained model (not DDP-wrapped)
 
 
 def train(
@@ -131,12 +132,17 @@ class _Trainer:
 
     # ------------------------------------------------------------------ set-up
     def _resolve_resume(self, resume_from) -> Path | None:
-        if resume_from is None:
-            return None
-        if str(resume_from) == "auto":
-            return _state.latest_checkpoint(self.ckpt_dir)
-        path = Path(resume_from)
-        _state.read_training_meta(path)  # clear error when it is not a training checkpoint
+        existing = _state.latest_checkpoint(self.ckpt_dir)
+        if resume_from is not None and str(resume_from) == "auto":
+            return existing
+        path = None if resume_from is None else Path(resume_from)
+        if path is not None:
+            _state.read_training_meta(path)  # clear error when it is not a training checkpoint
+        if existing is not None and (path is None or path.resolve().parent != self.ckpt_dir.resolve()):
+            raise FileExistsError(
+                f"{self.out_dir} already holds checkpoints of another run (newest {existing.name}); "
+                "resume it (resume_from='auto', --resume auto) or choose a new output directory"
+            )
         return path
 
     def _build_model(self, model_config, resume: Path | None) -> CondCDVAE:
@@ -229,6 +235,7 @@ class _Trainer:
                 SkippedBatch(s["step"], s["epoch"], tuple(s["ids"]), s["reason"]) for s in loop.skipped
             ),
             seconds=time.perf_counter() - start,
+            model=self.model,
         )
 
     def _epoch_batches(self, epoch: int) -> list[list[int]]:
