@@ -82,7 +82,7 @@ def plain_pairs(first, second):
 
 def check_pairs(table, plain):
     for name, ref in plain.items():
-        for i, (d, r) in enumerate(zip(ref, table._column(name), strict=True)):
+        for i, (d, r) in enumerate(zip(ref, table.column(name), strict=True)):
             assert r.matched == (d is not None), (name, i)
             if d is not None:
                 assert (r.rms, r.max_dist) == (d[0], d[1]), (name, i, d, r)

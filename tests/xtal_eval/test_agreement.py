@@ -51,7 +51,7 @@ def test_match_pairs_equals_direct_pymatgen(mp20, criterion):
     table = match_pairs(first, second, presets=tuple(PRESETS), criterion=criterion)
     for preset in PRESETS.values():
         direct = _direct(first, second, preset, criterion)
-        for i, (d, r) in enumerate(zip(direct, table._column(preset.name), strict=True)):
+        for i, (d, r) in enumerate(zip(direct, table.column(preset.name), strict=True)):
             assert r.error is None
             assert r.matched == (d is not None), (preset.name, i)
             if d is not None:
@@ -155,7 +155,7 @@ def test_agreement_harness_catches_an_inexact_prefilter(mp20, monkeypatch):
     direct = _direct(first, second, PRESETS["cdvae"], "rms")
     disagree = [
         i
-        for i, (d, r) in enumerate(zip(direct, table._column("cdvae"), strict=True))
+        for i, (d, r) in enumerate(zip(direct, table.column("cdvae"), strict=True))
         if r.matched != (d is not None)
     ]
     assert disagree, "the harness failed to detect an inexact prefilter"

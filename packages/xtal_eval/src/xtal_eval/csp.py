@@ -247,4 +247,4 @@ def _gate(targets, samples, gate: str, k_max: int) -> tuple[list[list[bool]], in
     usable = [[False] * len(s) for s in samples]
     for (i, j), v in zip(flat, ok, strict=True):
         usable[i][j] = bool(v and tgt_ok[i])
-    return usable, sum(not u for (i, j) in flat for u in [usable[i][j]])
+    return usable, sum(not usable[i][j] for i, j in flat)

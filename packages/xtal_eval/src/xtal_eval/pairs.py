@@ -30,7 +30,8 @@ class PairTable:
     criterion: Criterion
     results: tuple[tuple[MatchResult, ...], ...]
 
-    def _column(self, preset: str | MatcherPreset) -> tuple[MatchResult, ...]:
+    def column(self, preset: str | MatcherPreset) -> tuple[MatchResult, ...]:
+        """The (M,) per-pair results under ``preset``."""
         name = preset if isinstance(preset, str) else preset.name
         for p, column in zip(self.presets, self.results, strict=True):
             if p.name == name:
@@ -39,20 +40,20 @@ class PairTable:
 
     def matched(self, preset: str | MatcherPreset) -> np.ndarray:
         """(M,) bool: the decisions under ``preset``."""
-        return np.array([r.matched for r in self._column(preset)], dtype=bool)
+        return np.array([r.matched for r in self.column(preset)], dtype=bool)
 
     def rms(self, preset: str | MatcherPreset) -> np.ndarray:
         """(M,) float: normalised RMS displacement, NaN where unmatched."""
-        return np.array([np.nan if r.rms is None else r.rms for r in self._column(preset)], dtype=float)
+        return np.array([np.nan if r.rms is None else r.rms for r in self.column(preset)], dtype=float)
 
     def errors(self, preset: str | MatcherPreset) -> dict[int, str]:
         """Pair index -> message for pairs on which pymatgen raised (counted as unmatched)."""
-        return {i: r.error for i, r in enumerate(self._column(preset)) if r.error is not None}
+        return {i: r.error for i, r in enumerate(self.column(preset)) if r.error is not None}
 
     def skipped(self, preset: str | MatcherPreset) -> dict[str, int]:
         """How many pairs each exact prefilter decided."""
         out: dict[str, int] = {}
-        for r in self._column(preset):
+        for r in self.column(preset):
             if r.skipped_by:
                 out[r.skipped_by] = out.get(r.skipped_by, 0) + 1
         return out
