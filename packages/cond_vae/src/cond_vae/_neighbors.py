@@ -58,9 +58,11 @@ class NeighborList:
         self._candidates: tuple[Tensor, Tensor, Tensor] | None = None  # src, dst, offsets at build
         self._disp: Tensor | None = None  # (N, 3) Cartesian displacement since the build
         self._image: Tensor | None = None  # (N, 3) integer wraps since the build
+        self._last_step = float("inf")  # largest displacement of the last move, Å
 
     def moved(self, step: Tensor, wrap: Tensor) -> None:
         """Record a move: ``step (N, 3)`` Cartesian Å, ``wrap (N, 3)`` integers subtracted by wrapping."""
+        self._last_step = float(step.norm(dim=-1).max()) if step.numel() else 0.0
         if self._candidates is not None:
             self._disp = self._disp + step
             self._image = self._image + wrap
@@ -74,7 +76,10 @@ class NeighborList:
         """Graph and triplets for wrapped ``frac (N, 3)`` in ``lattice (C, 3, 3)``."""
         if self._needs_build():
             self.num_builds += 1
-            if self.skin is None:
+            # a list that would not survive one step (the last step moved an atom by more than
+            # skin / 2, as at high noise) is not worth its larger search: build the plain graph
+            if self.skin is None or self._last_step > 0.5 * self.skin:
+                self._candidates = None
                 fresh = radius_graph_pbc(frac, lattice, self.num_atoms, self.cutoff, self.max_neighbors)
                 src, dst = fresh.edge_index
                 return self._with_triplets(self._make_graph(frac, lattice, src, dst, fresh.cell_offsets))
