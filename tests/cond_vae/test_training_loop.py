@@ -136,3 +136,35 @@ def test_loader_worker_processes_give_the_same_run(uninterrupted, tmp_path):
     result = train(CONFIG.replace(num_workers=1, max_steps=4), CondCDVAEConfig.tiny(), TRAIN, VAL, tmp_path)
     assert result.steps == 4
     assert loss_rows(tmp_path)[0] == loss_rows(uninterrupted.out_dir)[0]  # step-3 row, bit for bit
+
+
+def test_nonfinite_validation_loss_raises_with_the_crystal_ids(monkeypatch, tmp_path):
+    _poison(monkeypatch, {"v2"})
+    with pytest.raises(
+        NonFiniteLossError, match=r"non-finite validation loss at step 4; crystals: \[\('v2',\)\]"
+    ):
+        train(CONFIG.replace(max_epochs=1), CondCDVAEConfig.tiny(), TRAIN, VAL, tmp_path)
+
+
+@pytest.mark.parametrize("mode", ["value", "norm"])
+def test_gradient_clipping_bounds_the_update(mode):
+    from cond_vae.training._distributed import DistContext
+    from cond_vae.training._step import train_step
+    from xtal_graph import collate
+
+    torch.manual_seed(0)
+    model = CondCDVAE(CondCDVAEConfig.tiny())
+    model.fit_scalers(TRAIN)
+    params = list(model.parameters())
+    ctx = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"), owns_group=False)
+    stats = train_step(
+        net=model, params=params, micro=[collate(TRAIN)], seed=0, step=0, ctx=ctx, teacher_forcing=True,
+        autocast=False, grad_clip=1e-3, grad_clip_mode=mode,
+    )  # fmt: skip
+    assert stats.grad_norm > 1e-2  # the raw gradient is far above the limit, so clipping did something
+    grads = [p.grad for p in params]
+    if mode == "value":
+        limit = float(torch.tensor(1e-3, dtype=torch.float32))  # the clip value in float32
+        assert max(float(g.abs().max()) for g in grads) == limit
+    else:
+        assert float(torch.nn.utils.get_total_norm(grads)) == pytest.approx(1e-3, rel=1e-4)

@@ -110,7 +110,7 @@ def _run(run_config, out: Path, resume: str | None) -> dict:
 
     from cond_vae.training import open_store_split, train
 
-    train_data, val_data = open_store_split(run_config.data)
+    train_data, val_data = open_store_split(run_config.data, properties=run_config.model.condition_names)
     result = train(run_config.train, run_config.model, train_data, val_data, out, resume_from=resume)
     summary = {
         "rank": int(os.environ.get("RANK", "0") or 0),

@@ -13,7 +13,7 @@ from cond_vae.training._metrics import ValMetrics, read_metrics
 from cond_vae.training._runconfig import MODEL_PRESETS, RunConfig, load_run_config, model_config_from_table
 from cond_vae.training._state import LoopState, latest_checkpoint, read_training_meta
 from cond_vae.training._step import NonFiniteLossError
-from cond_vae.training._store import StoreCrystals, open_store_split
+from cond_vae.training._store import open_store_split
 
 __all__ = [
     "MODEL_PRESETS",
@@ -22,7 +22,6 @@ __all__ = [
     "NonFiniteLossError",
     "RunConfig",
     "SkippedBatch",
-    "StoreCrystals",
     "TrainConfig",
     "TrainResult",
     "ValMetrics",

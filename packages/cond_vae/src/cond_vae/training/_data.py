@@ -29,6 +29,17 @@ def as_sequence(data: Iterable[Crystal] | Sequence[Crystal], *, name: str) -> Se
     return data  # type: ignore[return-value]
 
 
+def scaler_items(data: Sequence[Crystal], chunk: int = 4096) -> Iterable[Crystal | CrystalBatch]:
+    """What ``model.fit_scalers`` streams over: vectorised float64 batches when the dataset can build
+    them (xtal-data's CrystalDataset), else the crystals themselves."""
+    if callable(getattr(data, "batch", None)):
+        return (
+            data.batch(list(range(i, min(i + chunk, len(data))))).to(dtype=torch.float64)
+            for i in range(0, len(data), chunk)
+        )
+    return data
+
+
 def epoch_order(
     num_items: int, *, seed: int, epoch: int, rank: int, world_size: int, shuffle: bool
 ) -> list[int]:
@@ -70,6 +81,23 @@ class _Indexed(torch.utils.data.Dataset):
         return self.data[index]
 
 
+class _Batched(torch.utils.data.Dataset):
+    """A dataset with a vectorised ``batch(indices) -> CrystalBatch`` (xtal-data's CrystalDataset)."""
+
+    def __init__(self, data: Any, dtype: torch.dtype):
+        self.data, self.dtype = data, dtype
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, indices: list[int]) -> CrystalBatch:
+        return self.data.batch(indices).to(dtype=self.dtype)
+
+
+def _identity(batch: CrystalBatch) -> CrystalBatch:
+    return batch
+
+
 def iterate_micro_batches(
     data: Sequence[Crystal],
     batches: Sequence[Sequence[int]],
@@ -77,14 +105,22 @@ def iterate_micro_batches(
     dtype: torch.dtype,
     num_workers: int,
 ) -> Iterator[CrystalBatch]:
-    """Collated batches for the given index lists, in order (worker processes when ``num_workers``)."""
-    loader: Any = DataLoader(
-        _Indexed(data),
-        batch_sampler=[list(b) for b in batches],
-        collate_fn=functools.partial(_collate, dtype=dtype),
-        num_workers=num_workers,
-        persistent_workers=False,
-    )
+    """Batches for the given index lists, in order (worker processes when ``num_workers``).
+
+    A dataset with a ``batch(indices)`` method builds each batch in one vectorised call; any other
+    sequence of ``Crystal`` is collated with ``xtal_graph.collate``.
+    """
+    index_lists = [list(b) for b in batches]
+    if callable(getattr(data, "batch", None)):
+        loader: Any = DataLoader(
+            _Batched(data, dtype), sampler=index_lists, batch_size=None, collate_fn=_identity,
+            num_workers=num_workers,
+        )  # fmt: skip
+    else:
+        loader = DataLoader(
+            _Indexed(data), batch_sampler=index_lists, collate_fn=functools.partial(_collate, dtype=dtype),
+            num_workers=num_workers,
+        )  # fmt: skip
     return iter(loader)
 
 

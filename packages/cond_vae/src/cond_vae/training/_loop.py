@@ -157,7 +157,7 @@ class _Trainer:
             if model_config is None:
                 raise ValueError("model_config is required unless resuming from a checkpoint")
             model = CondCDVAE(model_config)
-            model.fit_scalers(self.train_data)
+            model.fit_scalers(_data.scaler_items(self.train_data))
         if self.dtype == torch.float64:
             model = model.to(torch.float64)  # scalers are float64 already; never cast them to float32
         return model.to(self.ctx.device).train()

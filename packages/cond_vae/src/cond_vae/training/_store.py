@@ -1,4 +1,9 @@
-"""Training data from an xtal-data store: a lazy ``Sequence[Crystal]`` over one part of a split."""
+"""Training data from an xtal-data store (local path or fsspec URL): one split's train and val parts.
+
+Uses xtal-data's torch adapter (``xtal_data.torch_dataset.CrystalDataset``): the selected structures
+are read once into numpy arrays; ``dataset[i]`` is a ``Crystal`` and ``dataset.batch(indices)`` a
+whole ``CrystalBatch`` built without per-crystal objects (the loader in ``_data`` uses it).
+"""
 
 from __future__ import annotations
 
@@ -6,58 +11,26 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from xtal_graph import Crystal
+import torch
 
 from cond_vae.training._config import DataConfig
 
 
-class StoreCrystals(Sequence):
-    """Crystals held as xtal-data's flat arrays (compact), turned into ``Crystal`` on access.
-
-    ``properties`` holds ``pressure`` (GPa) and every numeric property of the store; a missing value
-    (NaN) is left out of that crystal's properties, so a condition that needs it fails by name.
-    """
-
-    def __init__(self, arrays: Any):
-        self.arrays = arrays
-        self.offsets = np.asarray(arrays.offsets)
-        self.numeric = {
-            name: np.asarray(values, dtype=np.float64)
-            for name, values in arrays.properties.items()
-            if np.asarray(values).dtype.kind in "fiu"
-        }
-
-    def __len__(self) -> int:
-        return len(self.arrays)
-
-    def __getitem__(self, index: int) -> Crystal:  # type: ignore[override]
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} crystals")
-        index = index % len(self)
-        a, start, stop = self.arrays, self.offsets[index], self.offsets[index + 1]
-        props = {"pressure": float(a.pressure[index])}
-        for name, values in self.numeric.items():
-            if np.isfinite(values[index]):
-                props[name] = float(values[index])
-        return Crystal(
-            atom_types=np.asarray(a.atomic_numbers[start:stop], dtype=np.int64),
-            frac_coords=a.frac_coords[start:stop],
-            lattice=a.lattice[index],
-            properties=props,
-            id=str(a.ids[index]),
-        )
-
-
 def open_store_split(
-    config: DataConfig, *, storage_options: dict | None = None
-) -> tuple[StoreCrystals, StoreCrystals | None]:
-    """``(train, val)`` crystals of ``config.path`` (a local path or any fsspec URL).
+    config: DataConfig,
+    *,
+    properties: Sequence[str] = ("pressure",),
+    storage_options: dict | None = None,
+) -> tuple[Any, Any | None]:
+    """``(train, val)`` datasets of ``config.path`` with the given per-crystal ``properties``
+    (the model's condition names); ``val`` is None when ``config.val_part`` is empty or has no crystals.
 
     Raises ``ValueError`` without a path, ``FileNotFoundError`` for a missing store and ``KeyError``
     naming the available splits/parts when ``config.split`` or a part is absent.
     """
     try:
         from xtal_data import CrystalStore
+        from xtal_data.torch_dataset import CrystalDataset
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError("reading a store needs xtal-data: pip install 'cond-vae[data]'") from err
     if not config.path:
@@ -74,9 +47,14 @@ def open_store_split(
                 )
         train_idx = parts[config.train_part]
         val_idx = parts[config.val_part] if config.val_part else None
-    train_idx = train_idx[: config.max_train] if config.max_train is not None else train_idx
+    if config.max_train is not None:
+        train_idx = train_idx[: config.max_train]
     if val_idx is not None and config.max_val is not None:
         val_idx = val_idx[: config.max_val]
-    train = StoreCrystals(store.read(np.asarray(train_idx)))
-    val = StoreCrystals(store.read(np.asarray(val_idx))) if val_idx is not None and len(val_idx) else None
+    if len(train_idx) == 0:
+        raise ValueError(f"the training part of {config.path} (split {config.split!r}) is empty")
+    # float64 at the source: the loader casts batches to the training dtype; scalers fit in float64
+    opts = {"properties": tuple(properties), "dtype": torch.float64}
+    train = CrystalDataset(store, indices=train_idx, **opts)
+    val = CrystalDataset(store, indices=val_idx, **opts) if val_idx is not None and len(val_idx) else None
     return train, val
