@@ -33,6 +33,7 @@ def bench_ingest(data: Path, out: Path, workers: int) -> Path:
     url = out / "mp20.zarr"
     shutil.rmtree(url, ignore_errors=True)
     report = ingest(str(data / "mp_20" / "val.feather"), str(url), workers=workers, progress=False)
+    assert report.written == 9047 and not report.skipped, report.summary()
     print(f"| ingestion, workers={workers} | {report.written} structures in {report.seconds:.1f} s | "
           f"{report.written / report.seconds:.0f} structures/s |")  # fmt: skip
     return url

@@ -178,14 +178,15 @@ def ingest(
     try:
         for batch in _batched(items, batch_size):
             n_read += len(batch)
-            texts = [it for it in batch if isinstance(it, TextItem)]
+            known = [not isinstance(it, Skip) and it.id in seen for it in batch]  # resume: no re-parsing
+            texts = [it for it, k in zip(batch, known, strict=True) if isinstance(it, TextItem) and not k]
             if pool is None and workers > 1 and len(texts) >= 64:
                 ctx = multiprocessing.get_context("spawn")  # never fork: zarr runs an event-loop thread
                 pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
             parsed = iter(_parsed(texts, pool, workers))
             records: list[CrystalRecord] = []
-            for it in batch:
-                out = next(parsed) if isinstance(it, TextItem) else it
+            for it, k in zip(batch, known, strict=True):
+                out = it if k or not isinstance(it, TextItem) else next(parsed)
                 if isinstance(out, Skip):
                     skipped.append(out)
                 elif out.id in seen:
