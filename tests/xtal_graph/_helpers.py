@@ -55,8 +55,12 @@ def has_boundary_pair(frac, lattice, num_atoms, cutoff: float, tol: float = 1e-6
     rounding, so exact comparisons between implementations are ill-posed)."""
     from xtal_graph import radius_graph_pbc
 
-    frac = torch.as_tensor(frac, dtype=torch.float64)
-    lattice = torch.as_tensor(lattice, dtype=torch.float64)
+    frac, lattice = (  # copies: Crystal arrays are read-only
+        x.detach().to(torch.float64)
+        if isinstance(x, torch.Tensor)
+        else torch.tensor(np.array(x), dtype=torch.float64)
+        for x in (frac, lattice)
+    )
     if lattice.ndim == 2:
         lattice, num_atoms = lattice[None], [len(frac)]
     graph = radius_graph_pbc(frac, lattice, torch.as_tensor(num_atoms), cutoff + tol)

@@ -293,7 +293,9 @@ def radius_graph_pbc(
             _take(found.n_c, order),
         ]
         src = _take(found.pair_j, pair)
-        offsets = torch.stack(images, dim=1).long()  # (E, 3)
+        offsets = torch.empty((src.shape[0], 3), dtype=torch.long, device=src.device)  # (E, 3)
+        for k in range(3):
+            offsets[:, k] = images[k]
         pairs = (found.pair_i, found.pair_j, found.pair_c)
         del found, order, row_a, row_b  # release the candidate arrays before building the output
     x, y, z = _edge_vectors(
