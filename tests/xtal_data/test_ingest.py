@@ -22,6 +22,7 @@ def test_perov5_ingests_every_row_with_ids_and_properties(perov_store, shared_da
     np.testing.assert_array_equal(perov_store.get_property("heat_ref"), df["heat_ref"].to_numpy())
     assert set(perov_store.property_names) == {"formula", "heat_all", "heat_ref", "dir_gap", "ind_gap"}
     assert (perov_store.num_atoms == 5).all() and (perov_store.pressure == 0.0).all()
+    assert [e["action"] for e in perov_store.provenance] == ["ingest started", "ingest"]
     entry = perov_store.provenance[-1]
     assert entry["written"] == 3787 and entry["ignored_columns"] == ["Unnamed: 0"]
 
@@ -101,6 +102,7 @@ def test_reingesting_same_ids_is_deduplicated_and_resumes_after_a_crash(tmp_path
         ingest(str(path), url, pressure=0.0, workers=1, batch_size=4, progress=False)
     monkeypatch.undo()
     assert CrystalStore.open(url).ids.tolist() == ["s0", "s1", "s2", "s3"]  # first batch committed, readable
+    assert [e["action"] for e in CrystalStore.open(url).provenance] == ["ingest started"]
     report = ingest(str(path), url, pressure=0.0, workers=1, batch_size=4, progress=False)
     assert report.written == 6
     assert sorted(s.reason for s in report.skipped) == ["id already in store"] * 5

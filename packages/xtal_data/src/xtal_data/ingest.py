@@ -168,6 +168,7 @@ def ingest(
         except FileNotFoundError:
             store = CrystalStore.create(store, storage_options=storage_options)
     store._require_writable()
+    store.add_provenance({"action": "ingest started", "source": str(source)})  # stays if interrupted
     workers = (os.cpu_count() or 1) if workers is None else workers
     existing = frozenset(store.ids.tolist())
     seen = set(existing)
