@@ -134,6 +134,7 @@ def _search(
     pair_counts = _take(num_atoms, batch)  # (N,)
     _check_size(int(pair_counts.sum()), pair_counts, batch, max_edges, cutoff)
     pair_i, local = ragged_expand(pair_counts)
+    pair_i = pair_i.long()  # pair-level arrays are small; keep them int64
     pair_c = _take(batch, pair_i)
     pair_j = _take(starts, pair_c) + local  # (P,)
     f_a, f_b, f_c = frac.T.contiguous()  # (N,) each

@@ -51,6 +51,7 @@ def triplets(graph: PeriodicGraph, num_nodes: int) -> Triplets:
     in_degree = torch.bincount(target, minlength=num_nodes)  # (N,)
     first = torch.cumsum(in_degree, 0) - in_degree  # (N,)
     edge_ji, local = ragged_expand(in_degree[source])
+    edge_ji, local = edge_ji.long(), local.long()
     edge_kj = order[first[source[edge_ji]] + local]  # (T0,)
     idx_i, idx_j, idx_k = target[edge_ji], source[edge_ji], source[edge_kj]
     offsets = graph.cell_offsets
