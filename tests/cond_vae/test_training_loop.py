@@ -9,7 +9,14 @@ import pytest
 import torch
 from cond_vae import CondCDVAE, CondCDVAEConfig
 from cond_vae.checkpoint import load_checkpoint
-from cond_vae.training import NonFiniteLossError, TrainConfig, read_metrics, read_training_meta, train
+from cond_vae.training import (
+    NonFiniteLossError,
+    TrainConfig,
+    load_run_config,
+    read_metrics,
+    read_training_meta,
+    train,
+)
 
 from tests.cond_vae.test_training_support import loss_rows, synthetic_crystals, weights
 
@@ -47,7 +54,9 @@ def test_run_writes_config_metrics_and_checkpoints(uninterrupted):
     val = result.last_val
     assert val is not None and val.num_crystals == len(VAL)
     assert 0 < val.length_mae < 10 and 0 < val.angle_mae < 90
-    assert (result.out_dir / "config.toml").is_file()
+    resolved = load_run_config(result.out_dir / "config.toml")
+    assert resolved.train == CONFIG and resolved.model == CondCDVAEConfig.tiny()
+    assert "cond-vae 0.1.0" in (result.out_dir / "config.toml").read_text()
     # only the newest step checkpoint is kept; it resumes and loads as a model
     assert [p.name for p in (result.out_dir / "checkpoints").iterdir()] == ["step_00000012"]
     assert read_training_meta(result.final_checkpoint)["loop"]["step"] == 12

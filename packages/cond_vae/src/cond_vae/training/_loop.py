@@ -3,7 +3,7 @@
 Output directory::
 
     out_dir/
-      config.toml            resolved [train] and [model] configuration (rank 0)
+      config.toml            resolved [train] and [model] configuration, package versions (rank 0)
       metrics.csv            train rows every ``log_every_steps``, a val row per validation
       checkpoints/step_*/    resumable step checkpoints (every ``checkpoint_every_steps`` and at the end)
       best/                  model-only checkpoint with the lowest validation loss
@@ -24,7 +24,7 @@ from xtal_graph import Crystal
 
 from cond_vae._config import CondCDVAEConfig
 from cond_vae._model import CondCDVAE
-from cond_vae.checkpoint import WEIGHTS, read_checkpoint_info
+from cond_vae.checkpoint import WEIGHTS, package_versions, read_checkpoint_info
 from cond_vae.training import _data, _distributed, _state, _toml
 from cond_vae.training._config import TrainConfig
 from cond_vae.training._metrics import MetricsLog, ValMetrics
@@ -122,7 +122,9 @@ class _Trainer:
         if ctx.is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
             config = {"train": cfg.to_dict(), "model": self.model.config.to_dict()}
-            (out_dir / "config.toml").write_text(_toml.dumps(config))
+            versions = ", ".join(f"{k} {v}" for k, v in package_versions().items())
+            header = f"# Resolved configuration (cond_vae.training.load_run_config reads it).\n# {versions}\n"
+            (out_dir / "config.toml").write_text(header + _toml.dumps(config))
         _distributed.barrier(ctx)
         tb = out_dir / "tensorboard" if cfg.tensorboard else None
         self.log = MetricsLog(out_dir / "metrics.csv", enabled=ctx.is_main, tensorboard_dir=tb)
