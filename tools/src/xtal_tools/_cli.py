@@ -1,0 +1,26 @@
+"""Small helpers shared by the command modules: expected-error reporting and device choice."""
+
+from __future__ import annotations
+
+import typer
+
+# Expected failures: reported as "error: ..." with exit status 1, no traceback.
+EXPECTED_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError, FloatingPointError)
+
+
+def fail(err: BaseException | str) -> None:
+    """Print ``error: <message>`` to stderr and exit with status 1."""
+    message = err.args[0] if isinstance(err, KeyError) and err.args else err
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def resolve_device(device: str | None) -> str:
+    """``auto``/None -> ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda`` without a GPU is an error."""
+    import torch
+
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: torch sees no CUDA device on this machine")
+    return device
