@@ -360,8 +360,9 @@ class _Trainer:
 def _load_weights_exact(directory: Path) -> CondCDVAE:
     """The checkpoint's model with every buffer in its saved dtype.
 
-    ``cond_vae.checkpoint.load_checkpoint`` casts all floating tensors to the parameters' dtype, which
-    rounds the float64 scalers of a float32 model; a resumed run must see exactly the saved values.
+    ``cond_vae.checkpoint.load_checkpoint`` casts the model to the parameters' dtype, which turns the
+    float64 ``sigmas`` buffer of a float32 model into float32 (the scalers keep float64); a resumed
+    run must hold exactly what an uninterrupted one holds (the resume test compares every tensor).
     """
     from safetensors.torch import load_file
 
