@@ -73,9 +73,15 @@ def sample(
         else:
             row_list = read_rows(rows)
         job = SamplingJob(
-            num_per_row=num, seed=0 if seed is None else seed, n_step_each=steps_per_level, step_lr=step_lr,
-            skin=skin if skin > 0 else None, batch_size=batch_size, chunk_rows=chunk_rows, formats=tuple(fmt or ("cif", "extxyz")),
-        )  # fmt: skip
+            num_per_row=num,
+            seed=0 if seed is None else seed,
+            n_step_each=steps_per_level,
+            step_lr=step_lr,
+            skin=skin if skin > 0 else None,
+            batch_size=batch_size,
+            chunk_rows=chunk_rows,
+            formats=tuple(fmt or ("cif", "extxyz")),
+        )
         _check_out(out, overwrite)
         if not checkpoint.is_dir():
             raise FileNotFoundError(f"checkpoint {checkpoint} is not a directory")
@@ -97,8 +103,15 @@ def sample(
         raise
     if summary is None:  # a non-zero rank: rank 0 reports
         return
-    record.finish({"num_rows": summary.num_rows, "num_samples": summary.num_samples,
-                   "written": summary.written, "failed": summary.failed, "wall_s": summary.wall_s})  # fmt: skip
+    record.finish(
+        {
+            "num_rows": summary.num_rows,
+            "num_samples": summary.num_samples,
+            "written": summary.written,
+            "failed": summary.failed,
+            "wall_s": summary.wall_s,
+        }
+    )
     failed = ", ".join(f"{n} {reason}" for reason, n in summary.failed.items()) or "none"
     typer.echo(
         f"sampled {summary.num_samples} structures for {summary.num_rows} row(s) in {summary.wall_s:.1f} s; "
