@@ -11,7 +11,7 @@ import torch
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from xtal_graph import Crystal, collate, radius_graph_pbc
-from xtal_graph.testing.strategies import crystals
+from xtal_graph.testing.strategies import crystals, lattices
 
 from tests.conftest import DEVICES
 from tests.xtal_graph._helpers import (
@@ -170,3 +170,33 @@ def test_empty_crystals_and_empty_batch():
     assert graph.num_edges == 6 and bool((graph.edge_index == 0).all())
     empty = radius_graph_pbc(frac[:0], lattice[:1], torch.tensor([0]), 3.5)
     assert empty.num_edges == 0 and empty.vectors.shape == (0, 3)
+
+
+@given(
+    crystal=crystals(max_atoms=6, lattice_strategy=lattices(min_length=7.0, max_length=12.0)),
+    cutoff=st.floats(0.8, 3.0),
+)
+def test_small_cutoff_in_wide_cells_matches_vesin(crystal, cutoff):
+    # wide cells and a short cutoff take the pair pre-filter path (most pairs have no image in range)
+    assume(not has_boundary_pair(crystal.frac_coords, crystal.lattice, [crystal.num_atoms], cutoff))
+    got = edge_set(graph_of(crystal, cutoff))
+    assert got == vesin_edges(np.array(crystal.frac_coords), np.array(crystal.lattice), cutoff)
+
+
+@pytest.mark.slow
+def test_large_supercell_matches_vesin():
+    gen = np.random.default_rng(7)
+    lattice = np.array([[4.1, 0.2, 0.0], [0.3, 3.9, 0.1], [0.2, 0.4, 4.3]])
+    frac = np.array([[0.0, 0.0, 0.0], [0.5, 0.45, 0.5], [0.2, 0.7, 0.3]])
+    scale = np.array([4, 4, 3])
+    images = np.array([(a, b, c) for a in range(4) for b in range(4) for c in range(3)])
+    big_frac = ((frac[None] + images[:, None]) / scale).reshape(-1, 3) + gen.normal(
+        0, 1e-3, (len(images) * 3, 3)
+    )
+    big = Crystal(
+        atom_types=np.full(len(big_frac), 6), frac_coords=big_frac % 1.0, lattice=scale[:, None] * lattice
+    )
+    assert not has_boundary_pair(big.frac_coords, big.lattice, [big.num_atoms], 4.5)
+    got = edge_set(graph_of(big, 4.5))
+    assert len(got) > 10 * big.num_atoms
+    assert got == vesin_edges(np.array(big.frac_coords), np.array(big.lattice), 4.5)

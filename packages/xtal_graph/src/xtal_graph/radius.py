@@ -23,6 +23,7 @@ from torch import Tensor
 
 from ._checks import check_flat_batch
 from ._ragged import ragged_expand, segment_starts
+from .lattice import perpendicular_widths
 
 __all__ = ["PeriodicGraph", "radius_graph_pbc"]
 
@@ -141,6 +142,18 @@ def _search(
     d_a = _take(f_a, pair_j) - _take(f_a, pair_i)  # (P,)
     d_b = _take(f_b, pair_j) - _take(f_b, pair_i)
     d_c = _take(f_c, pair_j) - _take(f_c, pair_i)
+    # large cells: most pairs have no image within the cutoff. A pair can only have one if, along
+    # every axis, its wrapped fractional distance is within cutoff / width (the plane spacing), so
+    # drop the others first (exact, order-preserving) when that is expected to remove most pairs
+    reach = radius / perpendicular_widths(lattice)  # (C, 3) fractional reach per axis
+    expected = float(((2 * reach).clamp(max=1).prod(dim=1) * num_atoms.double() ** 2).sum())
+    if expected < 0.5 * pair_i.shape[0]:
+        keep = torch.ones_like(d_a, dtype=torch.bool)
+        for k, d in enumerate((d_a, d_b, d_c)):
+            keep &= (d - torch.round(d)).abs_() <= _take(reach[:, k].contiguous(), pair_c)
+        kept = keep.nonzero().squeeze(1)
+        pair_i, pair_j, pair_c = _take(pair_i, kept), _take(pair_j, kept), _take(pair_c, kept)
+        d_a, d_b, d_c = _take(d_a, kept), _take(d_b, kept), _take(d_c, kept)
     # per-pair constants of the frame: x = u_a M_aa, y = u_a M_ab + u_b M_bb, z = u . M[:, 2]
     m_aa, m_bb, m_cc = (_take(frame[:, k, k].contiguous(), pair_c) for k in range(3))
     inv_aa, inv_bb, inv_cc = (_take(inv[:, k].contiguous(), pair_c) for k in range(3))
