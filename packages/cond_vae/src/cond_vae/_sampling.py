@@ -78,12 +78,14 @@ def langevin_dynamics(
     step_lr: float = 1e-4,
     min_sigma: float = 0.0,
     max_sigma: float = math.inf,
-    skin: float | None = 1.0,
+    skin: float | None = None,
     frac_coords: Tensor | None = None,
 ) -> LangevinResult:
     """Annealed Langevin dynamics on a flat batch with fixed lattices ``(C, 3, 3)``.
 
-    ``skin`` (Å): Verlet-list reuse (:class:`NeighborList`); ``None`` rebuilds the graph every step.
+    ``skin`` (Å): Verlet-list reuse (:class:`NeighborList`, same trajectory bit for bit); ``None``
+    (default) builds a fresh graph every step, which measured as fast on CPU because xtal_graph's
+    search costs about as much as filtering a candidate list (docs/benchmarks/cond_vae_sampling.md).
     Levels outside ``[min_sigma, max_sigma]`` (Å) are skipped; ``max_sigma`` with ``frac_coords``
     refines given structures from an intermediate noise level. ``frac_coords``: starting coordinates
     (default: uniform, drawn from ``generator``).
@@ -142,13 +144,15 @@ def sample(
     n_step_each: int = 100,
     step_lr: float = 1e-4,
     min_sigma: float = 0.0,
-    skin: float | None = 1.0,
+    skin: float | None = None,
     batch_size: int = 500,
     properties: dict[str, float | Sequence[float]] | None = None,
 ) -> list[SampledStructure]:
     """Generate ``num_per_row`` structures for every (cell formula, pressure in GPa) row.
 
-    Rows are batched together (``batch_size`` crystals per Langevin run). Further scalar conditions
+    Rows are batched together (``batch_size`` crystals per Langevin run); ``n_step_each`` steps on
+    each of the 50 noise levels (the reference uses 100); ``skin`` as in :func:`langevin_dynamics`.
+    Further scalar conditions
     of the model go in ``properties`` (one value or one per row). A pressure outside the trained
     range warns. Returns structures row by row, ``num_per_row`` each, in input order.
 
@@ -253,7 +257,7 @@ def reconstruct(
     n_step_each: int = 100,
     step_lr: float = 1e-4,
     min_sigma: float = 0.0,
-    skin: float | None = 1.0,
+    skin: float | None = None,
 ) -> list[Crystal | None]:
     """Encode true structures, decode (lattice head + Langevin) with their atoms and conditions.
 
