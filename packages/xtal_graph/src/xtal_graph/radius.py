@@ -9,7 +9,9 @@ Algorithm (no neighbour is ever missed, whatever the cell shape):
    ``n_a`` from ``|x| <= cutoff`` (this is ``cutoff / width_a``), then of ``n_b`` from the disc left
    over, then ``n_c`` from the remaining segment. Each range is padded by 1e-9 relative, then every
    candidate is checked exactly. The candidates are essentially the edges themselves, so the cost is
-   ``O(sum_c n_c^2 + E)`` with no wasted image boxes, vectorised over the whole batch.
+   ``O(sum_c n_c^2 + E)`` with no wasted image boxes, vectorised over the whole batch. In wide cells,
+   pairs whose wrapped fractional distance exceeds ``cutoff / width`` along some axis are dropped
+   before the enumeration (they cannot have an image in range).
 3. The search runs in float64 without gradient; edge vectors are then recomputed from the inputs in
    their dtype, so they are differentiable with respect to ``frac_coords`` and ``lattice``.
 """
