@@ -43,8 +43,22 @@ def _samples_csv(out: Path) -> list[dict]:
 
 def test_sample_one_formula_writes_every_output(checkpoint, tmp_path):
     out = tmp_path / "out"
-    res = runner.invoke(app, ["--checkpoint", str(checkpoint), "--formula", "Si2O4", "--pressure", "5",
-                              "--num", "3", "--out", str(out), *FAST])  # fmt: skip
+    res = runner.invoke(
+        app,
+        [
+            "--checkpoint",
+            str(checkpoint),
+            "--formula",
+            "Si2O4",
+            "--pressure",
+            "5",
+            "--num",
+            "3",
+            "--out",
+            str(out),
+            *FAST,
+        ],
+    )
     assert res.exit_code == 0, res.output
     table = _samples_csv(out)
     assert [(r["row"], r["index"]) for r in table] == [("0", "0"), ("0", "1"), ("0", "2")]
@@ -109,8 +123,20 @@ def test_refuses_a_non_empty_output_folder_and_a_missing_checkpoint(checkpoint, 
     )
     assert res.exit_code == 1 and "not empty" in res.output
     assert (out / "keep.txt").read_text() == "mine"
-    res = runner.invoke(app, ["-k", str(tmp_path / "nope"), "--formula", "SiO2", "--pressure", "1",
-                              "-o", str(tmp_path / "o2"), *FAST])  # fmt: skip
+    res = runner.invoke(
+        app,
+        [
+            "-k",
+            str(tmp_path / "nope"),
+            "--formula",
+            "SiO2",
+            "--pressure",
+            "1",
+            "-o",
+            str(tmp_path / "o2"),
+            *FAST,
+        ],
+    )
     assert res.exit_code == 1 and "checkpoint" in res.output
 
 
@@ -137,8 +163,13 @@ def test_two_processes_write_what_one_process_writes(checkpoint, tmp_path, rows_
         "29531",
     ]
     for out, prefix in ((single, [sys.executable]), (multi, launch)):
-        proc = subprocess.run([*prefix, str(ROOT / "tools" / "sample"), *common, "-o", str(out)],
-                              env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+        proc = subprocess.run(
+            [*prefix, str(ROOT / "tools" / "sample"), *common, "-o", str(out)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (multi / "samples.extxyz").read_text() == (single / "samples.extxyz").read_text()
     assert _samples_csv(multi) == _samples_csv(single)

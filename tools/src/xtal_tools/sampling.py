@@ -239,8 +239,17 @@ def _write_outputs(samples, rows, job: SamplingJob, out_dir: Path) -> tuple[int,
         w = csv.writer(fh)
         w.writerow(["row", "index", "id", "formula", "pressure_GPa", "valid", "reason"])
         for s in samples:
-            w.writerow([s.row, s.index, rows[s.row].id or "", s.formula, s.conditions.get("pressure"),
-                        int(s.valid), s.reason])  # fmt: skip
+            w.writerow(
+                [
+                    s.row,
+                    s.index,
+                    rows[s.row].id or "",
+                    s.formula,
+                    s.conditions.get("pressure"),
+                    int(s.valid),
+                    s.reason,
+                ]
+            )
     names.append("samples.csv")
     for name in names:
         target = out_dir / name
