@@ -1,0 +1,38 @@
+"""``xtal``: one umbrella command over the tools (``xtal train``, ``xtal sample``, ``xtal evaluate``).
+
+The same commands are runnable from a checkout as ``tools/train``, ``tools/sample`` and
+``tools/evaluate``; this app only registers them and adds ``--version``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from xtal_tools import evaluate, sample, train
+
+app = typer.Typer(
+    name="xtal", add_completion=False, no_args_is_help=True, help="Cond-CDVAE tools: train, sample, evaluate."
+)
+app.command("train", help=train.train.__doc__)(train.train)
+app.command("sample", help=sample.sample.__doc__)(sample.sample)
+app.add_typer(evaluate.app, name="evaluate", help="Score a checkpoint on a test split with xtal-eval.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from xtal_tools._run_record import package_versions
+
+        for name, version in package_versions().items():
+            typer.echo(f"{name} {version}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print all versions.")
+    ] = False,
+) -> None:
+    """Cond-CDVAE tools."""
