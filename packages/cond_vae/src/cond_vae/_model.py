@@ -6,6 +6,7 @@ structure, the decoder's on the noisy one (radius graphs with each network's cut
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -122,7 +123,17 @@ class CondCDVAE(nn.Module):
                 stats.update(props[name].reshape(-1, 1))
         self.lattice_scaler.set_from(lattice_stats)
         for name, stats in cond_stats.items():
-            self.conditions.scalers[name].set_from(stats)
+            scaler = self.conditions.scalers[name]
+            scaler.set_from(stats)
+            std, lo, hi = float(stats.std[0]), float(stats.lo[0]), float(stats.hi[0])
+            if std < float(scaler.min_scale):
+                warnings.warn(
+                    f"condition {name!r} is (nearly) constant in the training data (std {std:.3g}, "
+                    f"range [{lo:g}, {hi:g}]): using the floor scale {float(scaler.min_scale):g}; "
+                    f"the model cannot learn its effect from these data",
+                    UserWarning,
+                    stacklevel=2,
+                )
         return self.scalers_dict()
 
     def scalers_dict(self) -> dict[str, Any]:
