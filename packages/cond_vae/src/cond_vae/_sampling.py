@@ -154,7 +154,8 @@ def sample(
     each of the 50 noise levels (the reference uses 100); ``skin`` as in :func:`langevin_dynamics`.
     Further scalar conditions
     of the model go in ``properties`` (one value or one per row). A pressure outside the trained
-    range warns. Returns structures row by row, ``num_per_row`` each, in input order.
+    range warns. Returns structures row by row, ``num_per_row`` each, in input order. The result is a
+    function of ``seed`` and the settings, ``batch_size`` included (it sets the order of random draws).
 
     Raises:
         ValueError: unknown element, zero atoms, more than ``config.max_atoms`` atoms, NaN or
