@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import typer
 
 # Expected failures: reported as "error: ..." with exit status 1, no traceback.
@@ -24,3 +26,16 @@ def resolve_device(device: str | None) -> str:
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: torch sees no CUDA device on this machine")
     return device
+
+
+@contextmanager
+def recorded(record):
+    """Mark ``record`` (a ``RunRecord``) failed on any exception; expected errors exit via :func:`fail`."""
+    try:
+        yield
+    except EXPECTED_ERRORS as err:
+        record.fail(err)
+        fail(err)
+    except BaseException as err:
+        record.fail(err)
+        raise

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from xtal_tools._cli import EXPECTED_ERRORS, fail, resolve_device
+from xtal_tools._cli import EXPECTED_ERRORS, fail, recorded, resolve_device
 from xtal_tools._options import DataOption, DeviceOption, OutOption, SeedOption
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
@@ -95,18 +95,12 @@ def _run(
         **kwargs,
     }
     record = RunRecord.start(out, command=f"evaluate {command}", config=config, seed=settings.seed)
-    try:
+    with recorded(record):
         result = getattr(evaluation, f"evaluate_{command}")(model, dataset, settings, out, **kwargs)
         from xtal_eval.report import write_csv, write_json
 
         write_json(out / "summary.json", result.summary)
         write_csv(out / "items.csv", result.rows)
-    except EXPECTED_ERRORS as err:
-        record.fail(err)
-        fail(err)
-    except BaseException as err:
-        record.fail(err)
-        raise
     record.finish({k: v for k, v in result.summary.items() if not isinstance(v, dict | list)})
     typer.echo(_headline(result.summary))
 

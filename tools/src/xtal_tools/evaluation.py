@@ -35,7 +35,7 @@ class EvalSettings:
     seed: int = 0
     n_step_each: int = 100
     step_lr: float = 1e-4
-    skin: float | None = 1.0
+    skin: float | None = None
     batch_size: int = 256
     presets: tuple[str, ...] = ("cdvae", "paper", "strict")
     jobs: int = 1

@@ -22,7 +22,7 @@ from typing import Annotated
 
 import typer
 
-from xtal_tools._cli import EXPECTED_ERRORS, fail, resolve_device
+from xtal_tools._cli import EXPECTED_ERRORS, fail, recorded, resolve_device
 from xtal_tools._options import DeviceOption, OutOption, SeedOption
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
@@ -45,8 +45,13 @@ def sample(
     ] = 100,
     step_lr: Annotated[float, typer.Option(help="Langevin step-size scale (reference: 1e-4).")] = 1e-4,
     skin: Annotated[
-        float, typer.Option(help="Neighbour-list skin in Å (0: rebuild the graph at every step).", min=0)
-    ] = 1.0,
+        float,
+        typer.Option(
+            help="Neighbour-list skin in Å; 0 rebuilds the graph at every step (same result; measured "
+            "faster on CPU, see docs/benchmarks/cond_vae_sampling.md).",
+            min=0,
+        ),
+    ] = 0.0,
     batch_size: Annotated[int, typer.Option(help="Crystals per Langevin batch.", min=1)] = 500,
     chunk_rows: Annotated[
         int, typer.Option(help="Rows per work unit (each has its own seed; units are dealt to ranks).", min=1)
@@ -93,14 +98,8 @@ def sample(
     config = {"checkpoint": str(checkpoint), "num_rows": len(row_list), "device": dev,
               "world_size": world_size, **{k: getattr(job, k) for k in job.__dataclass_fields__}}  # fmt: skip
     record = RunRecord.start(out, command="sample", config=config, seed=job.seed)
-    try:
+    with recorded(record):
         summary = _run(model, barrier, row_list, job, out, rank, world_size)
-    except EXPECTED_ERRORS as err:
-        record.fail(err)
-        fail(err)
-    except BaseException as err:
-        record.fail(err)
-        raise
     if summary is None:  # a non-zero rank: rank 0 reports
         return
     record.finish(

@@ -53,7 +53,7 @@ class SamplingJob:
     seed: int = 0
     n_step_each: int = 100
     step_lr: float = 1e-4
-    skin: float | None = 1.0
+    skin: float | None = None
     batch_size: int = 500
     chunk_rows: int = 64
     formats: tuple[str, ...] = ("cif", "extxyz")

@@ -19,12 +19,10 @@ from typing import Annotated
 
 import typer
 
+from xtal_tools._cli import EXPECTED_ERRORS, fail, recorded
 from xtal_tools._options import ConfigOption, DataOption, DeviceOption, OutOption, SeedOption
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
-
-# Expected failures: reported as "error: ..." with exit status 1, no traceback.
-_EXPECTED = (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError, FloatingPointError)
 
 
 @app.command()
@@ -52,17 +50,11 @@ def train(
     try:
         run_config = _resolve(config, data=data, device=device, seed=seed, split=split, max_steps=max_steps,
                               max_epochs=max_epochs, batch_size=batch_size, progress=progress)  # fmt: skip
-    except _EXPECTED as err:
-        _fail(err)
+    except EXPECTED_ERRORS as err:
+        fail(err)
     record = RunRecord.start(out, command="train", config=run_config.to_dict(), seed=run_config.train.seed)
-    try:
+    with recorded(record):
         summary = _run(run_config, out, resume)
-    except _EXPECTED as err:
-        record.fail(err)
-        _fail(err)
-    except BaseException as err:
-        record.fail(err)
-        raise
     record.finish(summary)
     if summary["rank"] == 0:
         typer.echo(
@@ -71,12 +63,6 @@ def train(
             f"best val loss {summary.get('best_val_loss', 'n/a')}\n"
             f"final checkpoint: {summary['final_checkpoint']}"
         )
-
-
-def _fail(err: BaseException) -> None:
-    message = err.args[0] if isinstance(err, KeyError) and err.args else err
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
 
 
 def _resolve(config: Path | None, **flags):
