@@ -8,6 +8,7 @@ Noisy copies stand in for a model's predictions. Run from the repository root:
 from __future__ import annotations
 
 import argparse
+import os
 import warnings
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from pymatgen.core import Lattice, Structure
 from xtal_eval import Parallel, csp, load_structures, reconstruction
 
 warnings.filterwarnings("ignore", message="Issues encountered while parsing CIF")
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mp_20" / "val.feather"
+SHARED = Path(os.environ.get("XTAL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = SHARED / "mp_20" / "val.feather"
 
 
 def noisy(s: Structure, rng: np.random.Generator, sigma: float) -> Structure:
@@ -27,14 +29,15 @@ def noisy(s: Structure, rng: np.random.Generator, sigma: float) -> Structure:
     return Structure(lattice, s.species, cart, coords_are_cartesian=True)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--data", type=Path, default=DATA, help="table with a cif column (MP-20 val)")
     ap.add_argument("--n", type=int, default=40)
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
-    gt = load_structures(DATA, limit=args.n).structures
+    gt = load_structures(args.data, limit=args.n).structures
     preds = [noisy(s, rng, sigma=0.1) for s in gt]
     parallel = Parallel.from_jobs(args.jobs, progress=True)
 
