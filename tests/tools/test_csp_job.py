@@ -1,0 +1,161 @@
+"""The CSP library pieces: formula units, relaxation under pressure, ranking and de-duplication, writing."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.emt import EMT
+from cond_vae import SampledStructure
+from pymatgen.core import Lattice, Structure
+from xtal_graph import Crystal
+from xtal_tools.csp_job import Candidate, cell_formulas, parse_formula_units, rank_candidates, relax_samples
+from xtal_tools.csp_report import write_results
+from xtal_tools.relax import EV_PER_A3_PER_GPA, RelaxSettings, load_calculator, relax_structure
+
+
+def test_formula_units():
+    assert parse_formula_units("4") == (4,)
+    assert parse_formula_units("2-4") == (2, 3, 4)
+    assert parse_formula_units("4, 1,2-3") == (1, 2, 3, 4)
+    for bad in ("0", "3-1", "", "a-b", "2-"):
+        with pytest.raises(ValueError, match="formula units"):
+            parse_formula_units(bad)
+
+
+def test_cell_formulas():
+    assert cell_formulas("SiO2", (2, 4), max_atoms=20) == ["Si2O4", "Si4O8"]
+    assert cell_formulas("Si4O8", None, max_atoms=20) == ["Si4O8"]
+    assert cell_formulas("(H2O)2", (1,), max_atoms=20) == ["H4O2"]
+    with pytest.raises(ValueError, match="'Si7O14': 21 atoms"):
+        cell_formulas("SiO2", (6, 7), max_atoms=20)
+    with pytest.raises(ValueError, match="unknown element 'Qq'"):
+        cell_formulas("Qq", (1,), max_atoms=20)
+
+
+def _rattled_cu(seed: int = 0):
+    atoms = bulk("Cu", "fcc", a=3.7, cubic=True)
+    atoms.rattle(0.05, seed=seed)
+    return atoms
+
+
+@pytest.mark.parametrize("pressure", [0.0, 30.0])
+def test_relaxation_reaches_the_pressure_and_reports_enthalpy(pressure):
+    settings = RelaxSettings(pressure=pressure, fmax=0.01, max_steps=300)
+    res = relax_structure(_rattled_cu(), EMT(), settings)
+    assert res.ok and res.converged and 0 < res.steps < 300
+    p = pressure * EV_PER_A3_PER_GPA  # eV/Å^3
+    volume = res.atoms.get_volume()
+    assert res.enthalpy == pytest.approx(res.energy + p * volume, rel=1e-12)
+    check = res.atoms.copy()
+    check.calc = EMT()
+    stress = check.get_stress()  # ASE sign: -P at equilibrium under an external pressure P
+    # the cell criterion is |V (sigma + P)| / N < fmax, so the mean stress is within fmax N / V of -P
+    assert abs(stress[:3].mean() + p) < settings.fmax * len(check) / volume
+    assert np.abs(check.get_forces()).max() < settings.fmax
+
+
+def test_higher_pressure_gives_a_smaller_cell():
+    volumes = [
+        relax_structure(_rattled_cu(), EMT(), RelaxSettings(pressure=p, max_steps=200)).atoms.get_volume()
+        for p in (0.0, 50.0)
+    ]
+    assert volumes[1] < 0.95 * volumes[0]
+
+
+class _NaNCalculator(Calculator):
+    implemented_properties = ["energy", "forces", "stress"]
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        n = len(self.atoms)
+        self.results = {"energy": math.nan, "forces": np.zeros((n, 3)), "stress": np.zeros(6)}
+
+
+def test_calculator_errors_become_failed_results():
+    res = relax_structure(_rattled_cu(), _NaNCalculator(), RelaxSettings())
+    assert not res.ok and res.reason == "non-finite energy or positions" and math.isnan(res.enthalpy)
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        RelaxSettings(optimizer="lbfgs")
+    with pytest.raises(ValueError, match="pressure"):
+        RelaxSettings(pressure=-1.0)
+    with pytest.raises(ValueError, match="not an ASE calculator"):
+        load_calculator("builtins:dict")
+
+
+def _cu(a: float, kind: str = "fcc") -> Structure:
+    if kind == "fcc":
+        return Structure(
+            Lattice.cubic(a), ["Cu"] * 4, [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
+        )
+    return Structure(Lattice.cubic(a), ["Cu"] * 2, [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+
+def _cand(cid: str, structure: Structure, h: float) -> Candidate:
+    formula = structure.composition.formula.replace(" ", "")
+    return Candidate(
+        cid, formula, "ranked", initial=structure, final=structure,
+        energy_per_atom=h, enthalpy_per_atom=h, rmsd=0.0, converged=True,
+    )  # fmt: skip
+
+
+def test_rank_keeps_the_lowest_enthalpy_member_of_each_group():
+    cands = [
+        _cand("s0", _cu(3.60), -0.10),
+        _cand("s1", _cu(2.90, "bcc"), -0.20),
+        _cand("s2", _cu(3.61), -0.30),  # same fcc as s0, lower enthalpy: it represents the group
+        Candidate("s3", "Cu4", "invalid_cell", reason="volume_too_small"),
+        _cand("s4", _cu(3.62), -0.05),
+    ]
+    out = rank_candidates(cands, preset="paper")
+    by_id = {c.id: c for c in out}
+    assert [(c.id, c.rank, c.status) for c in out[:2]] == [("s2", 1, "ranked"), ("s1", 2, "ranked")]
+    assert (by_id["s0"].status, by_id["s0"].duplicate_of) == ("duplicate", 1)
+    assert (by_id["s4"].status, by_id["s4"].duplicate_of) == ("duplicate", 1)
+    assert by_id["s3"].status == "invalid_cell" and len(out) == 5
+    assert (by_id["s2"].spacegroup, by_id["s2"].spacegroup_number) == ("Fm-3m", 225)
+    assert (by_id["s1"].spacegroup, by_id["s1"].spacegroup_number) == ("Im-3m", 229)
+    plain = rank_candidates(cands, dedupe=False)
+    assert [c.id for c in plain if c.status == "ranked"] == ["s2", "s1", "s0", "s4"]
+
+
+def test_invalid_sampled_cells_are_reported_and_written(tmp_path):
+    crystal = Crystal(
+        atom_types=np.array([29, 29]), frac_coords=np.array([[0.0, 0, 0], [0.5, 0.5, 0.5]]),
+        lattice=np.eye(3) * 2.9, properties={"pressure": 0.0}, id="0-0",
+    )  # fmt: skip
+    samples = [
+        SampledStructure(0, 0, "Cu2", {"pressure": 0.0}, crystal, ""),
+        SampledStructure(1, 0, "Cu2", {"pressure": 0.0}, None, "angle_out_of_range: alpha 200"),
+    ]
+    cands = rank_candidates(relax_samples(samples, EMT(), RelaxSettings(max_steps=50), progress=False))
+    assert [c.status for c in cands] == ["ranked", "invalid_cell"]
+    assert cands[1].reason == "angle_out_of_range: alpha 200" and cands[0].rmsd >= 0
+    paths = write_results(cands, tmp_path, meta={"formula": "Cu2"}, title="Cu2")
+    assert "failed" not in paths and (tmp_path / "enthalpy.png").exists()
+    with (tmp_path / "candidates.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["id"], r["status"], r["reason"]) for r in rows] == [
+        ("s0", "ranked", ""),
+        ("s1", "invalid_cell", "angle_out_of_range: alpha 200"),
+    ]
+    assert rows[0]["cif"] == "ranked/001_Cu2_Im-3m_229.cif" and (tmp_path / rows[0]["cif"]).exists()
+
+
+@pytest.mark.slow
+def test_chgnet_relaxes_silicon_under_pressure():
+    pytest.importorskip("chgnet")
+    calc = load_calculator("chgnet", device="cpu")
+    atoms = bulk("Si", "diamond", a=5.47)
+    atoms.rattle(0.02, seed=1)
+    results = [
+        relax_structure(atoms, calc, RelaxSettings(pressure=p, fmax=0.05, max_steps=60)) for p in (0, 20)
+    ]
+    assert all(r.ok and r.converged for r in results)
+    v0, v20 = (r.atoms.get_volume() / 2 for r in results)
+    assert 18.0 < v0 < 22.0 and v20 < 0.95 * v0  # diamond Si: 20.0 Å^3/atom
+    assert results[0].energy / 2 == pytest.approx(-5.4, abs=0.3)  # CHGNet (MP PBE scale): about -5.4 eV/atom

@@ -1,0 +1,252 @@
+"""``tools/csp``: predict crystal structures of a composition at a pressure.
+
+Samples structures from a checkpoint, relaxes each at the pressure (CHGNet by default), removes
+duplicates and ranks the rest by enthalpy per atom::
+
+    tools/csp --checkpoint CKPT --formula Si4O8 --pressure 50 --num 100 --out si4o8-50gpa
+    tools/csp -k CKPT --formula SiO2 --formula-units 2-4 --pressure 0 --num 60 --out sio2
+    tools/csp -k CKPT -f SiO2 -u 4 -p 50 -o run --calculator mypkg.vasp:make_calc \\
+        --calculator-args '{"xc": "PBE"}'
+
+Writes into OUT: ``ranked/NNN_<formula>_<spacegroup>_<number>.cif``, ``candidates.csv`` and
+``candidates.json`` (every sample, ranked or not, with its status and reason), ``enthalpy.png`` and
+``run.toml`` (resolved settings, versions, counts).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from xtal_tools._cli import EXPECTED_ERRORS, fail, resolve_device
+from xtal_tools._options import DeviceOption, OutOption, SeedOption
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
+
+DEFAULT_CHECKPOINT: Path | None = None  # the shipped default model, once there is one
+_RELAX = "Relaxation"
+_SAMPLER = "Sampler"
+
+
+@app.command()
+def csp(
+    formula: Annotated[
+        str,
+        typer.Option(
+            "--formula", "-f", help="Cell formula (Si4O8), or one formula unit with --formula-units."
+        ),
+    ],
+    pressure: Annotated[str, typer.Option("--pressure", "-p", help="Pressure in GPa (>= 0).")],
+    out: OutOption,
+    checkpoint: Annotated[
+        Path | None, typer.Option("--checkpoint", "-k", help="Checkpoint directory.")
+    ] = None,
+    formula_units: Annotated[
+        str | None,
+        typer.Option(
+            "--formula-units",
+            "-u",
+            help="Formula units per cell: N, A-B or 1,2,4 (samples are dealt round-robin).",
+        ),
+    ] = None,
+    num: Annotated[int, typer.Option("--num", "-n", help="Structures to sample in total.", min=1)] = 20,
+    seed: SeedOption = None,
+    device: DeviceOption = None,
+    calculator: Annotated[
+        str,
+        typer.Option(
+            help="ASE calculator: chgnet, emt, or an import path module:factory.", rich_help_panel=_RELAX
+        ),
+    ] = "chgnet",
+    calculator_args: Annotated[
+        str | None,
+        typer.Option(
+            help="JSON object of keyword arguments for the calculator factory.", rich_help_panel=_RELAX
+        ),
+    ] = None,
+    relax: Annotated[
+        bool,
+        typer.Option(
+            "--relax/--no-relax",
+            help="Relax at the pressure (--no-relax: rank unrelaxed samples in sample order).",
+            rich_help_panel=_RELAX,
+        ),
+    ] = True,
+    fmax: Annotated[
+        float, typer.Option(help="Force convergence criterion (eV/Å).", rich_help_panel=_RELAX)
+    ] = 0.05,
+    max_steps: Annotated[
+        int, typer.Option(help="Optimizer steps at most per structure.", min=0, rich_help_panel=_RELAX)
+    ] = 300,
+    optimizer: Annotated[str, typer.Option(help="fire or bfgs.", rich_help_panel=_RELAX)] = "fire",
+    cell_filter: Annotated[
+        str,
+        typer.Option(
+            help="frechet (FrechetCellFilter), exp (ExpCellFilter) or none (fixed cell).",
+            rich_help_panel=_RELAX,
+        ),
+    ] = "frechet",
+    preset: Annotated[
+        str, typer.Option(help="StructureMatcher preset for de-duplication: paper, cdvae, strict.")
+    ] = "paper",
+    symprec: Annotated[float, typer.Option(help="spglib symmetry tolerance (Å).", min=0)] = 0.1,
+    steps_per_level: Annotated[
+        int, typer.Option(help="Langevin steps per noise level.", min=1, rich_help_panel=_SAMPLER)
+    ] = 100,
+    step_lr: Annotated[
+        float, typer.Option(help="Langevin step-size scale.", rich_help_panel=_SAMPLER)
+    ] = 1e-4,
+    batch_size: Annotated[
+        int, typer.Option(help="Crystals per Langevin batch.", min=1, rich_help_panel=_SAMPLER)
+    ] = 500,
+    progress: Annotated[
+        bool | None,
+        typer.Option("--progress/--no-progress", help="Progress bars (default: when stderr is a terminal)."),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Allow a non-empty output directory.")] = False,
+) -> None:
+    """Sample, relax at the pressure, de-duplicate and rank structures by enthalpy per atom."""
+    from xtal_tools._run_record import RunRecord
+
+    t0 = time.perf_counter()
+    try:
+        settings, job, model, formulas, calc, config = _prepare(**locals())
+    except EXPECTED_ERRORS as err:
+        fail(err)
+    record = RunRecord.start(out, command="csp", config=config, seed=config["seed"])
+    try:
+        summary, ranked = _run(model, formulas, calc, settings, job, config, out, progress)
+    except EXPECTED_ERRORS as err:
+        record.fail(err)
+        fail(err)
+    except BaseException as err:
+        record.fail(err)
+        raise
+    summary["wall_s"] = round(time.perf_counter() - t0, 2)
+    record.finish(summary)
+    _report(summary, ranked, out)
+    if not ranked:
+        fail(f"no structure survived (see {out / 'candidates.csv'} for the reasons)")
+
+
+def _prepare(**opts):
+    """Check every input and load model and calculator before anything is written."""
+    from xtal_eval import PRESETS
+
+    from xtal_tools.csp_job import cell_formulas, parse_formula_units
+    from xtal_tools.relax import RelaxSettings, load_calculator
+    from xtal_tools.sample import _check_out, _load
+    from xtal_tools.sampling import SamplingJob, _check_pressure
+
+    if not opts["formula"].strip():
+        raise ValueError("--formula: empty formula")
+    pressure = _check_pressure(opts["pressure"], "--pressure")
+    units = parse_formula_units(opts["formula_units"]) if opts["formula_units"] is not None else None
+    settings = RelaxSettings(
+        pressure=pressure, fmax=opts["fmax"], max_steps=opts["max_steps"],
+        optimizer=opts["optimizer"], cell_filter=opts["cell_filter"],
+    )  # fmt: skip
+    if opts["preset"] not in PRESETS:
+        raise ValueError(f"--preset {opts['preset']!r}: choose from {', '.join(PRESETS)}")
+    job = SamplingJob(
+        seed=0 if opts["seed"] is None else opts["seed"], n_step_each=opts["steps_per_level"],
+        step_lr=opts["step_lr"], skin=None, batch_size=opts["batch_size"], formats=(),
+    )  # fmt: skip
+    kwargs = _calculator_kwargs(opts["calculator_args"])
+    checkpoint = opts["checkpoint"] or DEFAULT_CHECKPOINT
+    if checkpoint is None:
+        raise ValueError("--checkpoint: no checkpoint given and no default model is installed")
+    if not Path(checkpoint).is_dir():
+        raise FileNotFoundError(f"checkpoint {checkpoint} is not a directory")
+    dev = resolve_device(opts["device"].value if opts["device"] is not None else None)
+    model, _ = _load(Path(checkpoint), dev, 1)
+    cfg = model.config
+    formulas = cell_formulas(opts["formula"], units, max_atoms=cfg.max_atoms, num_elements=cfg.num_elements)
+    calc = None
+    if opts["relax"]:
+        if opts["calculator"].strip().lower() == "chgnet":
+            kwargs.setdefault("device", dev)
+        calc = load_calculator(opts["calculator"], **kwargs)
+    _check_out(opts["out"], opts["overwrite"])
+    config = {
+        "checkpoint": str(checkpoint), "formula": opts["formula"], "formula_units": list(units or []),
+        "cell_formulas": formulas, "pressure_GPa": pressure, "num": opts["num"], "seed": job.seed,
+        "device": dev, "preset": opts["preset"], "symprec": opts["symprec"],
+        "sampler": {"n_step_each": job.n_step_each, "step_lr": job.step_lr, "batch_size": job.batch_size},
+        "relax": {"enabled": opts["relax"], "calculator": opts["calculator"] if opts["relax"] else "",
+                  "calculator_args": json.dumps(kwargs, default=str), "fmax": settings.fmax,
+                  "max_steps": settings.max_steps, "optimizer": settings.optimizer,
+                  "cell_filter": settings.cell_filter},
+        "dependency_versions": _dependency_versions(),
+    }  # fmt: skip
+    return settings, job, model, formulas, calc, config
+
+
+def _calculator_kwargs(text: str | None) -> dict:
+    if text is None:
+        return {}
+    try:
+        kwargs = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--calculator-args: not valid JSON ({err.msg} at character {err.pos})") from None
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"--calculator-args: expected a JSON object, got {type(kwargs).__name__}")
+    return kwargs
+
+
+def _dependency_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    for name in ("ase", "pymatgen", "spglib", "chgnet"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _run(model, formulas, calc, settings, job, config, out: Path, progress):
+    from xtal_tools.csp_job import rank_candidates, relax_samples, sample_structures, status_counts
+    from xtal_tools.csp_report import write_results
+
+    samples = sample_structures(
+        model, formulas, pressure=settings.pressure, num=config["num"], job=job, progress=progress
+    )
+    cands = relax_samples(samples, calc, settings, progress=progress)
+    cands = rank_candidates(cands, preset=config["preset"], symprec=config["symprec"])
+    title = f"{config['formula']} at {settings.pressure:g} GPa: {len(cands)} samples"
+    meta = {k: v for k, v in config.items() if k != "dependency_versions"}
+    write_results(cands, out, meta=meta, title=title)
+    ranked = [c for c in cands if c.status == "ranked"]
+    summary = {"counts": status_counts(cands), "unconverged": sum(c.converged is False for c in ranked)}
+    return summary, ranked
+
+
+def _report(summary, ranked, out: Path, top: int = 5) -> None:
+    counts = summary["counts"]
+    typer.echo(
+        f"{len(ranked)} unique structure(s) ranked from {sum(counts.values())} samples "
+        f"({counts['duplicate']} duplicates, {counts['relax_failed']} relaxation failures, "
+        f"{counts['invalid_cell']} invalid cells, {summary['unconverged']} ranked but not converged) "
+        f"in {summary['wall_s']:.1f} s -> {out}"
+    )
+    for c in ranked[:top]:
+        h = (
+            f"{c.enthalpy_per_atom:.4f} eV/atom"
+            if c.enthalpy_per_atom == c.enthalpy_per_atom
+            else "unrelaxed"
+        )
+        typer.echo(f"  {c.rank:3d}  {c.formula:<10} {c.spacegroup:<10} ({c.spacegroup_number:3d})  H = {h}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

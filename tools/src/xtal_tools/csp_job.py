@@ -1,0 +1,275 @@
+"""Crystal structure prediction: sample, relax at a pressure, de-duplicate, rank by enthalpy.
+
+The job, step by step (each step is a function here, so a notebook can run them one at a time)::
+
+    formulas = cell_formulas("SiO2", (2, 3, 4), max_atoms=20)    # ['Si2O4', 'Si3O6', 'Si4O8']
+    samples = sample_structures(model, formulas, pressure=50.0, num=60, job=SamplingJob(seed=0))
+    cands = relax_samples(samples, calc, RelaxSettings(pressure=50.0))  # calc=None: no relaxation
+    cands = rank_candidates(cands, preset="paper", symprec=0.1)
+
+Every sample stays in the list: ``status`` is ``ranked`` (unique, ranked by enthalpy per atom),
+``duplicate`` (matches a ranked structure of lower enthalpy; ``duplicate_of`` is that rank),
+``relax_failed`` (the calculator raised or returned non-finite numbers; ``reason`` says what) or
+``invalid_cell`` (the sampler's predicted cell was rejected; ``reason`` is the sampler's).
+Units: eV per atom, Å^3 per atom, g/cm^3, Å, GPa.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from xtal_tools.relax import RelaxSettings, relax_structure
+from xtal_tools.sampling import SampleRow, SamplingJob, chunk_seed, validate_rows
+
+__all__ = [
+    "Candidate",
+    "cell_formulas",
+    "parse_formula_units",
+    "rank_candidates",
+    "relax_samples",
+    "sample_structures",
+    "spacegroup",
+]
+
+STATUSES = ("ranked", "duplicate", "relax_failed", "invalid_cell")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One sampled structure through the job (per-atom quantities; NaN where not known).
+
+    ``initial``/``final``: pymatgen ``Structure`` before/after relaxation (``None`` for an invalid
+    cell; ``final`` is ``initial`` when relaxation is skipped). ``rmsd``: relaxation RMSD in Å
+    (:func:`xtal_eval.relaxation_rmsd`). ``rank``: 1 is the lowest enthalpy; 0 when not ranked.
+    """
+
+    id: str
+    formula: str
+    status: str
+    reason: str = ""
+    initial: Any = None
+    final: Any = None
+    energy_per_atom: float = math.nan
+    enthalpy_per_atom: float = math.nan
+    rmsd: float = math.nan
+    converged: bool | None = None
+    steps: int = 0
+    spacegroup: str = ""
+    spacegroup_number: int = 0
+    rank: int = 0
+    duplicate_of: int = 0
+
+    @property
+    def num_atoms(self) -> int:
+        return len(self.final) if self.final is not None else 0
+
+    @property
+    def volume_per_atom(self) -> float:
+        return self.final.volume / len(self.final) if self.final is not None else math.nan
+
+    @property
+    def density(self) -> float:
+        return float(self.final.density) if self.final is not None else math.nan
+
+
+def parse_formula_units(text: str) -> tuple[int, ...]:
+    """``"4"`` -> (4,); ``"2-4"`` -> (2, 3, 4); ``"1,2,4"`` -> (1, 2, 4). ValueError on anything else."""
+    units: set[int] = set()
+    for part in str(text).split(","):
+        lo, sep, hi = part.strip().partition("-")
+        try:
+            a, b = int(lo), int(hi) if sep else int(lo)
+        except ValueError:
+            raise ValueError(
+                f"formula units {text!r}: expected N, A-B or a comma list such as 1,2,4"
+            ) from None
+        if a < 1 or b < a:
+            raise ValueError(f"formula units {text!r}: need 1 <= A <= B, got {part.strip()!r}")
+        units.update(range(a, b + 1))
+    return tuple(sorted(units))
+
+
+def cell_formulas(
+    formula: str, formula_units: Sequence[int] | None, *, max_atoms: int, num_elements: int = 100
+) -> list[str]:
+    """Cell formulas to sample: ``formula`` itself, or ``formula`` (one formula unit) times each unit count.
+
+    Raises:
+        ValueError: empty or malformed formula, unknown element, or a cell with more than
+            ``max_atoms`` atoms (the message names the formula).
+    """
+    from cond_vae import parse_formula
+    from pymatgen.core import Element
+
+    if formula_units is None:
+        return [parse_formula(formula, max_atoms=max_atoms, num_elements=num_elements).formula]
+    unit = parse_formula(formula, max_atoms=10**9, num_elements=num_elements)
+    counts = Counter(unit.atom_types)  # first-appearance order
+    out = []
+    for n in formula_units:
+        cell = "".join(f"{Element.from_Z(z).symbol}{c * n}" for z, c in counts.items())
+        out.append(parse_formula(cell, max_atoms=max_atoms, num_elements=num_elements).formula)
+    return out
+
+
+def sample_structures(
+    model,
+    formulas: Sequence[str],
+    *,
+    pressure: float,
+    num: int,
+    job: SamplingJob,
+    progress: bool | None = None,
+) -> list:
+    """``num`` samples (:class:`cond_vae.SampledStructure`), dealt round-robin over ``formulas``.
+
+    Sampled in chunks of ``job.batch_size`` with per-chunk seeds from ``job.seed`` (so the result
+    does not depend on how many chunks there are); ``row`` indexes the sample, 0..num-1.
+    """
+    import torch
+    from cond_vae import sample
+    from tqdm.auto import tqdm
+
+    if num < 1:
+        raise ValueError(f"num must be >= 1, got {num}")
+    rows = [formulas[k % len(formulas)] for k in range(num)]
+    validate_rows([SampleRow(f, pressure) for f in dict.fromkeys(formulas)], model)
+    out = []
+    with (
+        torch.inference_mode(),
+        tqdm(total=num, desc="sample", unit="structure", disable=_disable(progress)) as bar,
+    ):
+        for c, start in enumerate(range(0, num, job.batch_size)):
+            chunk = rows[start : start + job.batch_size]
+            samples = sample(
+                model, chunk, pressure, num_per_row=1, seed=chunk_seed(job.seed, c),
+                n_step_each=job.n_step_each, step_lr=job.step_lr, skin=job.skin, batch_size=job.batch_size,
+            )  # fmt: skip
+            out += [replace(s, row=start + s.row) for s in samples]
+            bar.update(len(chunk))
+    return out
+
+
+def relax_samples(
+    samples: Sequence, calculator, settings: RelaxSettings, *, progress: bool | None = None
+) -> list[Candidate]:
+    """A :class:`Candidate` per sample: relaxed with ``calculator`` (None: left as sampled)."""
+    from pymatgen.io.ase import AseAtomsAdaptor
+    from tqdm.auto import tqdm
+    from xtal_eval import relaxation_rmsd
+
+    width = len(str(max(len(samples) - 1, 1)))
+    out = []
+    valid = sum(s.valid for s in samples)
+    bar = tqdm(
+        total=valid,
+        desc="relax",
+        unit="structure",
+        disable=True if calculator is None else _disable(progress),
+    )
+    with bar:
+        for s in samples:
+            cid = f"s{s.row:0{width}d}"
+            if not s.valid:
+                out.append(Candidate(cid, s.formula, "invalid_cell", reason=s.reason))
+                continue
+            initial = s.to_pymatgen()
+            if calculator is None:
+                out.append(Candidate(cid, s.formula, "ranked", initial=initial, final=initial))
+                continue
+            atoms = AseAtomsAdaptor.get_atoms(initial)
+            atoms.info["csp_id"] = cid
+            res = relax_structure(atoms, calculator, settings)
+            bar.update()
+            common = {"initial": initial, "steps": res.steps, "converged": res.converged}
+            if not res.ok:
+                out.append(Candidate(cid, s.formula, "relax_failed", reason=res.reason, **common))
+                continue
+            final = AseAtomsAdaptor.get_structure(res.atoms)
+            n = len(final)
+            out.append(
+                Candidate(
+                    cid,
+                    s.formula,
+                    "ranked",
+                    final=final,
+                    energy_per_atom=res.energy / n,
+                    enthalpy_per_atom=res.enthalpy / n,
+                    rmsd=relaxation_rmsd(initial, final, label=cid),
+                    **common,
+                )  # fmt: skip
+            )
+            if not res.converged:
+                bar.set_postfix_str(f"{cid} not converged in {res.steps} steps", refresh=False)
+    return out
+
+
+def spacegroup(structure, symprec: float = 0.1) -> tuple[str, int]:
+    """(Hermann-Mauguin symbol, number) from spglib; ("P1", 1) when spglib finds no symmetry dataset."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import spglib
+
+        cell = (structure.lattice.matrix, structure.frac_coords, [site.specie.Z for site in structure])
+        data = spglib.get_symmetry_dataset(cell, symprec=symprec)
+    return ("P1", 1) if data is None else (str(data.international), int(data.number))
+
+
+def rank_candidates(
+    candidates: Sequence[Candidate], *, preset: str = "paper", symprec: float = 0.1, dedupe: bool = True
+) -> list[Candidate]:
+    """De-duplicate the relaxed candidates and rank them by enthalpy per atom (then by id).
+
+    Structures are grouped with :func:`xtal_eval.unique_groups` after sorting by enthalpy, so each
+    group's reference is its lowest-enthalpy member; that member is ranked, the rest become
+    ``duplicate`` with ``duplicate_of`` its rank. Candidates without enthalpy (no relaxation) keep
+    sample order. Returns every candidate: ranked ones first by rank, then the others in input order.
+    """
+    from xtal_eval import unique_groups
+
+    live = [c for c in candidates if c.status == "ranked"]
+    live.sort(key=lambda c: (c.enthalpy_per_atom if math.isfinite(c.enthalpy_per_atom) else math.inf, c.id))
+    for k, c in enumerate(live):
+        symbol, number = spacegroup(c.final, symprec)
+        live[k] = replace(c, spacegroup=symbol, spacegroup_number=number)
+    groups = (
+        unique_groups([c.final for c in live], preset=preset)
+        if dedupe and live
+        else [[i] for i in range(len(live))]
+    )
+    groups.sort(key=lambda g: g[0])  # lowest enthalpy first: rank order
+    rank_of = {}
+    for rank, group in enumerate(groups, start=1):
+        for i in group:
+            rank_of[i] = (rank, i == group[0])
+    ranked = [replace(live[g[0]], rank=rank_of[g[0]][0]) for g in groups]
+    dups = {
+        live[i].id: replace(live[i], status="duplicate", duplicate_of=r)
+        for i, (r, first) in rank_of.items()
+        if not first
+    }
+    rest = [dups.get(c.id, c) for c in candidates if c.status != "ranked" or c.id in dups]
+    return ranked + rest
+
+
+def _disable(progress: bool | None) -> bool | None:
+    """tqdm's ``disable``: None (auto) hides the bar when stderr is not a terminal."""
+    return None if progress is None else not progress
+
+
+def status_counts(candidates: Sequence[Candidate]) -> dict[str, int]:
+    """Number of candidates per status, in :data:`STATUSES` order (zeros included)."""
+    counts = Counter(c.status for c in candidates)
+    return {s: int(counts.get(s, 0)) for s in STATUSES}
+
+
+def finite_or_none(x: float) -> float | None:
+    """``x`` as a float, or None when it is NaN/inf (for JSON and TOML)."""
+    return float(x) if x is not None and np.isfinite(x) else None

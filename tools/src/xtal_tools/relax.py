@@ -1,0 +1,176 @@
+"""Relaxation of one structure at a fixed pressure with any ASE calculator.
+
+Positions and cell relax together under an external hydrostatic pressure ``P``: ASE's
+``FrechetCellFilter`` (or ``ExpCellFilter``) with ``scalar_pressure = P`` (eV/Å^3) minimises the
+enthalpy ``H = E + P V``, driven by FIRE or BFGS until every force and the scaled cell gradient are
+below ``fmax`` (eV/Å) or ``max_steps`` steps have run. A calculator that raises, or returns a
+non-finite energy, gives a failed :class:`RelaxResult` naming the error instead of an exception,
+so one bad structure never stops a job.
+
+Calculators are named by an import path ``module:factory`` (called with keyword arguments, returns
+an ASE calculator), or by one of the short names of :data:`BUILTIN_CALCULATORS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "BUILTIN_CALCULATORS",
+    "EV_PER_A3_PER_GPA",
+    "RelaxResult",
+    "RelaxSettings",
+    "chgnet_calculator",
+    "load_calculator",
+    "relax_structure",
+]
+
+EV_PER_A3_PER_GPA = 1.0 / 160.21766208  # 1 GPa in eV/Å^3
+
+BUILTIN_CALCULATORS = {
+    "chgnet": "xtal_tools.relax:chgnet_calculator",
+    "emt": "ase.calculators.emt:EMT",
+}
+
+
+@dataclass(frozen=True)
+class RelaxSettings:
+    """How to relax: ``pressure`` in GPa, ``fmax`` in eV/Å, at most ``max_steps`` optimiser steps.
+
+    ``optimizer``: ``"fire"`` or ``"bfgs"``; ``cell_filter``: ``"frechet"`` (ASE's
+    ``FrechetCellFilter``), ``"exp"`` (``ExpCellFilter``) or ``"none"`` (fixed cell, positions only).
+    """
+
+    pressure: float = 0.0
+    fmax: float = 0.05
+    max_steps: int = 300
+    optimizer: str = "fire"
+    cell_filter: str = "frechet"
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.pressure) and self.pressure >= 0):
+            raise ValueError(f"pressure must be a finite number >= 0 GPa, got {self.pressure}")
+        if not (math.isfinite(self.fmax) and self.fmax > 0):
+            raise ValueError(f"fmax must be a positive number (eV/Å), got {self.fmax}")
+        if self.max_steps < 0:
+            raise ValueError(f"max_steps must be >= 0, got {self.max_steps}")
+        if self.optimizer not in ("fire", "bfgs"):
+            raise ValueError(f"unknown optimizer {self.optimizer!r}: choose fire or bfgs")
+        if self.cell_filter not in ("frechet", "exp", "none"):
+            raise ValueError(f"unknown cell filter {self.cell_filter!r}: choose frechet, exp or none")
+
+
+@dataclass(frozen=True)
+class RelaxResult:
+    """Outcome of one relaxation.
+
+    Attributes:
+        atoms: the relaxed ``ase.Atoms`` (the last state reached), or the input when it failed
+            before the first step.
+        ok: the calculator answered to the end (converged or not).
+        converged: the force criterion was met within ``max_steps``.
+        steps: optimiser steps taken.
+        energy: final potential energy (eV, whole cell); NaN when failed.
+        enthalpy: ``energy + P V`` (eV, whole cell); NaN when failed.
+        reason: why it failed (``"<ExceptionType>: message"``), else ``""``.
+    """
+
+    atoms: Any
+    ok: bool
+    converged: bool
+    steps: int
+    energy: float
+    enthalpy: float
+    reason: str = ""
+
+    @property
+    def num_atoms(self) -> int:
+        return len(self.atoms)
+
+
+def load_calculator(spec: str, **kwargs: Any):
+    """An ASE calculator from ``"module:factory"`` or a short name (``chgnet``, ``emt``).
+
+    ``factory(**kwargs)`` is called once; the calculator is reused for every structure.
+
+    Raises:
+        ValueError: a malformed spec, a missing attribute, or a factory that does not return a calculator.
+        ImportError: the module (or its dependency, e.g. chgnet) is not installed.
+    """
+    path = BUILTIN_CALCULATORS.get(spec.strip().lower(), spec.strip())
+    module_name, sep, attr = path.partition(":")
+    if not sep or not module_name or not attr:
+        names = ", ".join(BUILTIN_CALCULATORS)
+        raise ValueError(f"calculator {spec!r}: give 'module:factory' (an import path) or one of {names}")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        hint = " (pip install 'xtal-tools[relax]')" if spec.strip().lower() == "chgnet" else ""
+        raise ImportError(f"calculator {spec!r}: cannot import {module_name!r}: {err}{hint}") from None
+    factory = module
+    for part in attr.split("."):
+        factory = getattr(factory, part, None)
+        if factory is None:
+            raise ValueError(f"calculator {spec!r}: {module_name!r} has no attribute {attr!r}")
+    calc = factory(**kwargs)
+    if not (hasattr(calc, "get_potential_energy") and hasattr(calc, "get_forces")):
+        raise ValueError(
+            f"calculator {spec!r}: {attr}() returned {type(calc).__name__}, not an ASE calculator"
+        )
+    return calc
+
+
+def chgnet_calculator(device: str | None = None, **kwargs: Any):
+    """CHGNet's pretrained universal potential (weights ship in the ``chgnet`` wheel; loads offline).
+
+    ``device``: ``"cpu"``, ``"cuda"``, ... (None: CHGNet's own choice). Stresses come back in eV/Å^3.
+    """
+    from chgnet.model.dynamics import CHGNetCalculator
+
+    return CHGNetCalculator(use_device=device, **kwargs)
+
+
+def _optimizer(settings: RelaxSettings, target):
+    from ase.optimize import BFGS, FIRE
+
+    cls = FIRE if settings.optimizer == "fire" else BFGS
+    return cls(target, logfile=None)
+
+
+def _filtered(atoms, settings: RelaxSettings):
+    if settings.cell_filter == "none":
+        return atoms
+    from ase.filters import ExpCellFilter, FrechetCellFilter
+
+    cls = FrechetCellFilter if settings.cell_filter == "frechet" else ExpCellFilter
+    return cls(atoms, scalar_pressure=settings.pressure * EV_PER_A3_PER_GPA)
+
+
+def relax_structure(atoms, calculator, settings: RelaxSettings) -> RelaxResult:
+    """Relax a copy of ``atoms`` with ``calculator`` at ``settings.pressure`` (GPa).
+
+    Never raises for a calculator error: the result is marked failed with the reason.
+    ``atoms.info`` travels with the copy, so a calculator can read e.g. ``atoms.info["csp_id"]``.
+    """
+    work = atoms.copy()
+    work.calc = calculator
+    steps = 0
+    try:
+        target = _filtered(work, settings)
+        opt = _optimizer(settings, target)
+        converged = bool(opt.run(fmax=settings.fmax, steps=settings.max_steps))
+        steps = int(opt.nsteps)
+        energy = float(work.get_potential_energy())
+    except Exception as err:  # noqa: BLE001  any calculator error fails this structure only
+        return RelaxResult(work, False, False, steps, math.nan, math.nan, f"{type(err).__name__}: {err}")
+    volume = float(work.get_volume())
+    if not (math.isfinite(energy) and math.isfinite(volume) and np.isfinite(work.positions).all()):
+        return RelaxResult(work, False, False, steps, math.nan, math.nan, "non-finite energy or positions")
+    enthalpy = energy + settings.pressure * EV_PER_A3_PER_GPA * volume
+    work.calc = None
+    return RelaxResult(work, True, converged, steps, energy, enthalpy)
