@@ -10,7 +10,8 @@ Variants, timed side by side in one process on the same inputs (graph and triple
   data-dependent sizes, so the top level stays eager); the compile time is reported separately.
 * ``bf16``: eager under ``torch.autocast(dtype=torch.bfloat16)``.
 
-Each variant reports the median of ``--repeats`` timed iterations after ``--warmup`` untimed ones, and
+Each variant reports the median of ``--repeats`` timed iterations (interleaved across variants, as the
+load of a shared machine drifts) after ``--warmup`` untimed ones (at least 2 with compile), and
 the largest deviation of its score and of its parameter gradients from ``eager`` (relative to the
 largest eager value).
 
@@ -85,18 +86,25 @@ def step(model: torch.nn.Module, inputs: dict, autocast: bool = False):
     return score.detach().float(), grads
 
 
-def timed(fn, warmup: int, repeats: int) -> tuple[float, float, object]:
-    t0 = time.perf_counter()
-    out = fn()
-    first = time.perf_counter() - t0
-    for _ in range(warmup - 1):
-        out = fn()
-    times = []
-    for _ in range(repeats):
+def alternate(fns: dict, warmup: int, repeats: int) -> tuple[dict, dict, dict]:
+    """Time several variants with their iterations interleaved (the machine's load drifts).
+
+    Returns the median seconds, the first-call seconds (compilation included) and the last output,
+    each by variant name."""
+    first, outputs = {}, {}
+    for name, fn in fns.items():
         t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), first, out
+        outputs[name] = fn()
+        first[name] = time.perf_counter() - t0
+        for _ in range(warmup - 1):
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            outputs[name] = fn()
+            times[name].append(time.perf_counter() - t0)
+    return {n: statistics.median(t) for n, t in times.items()}, first, outputs
 
 
 def deviation(ref, other) -> tuple[float, float]:
@@ -133,29 +141,27 @@ def main() -> None:
     model = GemNetScore(config)
     fit_scale_factors(model, [inputs])
     print(f"parameters: {sum(q.numel() for q in model.parameters()):,}")
-    rows = []
-    eager_t, _, ref = timed(lambda: step(model, inputs), args.warmup, args.repeats)
-    rows.append(("eager fp32", args.structures, eager_t, 0.0, 0.0))
+    fns = {"eager fp32": lambda: step(model, inputs)}
     if "bf16" in variants:
-        t_bf, _, out = timed(lambda: step(model, inputs, autocast=True), args.warmup, args.repeats)
-        rows.append(("eager bf16 autocast", args.structures, t_bf, *deviation(ref, out)))
+        fns["eager bf16 autocast"] = lambda: step(model, inputs, autocast=True)
     if "compile" in variants:
         compiled = GemNetScore(config)
         compiled.load_state_dict(model.state_dict())
         for blocks in (compiled.interaction_blocks, compiled.output_blocks):
             for i, block in enumerate(blocks):
                 blocks[i] = torch.compile(block, dynamic=False)
-        t_c, first, out = timed(lambda: step(compiled, inputs), max(args.warmup, 2), args.repeats)
-        print(f"compiled blocks: first call (compilation) {first:.0f} s", flush=True)
-        rows.append(("compiled blocks", args.structures, t_c, *deviation(ref, out)))
+        fns["compiled blocks"] = lambda: step(compiled, inputs)
+    median, first, out = alternate(fns, max(args.warmup, 2), args.repeats)
+    rows = [(n, args.structures, median[n], *deviation(out["eager fp32"], out[n])) for n in fns]
+    if "compile" in variants:
+        print(f"compiled blocks: first call (compilation included) {first['compiled blocks']:.0f} s")
     if "scatter" in variants:
         small = load_inputs(args.data, args.scatter_structures, args.seed, config)
-        t_e, _, ref_small = timed(lambda: step(model, small), args.warmup, args.repeats)
         scatter = make_scatter_variant(GemNetScore(config), small)
         scatter.load_state_dict(model.state_dict())
-        t_s, _, out = timed(lambda: step(scatter, small), args.warmup, args.repeats)
-        rows.append(("eager fp32 (small batch)", args.scatter_structures, t_e, 0.0, 0.0))
-        rows.append(("scatter triplet sum", args.scatter_structures, t_s, *deviation(ref_small, out)))
+        fns = {"eager fp32": lambda: step(model, small), "scatter triplet sum": lambda: step(scatter, small)}
+        median, _, out = alternate(fns, args.warmup, args.repeats)
+        rows += [(n, args.scatter_structures, median[n], *deviation(out["eager fp32"], out[n])) for n in fns]
     print("\n| variant | structures | fwd+bwd median (s) | max rel. score dev. | max rel. grad dev. |")
     print("|---|---|---|---|---|")
     for name, n, sec, s_err, g_err in rows:
