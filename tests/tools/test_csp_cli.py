@@ -203,6 +203,20 @@ def test_unwritable_output_folder_and_missing_checkpoint(checkpoint, tmp_path):
     assert res.exit_code == 1 and "no checkpoint given" in res.output
 
 
+@pytest.mark.slow
+def test_default_calculator_is_chgnet(checkpoint, tmp_path):
+    pytest.importorskip("chgnet")
+    out = tmp_path / "out"
+    args = ["-k", str(checkpoint), "-f", "SiO2", "-u", "1", "-p", "10", "-n", "2", "-o", str(out)]
+    res = runner.invoke(app, [*args, "--max-steps", "5", *FAST])
+    assert res.exit_code == 0, res.output
+    rows = _table(out)
+    assert len(rows) == 2 and any(r["status"] == "ranked" for r in rows)
+    assert all(int(r["steps"]) <= 5 for r in rows if r["status"] in ("ranked", "duplicate"))
+    toml = (out / "run.toml").read_text()
+    assert 'calculator = "chgnet"' in toml and r'calculator_args = "{\"device\": \"cpu\"}"' in toml
+
+
 def test_script_runs_from_a_checkout():
     res = subprocess.run(
         [sys.executable, str(ROOT / "tools" / "csp"), "--help"], capture_output=True, text=True

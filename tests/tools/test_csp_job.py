@@ -146,6 +146,27 @@ def test_invalid_sampled_cells_are_reported_and_written(tmp_path):
     assert rows[0]["cif"] == "ranked/001_Cu2_Im-3m_229.cif" and (tmp_path / rows[0]["cif"]).exists()
 
 
+class _FlatCalculator(Calculator):
+    """Zero energy, forces and stress: every structure is already 'relaxed'."""
+
+    implemented_properties = ["energy", "forces", "stress"]
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        self.results = {"energy": 0.0, "forces": np.zeros((len(self.atoms), 3)), "stress": np.zeros(6)}
+
+
+def test_atoms_left_too_close_after_relaxation_fail_that_structure():
+    crystal = Crystal(
+        atom_types=np.array([29, 29]), frac_coords=np.array([[0.0, 0, 0], [0.1, 0, 0]]),
+        lattice=np.eye(3) * 3.0, properties={"pressure": 0.0}, id="0-0",
+    )  # fmt: skip
+    samples = [SampledStructure(0, 0, "Cu2", {"pressure": 0.0}, crystal, "")]
+    (cand,) = relax_samples(samples, _FlatCalculator(), RelaxSettings(), progress=False)
+    assert cand.status == "relax_failed" and cand.converged and cand.steps == 0
+    assert cand.reason == "unphysical after relaxation: atoms closer than 0.5 Å"
+
+
 @pytest.mark.slow
 def test_chgnet_relaxes_silicon_under_pressure():
     pytest.importorskip("chgnet")

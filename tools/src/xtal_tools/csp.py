@@ -101,8 +101,13 @@ def csp(
         float, typer.Option(help="Langevin step-size scale.", rich_help_panel=_SAMPLER)
     ] = 1e-4,
     batch_size: Annotated[
-        int, typer.Option(help="Crystals per Langevin batch.", min=1, rich_help_panel=_SAMPLER)
-    ] = 500,
+        int,
+        typer.Option(
+            help="Crystals per Langevin batch (each batch is one step of the progress bar).",
+            min=1,
+            rich_help_panel=_SAMPLER,
+        ),
+    ] = 32,
     progress: Annotated[
         bool | None,
         typer.Option("--progress/--no-progress", help="Progress bars (default: when stderr is a terminal)."),
@@ -219,10 +224,10 @@ def _run(model, formulas, calc, settings, job, config, out: Path, progress):
     )
     cands = relax_samples(samples, calc, settings, progress=progress)
     cands = rank_candidates(cands, preset=config["preset"], symprec=config["symprec"])
-    title = f"{config['formula']} at {settings.pressure:g} GPa: {len(cands)} samples"
+    ranked = [c for c in cands if c.status == "ranked"]
+    title = f"{config['formula']} at {settings.pressure:g} GPa: {len(ranked)} unique of {len(cands)} samples"
     meta = {k: v for k, v in config.items() if k != "dependency_versions"}
     write_results(cands, out, meta=meta, title=title)
-    ranked = [c for c in cands if c.status == "ranked"]
     summary = {"counts": status_counts(cands), "unconverged": sum(c.converged is False for c in ranked)}
     return summary, ranked
 

@@ -158,15 +158,23 @@ def sample_structures(
 
 
 def relax_samples(
-    samples: Sequence, calculator, settings: RelaxSettings, *, progress: bool | None = None
+    samples: Sequence,
+    calculator,
+    settings: RelaxSettings,
+    *,
+    min_distance: float = 0.5,
+    progress: bool | None = None,
 ) -> list[Candidate]:
-    """A :class:`Candidate` per sample: relaxed with ``calculator`` (None: left as sampled)."""
+    """A :class:`Candidate` per sample: relaxed with ``calculator`` (None: left as sampled).
+
+    A relaxation that ends with two atoms closer than ``min_distance`` (Å) counts as failed.
+    """
     from pymatgen.io.ase import AseAtomsAdaptor
     from tqdm.auto import tqdm
-    from xtal_eval import relaxation_rmsd
+    from xtal_eval import relaxation_rmsd, structure_valid
 
     width = len(str(max(len(samples) - 1, 1)))
-    out = []
+    out, failed, unconverged = [], 0, 0
     valid = sum(s.valid for s in samples)
     bar = tqdm(
         total=valid,
@@ -187,27 +195,31 @@ def relax_samples(
             atoms = AseAtomsAdaptor.get_atoms(initial)
             atoms.info["csp_id"] = cid
             res = relax_structure(atoms, calculator, settings)
-            bar.update()
             common = {"initial": initial, "steps": res.steps, "converged": res.converged}
-            if not res.ok:
-                out.append(Candidate(cid, s.formula, "relax_failed", reason=res.reason, **common))
-                continue
-            final = AseAtomsAdaptor.get_structure(res.atoms)
-            n = len(final)
-            out.append(
-                Candidate(
-                    cid,
-                    s.formula,
-                    "ranked",
-                    final=final,
-                    energy_per_atom=res.energy / n,
-                    enthalpy_per_atom=res.enthalpy / n,
-                    rmsd=relaxation_rmsd(initial, final, label=cid),
-                    **common,
-                )  # fmt: skip
-            )
-            if not res.converged:
-                bar.set_postfix_str(f"{cid} not converged in {res.steps} steps", refresh=False)
+            final = AseAtomsAdaptor.get_structure(res.atoms) if res.ok else None
+            reason = res.reason
+            if final is not None and not structure_valid(final, cutoff=min_distance):
+                reason = f"unphysical after relaxation: atoms closer than {min_distance} Å"
+            if reason:
+                out.append(Candidate(cid, s.formula, "relax_failed", reason=reason, **common))
+            else:
+                n = len(final)
+                out.append(
+                    Candidate(
+                        cid,
+                        s.formula,
+                        "ranked",
+                        final=final,
+                        energy_per_atom=res.energy / n,
+                        enthalpy_per_atom=res.enthalpy / n,
+                        rmsd=relaxation_rmsd(initial, final, label=cid),
+                        **common,
+                    )  # fmt: skip
+                )
+            failed += bool(reason)
+            unconverged += res.ok and not res.converged
+            bar.set_postfix(failed=failed, unconverged=unconverged, refresh=False)
+            bar.update()
     return out
 
 

@@ -77,7 +77,7 @@ def plot_candidates(candidates: Sequence[Candidate], path: Path, *, title: str) 
 
     ranked = [c for c in candidates if c.status == "ranked"]
     h = [c.enthalpy_per_atom for c in ranked]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5), constrained_layout=True)
     if ranked and all(math.isfinite(x) for x in h):
         dups = [c for c in candidates if c.status == "duplicate" and math.isfinite(c.enthalpy_per_atom)]
         h0 = min(h)
@@ -91,8 +91,10 @@ def plot_candidates(candidates: Sequence[Candidate], path: Path, *, title: str) 
         if dups:
             rel = [1000 * (c.enthalpy_per_atom - h0) for c in dups]
             axes[1].scatter([c.volume_per_atom for c in dups], rel, s=10, c="0.6", label="duplicates")
-        axes[0].set_ylabel(f"enthalpy - lowest (meV/atom); lowest {h0:.4f} eV/atom")
-        axes[1].set_ylabel("enthalpy - lowest (meV/atom)")
+        best = ranked[0]
+        title += f"\nlowest H = {h0:.4f} eV/atom: {best.formula} {best.spacegroup} ({best.spacegroup_number})"
+        axes[0].set_ylabel("enthalpy above the lowest (meV/atom)")
+        axes[1].set_ylabel("enthalpy above the lowest (meV/atom)")
         axes[0].legend()
         axes[1].legend()
     elif ranked:
