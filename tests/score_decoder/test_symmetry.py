@@ -12,6 +12,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from score_decoder import GemNetConfig, GemNetScore
+from score_decoder.layers import reverse_edges
 from torch import nn
 
 from tests.conftest import DEVICES
@@ -22,6 +23,7 @@ from tests.score_decoder._helpers import (
     fixed_crystals,
     model_inputs,
     permute,
+    random_crystals,
     random_orthogonal,
     rotate,
     shift_images,
@@ -182,3 +184,29 @@ def test_image_shift_check_fails_on_module_reading_offsets(models):
     images = torch.ones(s.atom_types.shape[0], 3, dtype=torch.long)
     images[0] = torch.tensor([2, -1, 0])
     assert (run(broken, shift_images(s, images)) - run(broken, s)).abs().max() > 1e-4
+
+
+def test_rotation_with_neighbour_cap_and_missing_reverse_edges():
+    """With ``max_neighbors`` some edges lose their reverse (swap term zero); still equivariant."""
+    config = GemNetConfig.tiny()  # 12 neighbours within 5 Å: the cap is active
+    torch.manual_seed(7)
+    model = GemNetScore(config).double().eval()
+    s = random_crystals(np.random.default_rng(5), num_crystals=3, atoms=(6, 12))
+    cond = cond_for(3, config.cond_dim)
+    kw = model_inputs(s, cutoff=config.cutoff, max_neighbors=config.max_neighbors, cond=cond)
+    missing = int(
+        (
+            reverse_edges(kw["graph"].edge_index, kw["graph"].cell_offsets, len(s.atom_types))
+            == kw["graph"].edge_index.shape[1]
+        ).sum()
+    )
+    assert missing > 0
+    rot = random_orthogonal(np.random.default_rng(11), reflect=True)
+    with torch.no_grad():
+        out = nontrivial(model(**kw))
+        rotated = model(
+            **model_inputs(
+                rotate(s, rot), cutoff=config.cutoff, max_neighbors=config.max_neighbors, cond=cond
+            )
+        )
+    assert (rotated - out @ rot.T).abs().max() < ATOL
