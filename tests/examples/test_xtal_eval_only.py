@@ -76,3 +76,14 @@ def test_recon_example_on_mp20(shared_data):
     assert (
         proc.stdout.count("recon ") == 9 and proc.stdout.count("csp ") == 2
     )  # 3 presets x 3 gates; 2 presets
+
+
+@pytest.mark.data
+def test_dask_example_gives_identical_results_on_every_backend(shared_data):
+    pytest.importorskip("distributed")
+    data = str(shared_data / "mp_20" / "val.feather")
+    proc = run_example("xtal_eval_dask", "--data", data, "--n", "8", "--workers", "2", check_no_torch=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "NO_TORCH_OK" in proc.stdout
+    assert "identical results on every backend: True" in proc.stdout
+    assert "process pool x2" in proc.stdout and "dask (2 workers)" in proc.stdout
