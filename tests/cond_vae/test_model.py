@@ -102,3 +102,19 @@ def test_tiny_model_overfits_eight_structures():
     assert after[0] < before[0] / 1.7, (before, after)
     assert after[1] < before[1] / 20, (before, after)
     assert after[2] < before[2] * 0.9, (before, after)
+
+
+def test_decoder_scale_factors_are_fitted_deterministically_without_touching_the_global_rng():
+    crystals = random_crystals(12, seed=4)
+    batch = batch_of(crystals)
+    model = tiny_model(crystals)
+    assert not bool(model.decoder.scale_factors_fitted)
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    factors = model.fit_decoder_scale_factors(batch, seed=7)
+    assert torch.equal(torch.rand(3), before)  # the fit drew no numbers from the global RNG
+    assert bool(model.decoder.scale_factors_fitted) and factors
+    assert all(v > 0 and v != 1.0 for v in factors.values())
+    again = tiny_model(crystals).fit_decoder_scale_factors(batch, seed=7)
+    assert again == factors

@@ -17,6 +17,7 @@ from cond_vae.training import (
     read_training_meta,
     train,
 )
+from xtal_graph import collate
 
 from tests.cond_vae.test_training_support import loss_rows, synthetic_crystals, weights
 
@@ -62,6 +63,7 @@ def test_run_writes_config_metrics_and_checkpoints(uninterrupted):
     assert read_training_meta(result.final_checkpoint)["loop"]["step"] == 12
     model = load_checkpoint(result.final_checkpoint)
     assert isinstance(model, CondCDVAE) and model.config == CondCDVAEConfig.tiny()
+    assert bool(model.decoder.scale_factors_fitted)  # fitted before the first step, kept in the weights
     assert result.best_checkpoint is not None and result.best_val_loss == min(
         float(r["loss"]) for r in rows if r["split"] == "val"
     )
@@ -134,6 +136,7 @@ def test_nonfinite_batches_are_skipped_counted_and_never_trained_on(monkeypatch,
     torch.manual_seed(CONFIG.seed)
     fresh = CondCDVAE(CondCDVAEConfig.tiny())
     fresh.fit_scalers(TRAIN)
+    fresh.fit_decoder_scale_factors(collate(TRAIN[:128]), seed=config.seed)
     final = weights(result.final_checkpoint)
     for name, value in fresh.state_dict().items():
         assert torch.equal(final[name], value), name

@@ -7,6 +7,7 @@ Core calls::
 
     model = CondCDVAE(CondCDVAEConfig.cond_cdvae_4m())
     model.fit_scalers(train_crystals)                      # lattice + pressure scalers (buffers)
+    model.fit_decoder_scale_factors(collate(train_crystals[:128]))  # GemNet scale factors
     out = model(batch, teacher_forcing=True)               # LossOutput; out.total.backward()
     save_checkpoint("ckpt/", model)
     samples = sample(load_checkpoint("ckpt/"), ["Si4O8"], [50.0], num_per_row=10, seed=0)

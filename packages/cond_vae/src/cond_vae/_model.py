@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from score_decoder import GemNetScore
+from score_decoder import GemNetScore, fit_scale_factors
 from torch import Tensor, nn
 from xtal_graph import (
     Crystal,
@@ -151,6 +151,34 @@ class CondCDVAE(nn.Module):
             raise RuntimeError(
                 f"scalers {unfitted} are not fitted: call model.fit_scalers(training_data) first"
             )
+
+    @torch.no_grad()
+    def fit_decoder_scale_factors(self, batch: CrystalBatch, *, seed: int = 0) -> dict[str, float]:
+        """Fit the decoder's GemNet scale factors on one batch of noised training structures.
+
+        Call once for a new model, after :meth:`fit_scalers` and before training (``cond_vae.training``
+        does). The structures are noised as in training (one random level per crystal, true lattice)
+        and decoded with ``cond_z`` of the posterior mean; the noise comes from a generator seeded
+        with ``seed``, so the fit is deterministic and leaves torch's global RNG untouched.
+        Returns the factors by module name (see :func:`score_decoder.fit_scale_factors`).
+        """
+        self._require_fitted()
+        gen = torch.Generator(device=batch.frac_coords.device).manual_seed(int(seed))
+        cond = self.condition_vector(batch)
+        cond_z = self.cond_z(self.encode(batch, cond).mu, cond)
+        level = torch.randint(
+            0, self.config.num_noise_levels, (batch.num_crystals,), generator=gen, device=gen.device
+        )
+        sigma = self.sigmas.to(batch.frac_coords.dtype)[level][batch.batch]  # (N,)
+        cart = frac_to_cart(batch.frac_coords, batch.lattice, batch=batch.batch)
+        noise = torch.randn(cart.shape, generator=gen, device=gen.device, dtype=cart.dtype)
+        noisy = wrap_frac(cart_to_frac(cart + sigma.unsqueeze(-1) * noise, batch.lattice, batch=batch.batch))
+        dec = self.config.decoder
+        graph, trips = build_graph(
+            noisy, batch.lattice, batch.num_atoms, cutoff=dec.cutoff, max_neighbors=dec.max_neighbors
+        )
+        inputs = {"atom_types": batch.atom_types, "batch": batch.batch, "graph": graph, "triplets": trips}
+        return fit_scale_factors(self.decoder, [{**inputs, "cond": cond_z}])
 
     # ------------------------------------------------------------------ parts
     def condition_vector(self, batch: CrystalBatch) -> Tensor:

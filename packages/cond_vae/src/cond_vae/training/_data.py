@@ -40,6 +40,14 @@ def scaler_items(data: Sequence[Crystal], chunk: int = 4096) -> Iterable[Crystal
     return data
 
 
+def head_batch(data: Sequence[Crystal], size: int, dtype: torch.dtype) -> CrystalBatch:
+    """The first ``min(size, len(data))`` crystals as one batch (to fit the decoder's scale factors)."""
+    idx = list(range(min(size, len(data))))
+    if callable(getattr(data, "batch", None)):
+        return data.batch(idx).to(dtype=dtype)
+    return collate([data[i] for i in idx], dtype=dtype)
+
+
 def epoch_order(
     num_items: int, *, seed: int, epoch: int, rank: int, world_size: int, shuffle: bool
 ) -> list[int]:

@@ -36,6 +36,8 @@ _RESUMABLE_CHANGES = {
     "log_every_steps", "tensorboard", "num_workers", "max_nonfinite_skips",
 }  # fmt: skip
 
+SCALE_FIT_CRYSTALS = 128  # training crystals the decoder's scale factors are fitted on (a new run)
+
 
 @dataclass(frozen=True)
 class SkippedBatch:
@@ -162,7 +164,13 @@ class _Trainer:
             model.fit_scalers(_data.scaler_items(self.train_data))
         if self.dtype == torch.float64:
             model = model.to(torch.float64)  # scalers are float64 already; never cast them to float32
-        return model.to(self.ctx.device).train()
+        model = model.to(self.ctx.device)
+        if resume is None:  # a resumed model carries its fitted factors in its weights
+            # the same crystals whatever the batch size and number of processes: identical factors
+            head = _data.head_batch(self.train_data, SCALE_FIT_CRYSTALS, self.dtype)
+            head = head.to(device=self.ctx.device)
+            model.fit_decoder_scale_factors(head, seed=self.cfg.seed)
+        return model.train()
 
     def _check_resumable(self, resume: Path) -> None:
         saved = _state.read_training_meta(resume)["train_config"]
