@@ -18,8 +18,8 @@ def _one_thread():
 
 def test_custom_denoiser_learns_and_samples_valid_crystals(monkeypatch, tmp_path, capsys):
     example = load_example("custom_denoiser", monkeypatch)
-    result = example.main(["--steps", "60", "--steps-per-level", "1", "--out", str(tmp_path)])
-    # the denoising loss on the same fixed noise drops clearly after 60 Adam steps
+    result = example.main(["--steps", "30", "--steps-per-level", "1", "--out", str(tmp_path)])
+    # the denoising loss on the same fixed noise drops clearly after 30 Adam steps (2.54 -> 0.96)
     assert result["loss_after"] < 0.6 * result["loss_before"]
     samples = result["samples"]
     truth = example.CrystalDataset(example.make_store(str(tmp_path / "again.zarr")), properties=())
