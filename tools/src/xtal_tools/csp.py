@@ -11,6 +11,9 @@ duplicates and ranks the rest by enthalpy per atom::
 Writes into OUT: ``ranked/NNN_<formula>_<spacegroup>_<number>.cif``, ``candidates.csv`` and
 ``candidates.json`` (every sample, ranked or not, with its status and reason), ``enthalpy.png`` and
 ``run.toml`` (resolved settings, versions, counts).
+
+Small cells relax fastest with one thread per process (``OMP_NUM_THREADS=1``): on a busy machine,
+extra torch/BLAS threads of CHGNet spin and slow every step down.
 """
 
 from __future__ import annotations
@@ -118,6 +121,7 @@ def csp(
     from xtal_tools._run_record import RunRecord
 
     t0 = time.perf_counter()
+    _quiet_known_warnings()
     try:
         settings, job, model, formulas, calc, config = _prepare(**locals())
     except EXPECTED_ERRORS as err:
@@ -189,6 +193,16 @@ def _prepare(**opts):
         "dependency_versions": _dependency_versions(),
     }  # fmt: skip
     return settings, job, model, formulas, calc, config
+
+
+def _quiet_known_warnings() -> None:
+    """Hide warnings from third-party internals that a user cannot act on (CHGNet, torch.jit)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad", category=UserWarning)
+    warnings.filterwarnings(
+        "ignore", message=r"`torch.jit.script` is deprecated", category=DeprecationWarning
+    )
 
 
 def _calculator_kwargs(text: str | None) -> dict:

@@ -104,6 +104,9 @@ def plot_candidates(candidates: Sequence[Candidate], path: Path, *, title: str) 
     else:
         for ax in axes:
             ax.text(0.5, 0.5, "no structure survived", ha="center", va="center")
+    from matplotlib.ticker import MaxNLocator
+
+    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set_xlabel("rank")
     axes[1].set_xlabel("volume per atom (Å$^3$)")
     fig.suptitle(title)
