@@ -139,6 +139,18 @@ def test_no_relax_ranks_samples_in_sample_order(checkpoint, tmp_path):
     assert (out / "enthalpy.png").exists() and "enabled = false" in (out / "run.toml").read_text()
 
 
+def test_same_seed_same_table_and_overwrite_replaces_the_result(checkpoint, tmp_path):
+    args = ["-k", str(checkpoint), "-f", "Si", "-u", "2-3", "-p", "5", "-n", "3", "--no-relax", *FAST]
+    tables = []
+    for name in ("a", "b", "b"):
+        res = runner.invoke(app, [*args, "-o", str(tmp_path / name), "--overwrite"])
+        assert res.exit_code == 0, res.output
+        tables.append((tmp_path / name / "candidates.csv").read_text())
+    assert tables[0] == tables[1] == tables[2]
+    res = runner.invoke(app, [*args, "-o", str(tmp_path / "a")])
+    assert res.exit_code == 1 and "not empty" in res.output
+
+
 def test_every_structure_refused_writes_the_table_and_exits_non_zero(checkpoint, tmp_path):
     out = tmp_path / "out"
     calc = [

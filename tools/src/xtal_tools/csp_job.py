@@ -36,6 +36,7 @@ __all__ = [
     "relax_samples",
     "sample_structures",
     "spacegroup",
+    "status_counts",
 ]
 
 STATUSES = ("ranked", "duplicate", "relax_failed", "invalid_cell")
