@@ -16,7 +16,12 @@ def test_version_lists_all_six_distributions():
 
 
 def test_every_tool_is_registered():
-    for args in (["train", "--help"], ["sample", "--help"], ["evaluate", "recon", "--help"]):
+    for args in (
+        ["train", "--help"],
+        ["sample", "--help"],
+        ["csp", "--help"],
+        ["evaluate", "recon", "--help"],
+    ):
         res = runner.invoke(app, args)
         assert res.exit_code == 0, res.output
         assert "--out" in res.output

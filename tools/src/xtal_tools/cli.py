@@ -1,4 +1,4 @@
-"""``xtal``: one umbrella command over the tools (``xtal train``, ``xtal sample``, ``xtal evaluate``).
+"""``xtal``: one umbrella command over the tools (``xtal train``, ``sample``, ``csp``, ``evaluate``).
 
 The same commands are runnable from a checkout as ``tools/train``, ``tools/sample`` and
 ``tools/evaluate``; this app only registers them and adds ``--version``.
@@ -10,13 +10,17 @@ from typing import Annotated
 
 import typer
 
-from xtal_tools import evaluate, sample, train
+from xtal_tools import csp, evaluate, sample, train
 
 app = typer.Typer(
-    name="xtal", add_completion=False, no_args_is_help=True, help="Cond-CDVAE tools: train, sample, evaluate."
+    name="xtal",
+    add_completion=False,
+    no_args_is_help=True,
+    help="Cond-CDVAE tools: train, sample, csp, evaluate.",
 )
 app.command("train", help=train.train.__doc__)(train.train)
 app.command("sample", help=sample.sample.__doc__)(sample.sample)
+app.command("csp", help=csp.csp.__doc__)(csp.csp)
 app.add_typer(evaluate.app, name="evaluate", help="Score a checkpoint on a test split with xtal-eval.")
 
 
