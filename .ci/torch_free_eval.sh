@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=$(mktemp -d)/venv
 python -m venv "$venv"
-"$venv/bin/python" -m pip install -q "./packages/xtal_eval[smact,cli,test]" "./packages/xtal_data[test]"
+"$venv/bin/python" -m pip install -q "./packages/xtal_eval[smact,cli,plot,test]" "./packages/xtal_data[test]"
 "$venv/bin/python" - <<'PY'
 import importlib.util, sys
 assert importlib.util.find_spec("torch") is None, "torch leaked into the torch-free venv"
@@ -13,5 +13,5 @@ import xtal_eval, xtal_data  # noqa: F401
 print(f"torch-free venv OK: xtal-eval {xtal_eval.__version__}, xtal-data {xtal_data.__version__}")
 PY
 # Tests marked `torch_free` must pass without torch; everything else is run by the main suite.
-"$venv/bin/python" -m pytest -q -m torch_free tests/xtal_eval tests/xtal_data -p no:cacheprovider || {
+"$venv/bin/python" -m pytest -q -m torch_free tests/xtal_eval tests/xtal_data tests/examples -p no:cacheprovider || {
   rc=$?; [ "$rc" -eq 5 ] && echo "no torch-free tests collected" || exit "$rc"; }
