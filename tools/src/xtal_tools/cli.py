@@ -21,7 +21,7 @@ app = typer.Typer(
 app.command("train", help=train.train.__doc__)(train.train)
 app.command("sample", help=sample.sample.__doc__)(sample.sample)
 app.command("csp", help=csp.csp.__doc__)(csp.csp)
-app.add_typer(evaluate.app, name="evaluate", help="Score a checkpoint on a test split with xtal-eval.")
+app.command("evaluate", help=evaluate.evaluate.__doc__)(evaluate.evaluate)
 
 
 def _version(value: bool) -> None:

@@ -10,6 +10,7 @@ Each writes ``summary.json``, ``items.csv`` (one row per target), the structures
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -25,10 +26,13 @@ Split = Annotated[str, typer.Option(help="Split stored in the data store.")]
 Part = Annotated[str, typer.Option(help="Part of the split to evaluate on.")]
 Limit = Annotated[int | None, typer.Option(help="Evaluate only the first N targets.", min=1)]
 Steps = Annotated[int, typer.Option(help="Langevin steps per noise level (reference: 100).", min=1)]
-Presets = Annotated[str, typer.Option(help="Comma-separated matcher presets: cdvae, paper, strict.")]
+Presets = Annotated[
+    str | None,
+    typer.Option(help="Comma-separated matcher presets: cdvae, paper, strict (default: all; gen: paper)."),
+]
 Jobs = Annotated[int, typer.Option(help="Processes for structure matching.", min=1)]
 BatchSize = Annotated[int, typer.Option(help="Crystals per model batch.", min=1)]
-UseMean = Annotated[bool, typer.Option(help="Decode the posterior mean instead of a sample.")]
+UseMean = Annotated[bool, typer.Option(help="recon: decode the posterior mean instead of a sample.")]
 
 
 def _run(
@@ -127,8 +131,20 @@ def _headline(summary: dict) -> str:
     return ", ".join(f"{k} {summary[k]:.4f}" for k in keys if summary.get(k) is not None)
 
 
+class Task(str, Enum):
+    """What to evaluate: ``recon`` (Table II), ``csp`` (Fig. 3) or ``gen`` (generation metrics)."""
+
+    recon = "recon"
+    csp = "csp"
+    gen = "gen"
+
+
+DEFAULT_PRESETS = {Task.recon: "cdvae,paper,strict", Task.csp: "cdvae,paper,strict", Task.gen: "paper"}
+
+
 @app.command()
-def recon(
+def evaluate(
+    task: Annotated[Task, typer.Argument(help="recon, csp or gen.")],
     checkpoint: Checkpoint,
     out: OutOption,
     data: DataOption = None,
@@ -138,14 +154,18 @@ def recon(
     seed: SeedOption = None,
     device: DeviceOption = None,
     steps_per_level: Steps = 100,
-    presets: Presets = "cdvae,paper,strict",
+    presets: Presets = None,
     jobs: Jobs = 1,
     batch_size: BatchSize = 256,
+    num: Annotated[int, typer.Option("--num", "-n", help="csp: samples per target.", min=1)] = 20,
     use_mean: UseMean = False,
 ) -> None:
-    """Reconstruction match rate and mean normalised RMSD (the paper's Table II)."""
+    """Evaluate CHECKPOINT on a store split: recon (match rate, mean normalised RMSD; Table II), csp (match
+    rate at 1 and NUM samples with RMSE, success curve; Fig. 3) or gen (validity, Wasserstein distances of
+    density and number of elements, uniqueness)."""
+    extra = {Task.recon: {"use_mean": use_mean}, Task.csp: {"num": num}, Task.gen: {}}[task]
     _run(
-        "recon",
+        task.value,
         checkpoint,
         data,
         out,
@@ -155,78 +175,10 @@ def recon(
         seed,
         device,
         steps_per_level,
-        presets,
+        presets or DEFAULT_PRESETS[task],
         jobs,
         batch_size,
-        use_mean=use_mean,
-    )
-
-
-@app.command()
-def csp(
-    checkpoint: Checkpoint,
-    out: OutOption,
-    data: DataOption = None,
-    split: Split = "random",
-    part: Part = "test",
-    limit: Limit = None,
-    seed: SeedOption = None,
-    device: DeviceOption = None,
-    steps_per_level: Steps = 100,
-    presets: Presets = "cdvae,paper,strict",
-    jobs: Jobs = 1,
-    batch_size: BatchSize = 256,
-    num: Annotated[int, typer.Option("--num", "-n", help="Samples per target.", min=1)] = 20,
-) -> None:
-    """CSP match rate at 1 and 20 samples with RMSE, and the success-rate curve (Fig. 3)."""
-    _run(
-        "csp",
-        checkpoint,
-        data,
-        out,
-        split,
-        part,
-        limit,
-        seed,
-        device,
-        steps_per_level,
-        presets,
-        jobs,
-        batch_size,
-        num=num,
-    )
-
-
-@app.command()
-def gen(
-    checkpoint: Checkpoint,
-    out: OutOption,
-    data: DataOption = None,
-    split: Split = "random",
-    part: Part = "test",
-    limit: Limit = None,
-    seed: SeedOption = None,
-    device: DeviceOption = None,
-    steps_per_level: Steps = 100,
-    presets: Presets = "paper",
-    jobs: Jobs = 1,
-    batch_size: BatchSize = 256,
-) -> None:
-    """Validity, density / number-of-elements Wasserstein distances and uniqueness of generated samples."""
-    _run(
-        "gen",
-        checkpoint,
-        data,
-        out,
-        split,
-        part,
-        limit,
-        seed,
-        device,
-        steps_per_level,
-        presets,
-        jobs,
-        batch_size,
+        **extra,
     )
 
 
