@@ -241,7 +241,7 @@ def coverage(
 def fingerprints(structures: Sequence[Structure]) -> tuple[np.ndarray, np.ndarray]:
     """CDVAE's fingerprints: site-averaged CrystalNN "ops" (structure) and Magpie (composition).
 
-    Needs matminer (not a declared extra: it pins pandas < 3). Failures give NaN rows, which
+    Needs the ``coverage`` extra (matminer, which requires pandas < 3). Failures give NaN rows, which
     :func:`coverage` counts as missing, as the reference does.
 
     Returns:
@@ -252,7 +252,7 @@ def fingerprints(structures: Sequence[Structure]) -> tuple[np.ndarray, np.ndarra
         from matminer.featurizers.site import CrystalNNFingerprint
     except ImportError as exc:
         raise ImportError(
-            "coverage fingerprints need matminer (pip install matminer; it requires pandas < 3). "
+            "coverage fingerprints need matminer: pip install 'xtal-eval[coverage]' (needs pandas < 3). "
             "Alternatively pass your own fingerprints to xtal_eval.generation.coverage."
         ) from exc
     site_fp = CrystalNNFingerprint.from_preset("ops")
