@@ -149,11 +149,11 @@ def _prepare(**opts):
     from xtal_tools.csp_job import cell_formulas, parse_formula_units
     from xtal_tools.relax import RelaxSettings, load_calculator
     from xtal_tools.sample import _check_out, _load
-    from xtal_tools.sampling import SamplingJob, _check_pressure
+    from xtal_tools.sampling import SamplingJob, check_pressure
 
     if not opts["formula"].strip():
         raise ValueError("--formula: empty formula")
-    pressure = _check_pressure(opts["pressure"], "--pressure")
+    pressure = check_pressure(opts["pressure"], "--pressure")
     units = parse_formula_units(opts["formula_units"]) if opts["formula_units"] is not None else None
     settings = RelaxSettings(
         pressure=pressure, fmax=opts["fmax"], max_steps=opts["max_steps"],

@@ -72,9 +72,9 @@ def sample(
         if formula is not None:
             if pressure is None:
                 raise ValueError("--formula needs --pressure (GPa)")
-            from xtal_tools.sampling import _check_pressure
+            from xtal_tools.sampling import check_pressure
 
-            row_list = [SampleRow(formula, _check_pressure(pressure, "--pressure"))]
+            row_list = [SampleRow(formula, check_pressure(pressure, "--pressure"))]
         else:
             row_list = read_rows(rows)
         job = SamplingJob(

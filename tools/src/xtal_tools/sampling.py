@@ -30,6 +30,7 @@ __all__ = [
     "SamplingSummary",
     "read_rows",
     "validate_rows",
+    "check_pressure",
     "chunk_seed",
     "rank_chunks",
     "run_sampling",
@@ -79,7 +80,8 @@ class SamplingSummary:
     wall_s: float = 0.0
 
 
-def _check_pressure(value: object, where: str) -> float:
+def check_pressure(value: object, where: str) -> float:
+    """A finite, non-negative pressure in GPa from ``value``; ``ValueError`` prefixed with ``where``."""
     from cond_vae import check_scalar
 
     try:
@@ -113,7 +115,7 @@ def read_rows(path: str | os.PathLike) -> list[SampleRow]:
             formula = (rec.get("formula") or "").strip()
             if not formula:
                 raise ValueError(f"{path}:{line}: empty formula")
-            pressure = _check_pressure(rec.get("pressure"), f"{path}:{line}")
+            pressure = check_pressure(rec.get("pressure"), f"{path}:{line}")
             rows.append(SampleRow(formula, pressure, (rec.get(id_col) or None) if id_col else None))
     if not rows:
         raise ValueError(f"{path}: no rows")
@@ -142,7 +144,7 @@ def validate_rows(rows: Sequence[SampleRow], model) -> None:
             parse_formula(row.formula, max_atoms=cfg.max_atoms, num_elements=cfg.num_elements)
         except ValueError as err:
             raise ValueError(f"{where}: {err}") from None
-        _check_pressure(row.pressure, where)
+        check_pressure(row.pressure, where)
 
 
 def _sample_rank(model, rows, job: SamplingJob, rank: int, world_size: int) -> list:
