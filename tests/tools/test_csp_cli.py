@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import tomllib
 import torch
 from ase.calculators.calculator import all_changes
 from ase.calculators.emt import EMT
@@ -180,6 +181,10 @@ def test_every_structure_refused_writes_the_table_and_exits_non_zero(checkpoint,
         (["-f", "SiO2", "-p", "nan"], "must be finite"),
         (["-f", "SiO2", "-p", "-3"], "negative"),
         (["-f", "SiO2", "-p", "high"], "not a number"),
+        (["-f", "SiO2", "-p", "0,high"], "not a number"),
+        (["-f", "SiO2", "-p", "0,-5"], "negative"),
+        (["-f", "SiO2", "-p", "10,10"], "a pressure is repeated"),
+        (["-f", "SiO2", "-p", ","], "--pressure: empty"),
         (["-f", "SiO2", "-p", "1", "--calculator", "no_such_module:calc"], "cannot import 'no_such_module'"),
         (["-f", "SiO2", "-p", "1", "--calculator", "ase"], "give 'module:factory'"),
         (["-f", "SiO2", "-p", "1", "--calculator", "ase.calculators.emt:Nope"], "has no attribute 'Nope'"),
@@ -194,6 +199,20 @@ def test_bad_input_fails_clearly_and_writes_nothing(checkpoint, tmp_path, args, 
     assert res.exit_code == 1, res.output
     assert message in res.output
     assert not out.exists()
+
+
+def test_several_pressures_run_one_job_each_into_sub_folders(checkpoint, tmp_path):
+    out = tmp_path / "run"
+    args = ["-k", str(checkpoint), "-f", "Cu", "-u", "2", "-p", "0,25", "-n", "3", "-o", str(out)]
+    res = runner.invoke(app, [*args, *EMT_ARGS, *FAST])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["0GPa", "25GPa"]
+    for sub, p in (("0GPa", 0.0), ("25GPa", 25.0)):
+        record = tomllib.loads((out / sub / "run.toml").read_text())
+        assert record["run"]["status"] == "completed"
+        assert record["config"]["pressure_GPa"] == p
+        assert len(_table(out / sub)) == 3
+    assert "0 GPa:" in res.output and "25 GPa:" in res.output
 
 
 def test_unwritable_output_folder_and_missing_checkpoint(checkpoint, tmp_path):

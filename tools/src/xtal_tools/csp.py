@@ -7,10 +7,15 @@ duplicates and ranks the rest by enthalpy per atom::
     tools/csp -k CKPT --formula SiO2 --formula-units 2-4 --pressure 0 --num 60 --out sio2
     tools/csp -k CKPT -f SiO2 -u 4 -p 50 -o run --calculator mypkg.vasp:make_calc \\
         --calculator-args '{"xc": "PBE"}'
+    tools/csp -f SiO2 -u 2-4 -p 0,50 -o sio2          # the default model; one sub-folder per pressure
 
-Writes into OUT: ``ranked/NNN_<formula>_<spacegroup>_<number>.cif``, ``candidates.csv`` and
-``candidates.json`` (every sample, ranked or not, with its status and reason), ``enthalpy.png`` and
-``run.toml`` (resolved settings, versions, counts).
+Without ``--checkpoint`` the default model shipped with xtal-tools is used (see its model card,
+``xtal_tools/models/default/MODEL_CARD.md``). Several comma-separated pressures run one job per pressure
+into ``OUT/<P>GPa/`` with the same model, calculator and seed.
+
+Writes into OUT (or each ``OUT/<P>GPa``): ``ranked/NNN_<formula>_<spacegroup>_<number>.cif``,
+``candidates.csv`` and ``candidates.json`` (every sample, ranked or not, with its status and reason),
+``enthalpy.png`` and ``run.toml`` (resolved settings, versions, counts).
 
 Small cells relax fastest with one thread per process (``OMP_NUM_THREADS=1``): on a busy machine,
 extra torch/BLAS threads of CHGNet spin and slow every step down.
@@ -18,6 +23,7 @@ extra torch/BLAS threads of CHGNet spin and slow every step down.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -43,7 +49,9 @@ def csp(
             "--formula", "-f", help="Cell formula (Si4O8), or one formula unit with --formula-units."
         ),
     ],
-    pressure: Annotated[str, typer.Option("--pressure", "-p", help="Pressure in GPa (>= 0).")],
+    pressure: Annotated[
+        str, typer.Option("--pressure", "-p", help="Pressure in GPa (>= 0); several: 0,50 (one job each).")
+    ],
     out: OutOption,
     checkpoint: Annotated[
         Path | None, typer.Option("--checkpoint", "-k", help="Checkpoint directory.")
@@ -126,20 +134,31 @@ def csp(
         settings, job, model, formulas, calc, config = _prepare(**locals())
     except EXPECTED_ERRORS as err:
         fail(err)
-    record = RunRecord.start(out, command="csp", config=config, seed=config["seed"])
-    try:
-        summary, ranked = _run(model, formulas, calc, settings, job, config, out, progress)
-    except EXPECTED_ERRORS as err:
-        record.fail(err)
-        fail(err)
-    except BaseException as err:
-        record.fail(err)
-        raise
-    summary["wall_s"] = round(time.perf_counter() - t0, 2)
-    record.finish(summary)
-    _report(summary, ranked, out)
-    if not ranked:
-        fail(f"no structure survived (see {out / 'candidates.csv'} for the reasons)")
+    empty = []
+    for p in config["pressures_GPa"]:
+        sub = out if len(config["pressures_GPa"]) == 1 else out / f"{p:g}GPa"
+        t_p = time.perf_counter()
+        settings_p = dataclasses.replace(settings, pressure=p)
+        config_p = {k: v for k, v in config.items() if k != "pressures_GPa"} | {"pressure_GPa": p}
+        sub.mkdir(parents=True, exist_ok=True)
+        record = RunRecord.start(sub, command="csp", config=config_p, seed=config["seed"])
+        try:
+            summary, ranked = _run(model, formulas, calc, settings_p, job, config_p, sub, progress)
+        except EXPECTED_ERRORS as err:
+            record.fail(err)
+            fail(err)
+        except BaseException as err:
+            record.fail(err)
+            raise
+        summary["wall_s"] = round(time.perf_counter() - t_p, 2)
+        record.finish(summary)
+        _report(summary, ranked, sub, pressure=p)
+        if not ranked:
+            empty.append(sub / "candidates.csv")
+    if len(config["pressures_GPa"]) > 1:
+        typer.echo(f"total {time.perf_counter() - t0:.1f} s")
+    if empty:
+        fail(f"no structure survived (see {', '.join(map(str, empty))} for the reasons)")
 
 
 def _prepare(**opts):
@@ -149,14 +168,14 @@ def _prepare(**opts):
     from xtal_tools.csp_job import cell_formulas, parse_formula_units
     from xtal_tools.relax import RelaxSettings, load_calculator
     from xtal_tools.sample import _check_out, _load
-    from xtal_tools.sampling import SamplingJob, check_pressure
+    from xtal_tools.sampling import SamplingJob
 
     if not opts["formula"].strip():
         raise ValueError("--formula: empty formula")
-    pressure = check_pressure(opts["pressure"], "--pressure")
+    pressures = _parse_pressures(opts["pressure"])
     units = parse_formula_units(opts["formula_units"]) if opts["formula_units"] is not None else None
     settings = RelaxSettings(
-        pressure=pressure, fmax=opts["fmax"], max_steps=opts["max_steps"],
+        pressure=pressures[0], fmax=opts["fmax"], max_steps=opts["max_steps"],
         optimizer=opts["optimizer"], cell_filter=opts["cell_filter"],
     )  # fmt: skip
     if opts["preset"] not in PRESETS:
@@ -183,7 +202,7 @@ def _prepare(**opts):
     _check_out(opts["out"], opts["overwrite"])
     config = {
         "checkpoint": str(checkpoint), "formula": opts["formula"], "formula_units": list(units or []),
-        "cell_formulas": formulas, "pressure_GPa": pressure, "num": opts["num"], "seed": job.seed,
+        "cell_formulas": formulas, "pressures_GPa": pressures, "num": opts["num"], "seed": job.seed,
         "device": dev, "preset": opts["preset"], "symprec": opts["symprec"],
         "sampler": {"n_step_each": job.n_step_each, "step_lr": job.step_lr, "batch_size": job.batch_size},
         "relax": {"enabled": opts["relax"], "calculator": opts["calculator"] if opts["relax"] else "",
@@ -193,6 +212,19 @@ def _prepare(**opts):
         "dependency_versions": _dependency_versions(),
     }  # fmt: skip
     return settings, job, model, formulas, calc, config
+
+
+def _parse_pressures(text: str) -> list[float]:
+    """``"0,50"`` -> ``[0.0, 50.0]``: each finite and >= 0 GPa, no repeats."""
+    from xtal_tools.sampling import check_pressure
+
+    parts = [p.strip() for p in str(text).split(",")]
+    if not any(parts):
+        raise ValueError("--pressure: empty (give a number in GPa, or several: 0,50)")
+    pressures = [check_pressure(p, "--pressure") for p in parts]
+    if len(set(pressures)) != len(pressures):
+        raise ValueError(f"--pressure {text!r}: a pressure is repeated")
+    return pressures
 
 
 def _quiet_known_warnings() -> None:
@@ -246,10 +278,10 @@ def _run(model, formulas, calc, settings, job, config, out: Path, progress):
     return summary, ranked
 
 
-def _report(summary, ranked, out: Path, top: int = 5) -> None:
+def _report(summary, ranked, out: Path, *, pressure: float, top: int = 5) -> None:
     counts = summary["counts"]
     typer.echo(
-        f"{len(ranked)} unique structure(s) ranked from {sum(counts.values())} samples "
+        f"{pressure:g} GPa: {len(ranked)} unique structure(s) ranked from {sum(counts.values())} samples "
         f"({counts['duplicate']} duplicates, {counts['relax_failed']} relaxation failures, "
         f"{counts['invalid_cell']} invalid cells, {summary['unconverged']} ranked but not converged) "
         f"in {summary['wall_s']:.1f} s -> {out}"
