@@ -1,0 +1,209 @@
+"""``tools/benchmark recon|success|known-phase`` end to end (tiny untrained model, EMT), bad inputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tomllib
+import torch
+from cond_vae.checkpoint import save_checkpoint
+from typer.testing import CliRunner
+from xtal_tools.benchmark import app
+
+from tests.cond_vae._helpers import tiny_model
+from tests.tools.test_bench_recon import make_store
+from tests.tools.test_bench_success import fcc_cu, rock_salt
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+FAST = ["--steps-per-level", "1", "--seed", "3", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", tiny_model(dtype=torch.float32))
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    return make_store(str(tmp_path_factory.mktemp("data") / "tiny.zarr"))
+
+
+@pytest.fixture(scope="module")
+def targets_csv(tmp_path_factory) -> Path:
+    """fcc Cu (4 atoms, 0 GPa) and a Cu primitive cell (1 atom, 5 GPa): EMT can relax both."""
+    folder = tmp_path_factory.mktemp("targets")
+    fcc_cu().to(filename=str(folder / "cu.cif"))
+    fcc_cu().get_primitive_structure().to(filename=str(folder / "cu_prim.cif"))
+    rock_salt().to(filename=str(folder / "nacl.cif"))
+    path = folder / "targets.csv"
+    path.write_text("cif,pressure,id\ncu.cif,0,cu-fcc\ncu_prim.cif,5,cu-prim\n")
+    return path
+
+
+def _outputs(out: Path) -> tuple[dict, list[dict], dict]:
+    summary = json.loads((out / "summary.json").read_text())
+    with (out / "rows.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    run = tomllib.loads((out / "run.toml").read_text())
+    assert run["run"]["status"] == "completed"
+    for key in ("wall_s", "n_structures", "structures_per_s", "results", "settings", "versions", "machine"):
+        assert key in summary, key
+    assert summary["wall_s"] > 0 and summary["structures_per_s"] > 0
+    assert summary["machine"]["cpu_count"] >= 1 and summary["machine"]["device"] == "cpu"
+    assert summary["versions"]["xtal-tools"] != "not installed"
+    assert not list(out.glob(".*tmp*"))  # nothing half-written left behind
+    return summary, rows, run
+
+
+def test_recon_writes_match_rate_nrmsd_and_speed(checkpoint, store, tmp_path):
+    out = tmp_path / "recon"
+    res = runner.invoke(app, ["recon", "-k", str(checkpoint), "--data", store, "-o", str(out), *FAST])
+    assert res.exit_code == 0, res.output
+    summary, rows, _ = _outputs(out)
+    assert summary["n_structures"] == len(rows) == 2  # the test part
+    metrics = summary["results"]["metrics"]["cdvae/none"]
+    assert 0.0 <= metrics["match_rate"] <= 1.0 and metrics["n"] == 2
+    assert summary["settings"]["presets"] == ["cdvae"]
+    assert "N-RMSD" in res.output
+
+
+def test_success_with_emt_reports_both_modes_and_plots(checkpoint, targets_csv, tmp_path):
+    out = tmp_path / "success"
+    args = ["success", "-k", str(checkpoint), "--targets", str(targets_csv), "-n", "2", "-o", str(out)]
+    res = runner.invoke(app, [*args, "--calculator", "emt", "--max-steps", "10", *FAST])
+    assert res.exit_code == 0, res.output
+    summary, rows, _ = _outputs(out)
+    assert [r["id"] for r in rows] == ["cu-fcc", "cu-prim"]
+    assert {"cdvae_unrelaxed_first_match", "paper_relaxed_first_match"} <= set(rows[0])
+    curves = summary["results"]["success_curve"]
+    assert set(curves) == {f"{p}/{m}/{s}" for p in ("cdvae", "paper") for m in ("unrelaxed", "relaxed")
+                           for s in ("all", "n_atoms<20")}  # fmt: skip
+    assert all(len(c) == 2 and c[0] <= c[1] for c in curves.values())
+    assert summary["n_structures"] == 4 and summary["results"]["relaxation"]["tried"] >= 1
+    assert (out / "success.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_success_from_a_store_without_relaxation(checkpoint, store, tmp_path):
+    out = tmp_path / "store"
+    res = runner.invoke(app, ["success", "-k", str(checkpoint), "--data", store, "--limit", "1", "-n", "2",
+                              "--presets", "paper", "-o", str(out), *FAST])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    summary, rows, _ = _outputs(out)
+    assert len(rows) == 1
+    assert set(summary["results"]["success_curve"]) == {"paper/unrelaxed/all", "paper/unrelaxed/n_atoms<20"}
+
+
+def test_known_phase_counts_runs(checkpoint, targets_csv, tmp_path):
+    out = tmp_path / "kp"
+    args = ["known-phase", "-k", str(checkpoint), "--targets", str(targets_csv), "-o", str(out)]
+    res = runner.invoke(
+        app, [*args, "--runs", "2", "--budget", "3", "--batch", "2", "--preset", "cdvae", *FAST]
+    )
+    assert res.exit_code == 0, res.output
+    summary, rows, _ = _outputs(out)
+    assert [r["id"] for r in rows] == ["cu-fcc", "cu-prim"]
+    for row in rows:
+        firsts = [int(x) for x in row["first_match_per_run"].split()]
+        assert len(firsts) == 2 and all(0 <= f <= 3 for f in firsts)
+        assert row["success_count"] == f"{sum(f > 0 for f in firsts)}/2"
+    assert summary["results"]["runs"] == 2 and summary["results"]["budget"] == 3
+    assert summary["n_structures"] == summary["results"]["n_samples"] <= 2 * 2 * 4
+
+
+def _bad_csv(folder: Path, name: str, text: str | bytes) -> Path:
+    path = folder / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+@pytest.mark.parametrize(
+    ("csv_text", "extra", "message"),
+    [
+        ("cif,pressure\nmissing.cif,0\n", [], "does not exist"),
+        (b"\xff\xfe\x00garbage\x00\xff", [], "not a readable CSV"),
+        ("cif,pressure\n{cu},nan\n", [], "must be finite"),
+        ("cif,pressure\n{cu},-3\n", [], "negative"),
+        ("cif,pressure\n", [], "no targets"),
+        ("cif,temperature\n{cu},0\n", [], "missing column"),
+        ("cif,pressure\n{cu},0\n", ["--presets", "cdvae,loose"], "unknown matcher preset"),
+        ("cif,pressure\n{nacl_big},0\n", [], "more than"),
+    ],
+)
+@pytest.mark.parametrize("command", ["success", "known-phase"])
+def test_bad_targets_fail_clearly_and_write_nothing(
+    command, csv_text, extra, message, checkpoint, targets_csv, tmp_path
+):
+    folder = targets_csv.parent
+    if isinstance(csv_text, str):
+        big = rock_salt()
+        big.make_supercell([2, 2, 1])  # 32 atoms > max_atoms 24
+        big.to(filename=str(tmp_path / "big.cif"))
+        csv_text = csv_text.format(cu=folder / "cu.cif", nacl_big=tmp_path / "big.cif")
+    if command == "known-phase":
+        extra = ["--preset", "loose"] if extra else []
+    path = _bad_csv(tmp_path, "t.csv", csv_text)
+    out = tmp_path / "out"
+    res = runner.invoke(
+        app, [command, "-k", str(checkpoint), "--targets", str(path), "-o", str(out), *extra, *FAST]
+    )
+    assert res.exit_code == 1, res.output
+    assert message in res.output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--data", "{store}", "--targets", "{csv}"], "not both"),
+        ([], "--data STORE"),
+        (["--data", "{store}", "--part", "holdout"], "no part 'holdout'"),
+        (["--targets", "{csv}", "--calculator", "nosuchmodule:make"], "cannot import"),
+        (["--targets", "{csv}", "--relax", "--calculator", "emt", "--calculator-args", "[1]"], "JSON object"),
+        (
+            ["--targets", "{csv}", "--max-steps", "5", "--fmax", "-1", "--relax", "--calculator", "emt"],
+            "fmax",
+        ),
+    ],
+)
+def test_bad_options_fail_clearly_and_write_nothing(args, message, checkpoint, store, targets_csv, tmp_path):
+    args = [a.format(store=store, csv=targets_csv) for a in args]
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["success", "-k", str(checkpoint), "-o", str(out), *args, *FAST])
+    assert res.exit_code == 1, res.output
+    assert message in res.output
+    assert not out.exists()
+
+
+def test_missing_checkpoint_unknown_recon_preset_and_busy_out(checkpoint, store, tmp_path):
+    res = runner.invoke(
+        app, ["recon", "-k", str(tmp_path / "nope"), "--data", store, "-o", str(tmp_path / "a")]
+    )
+    assert res.exit_code == 1 and "not a directory" in res.output and not (tmp_path / "a").exists()
+    res = runner.invoke(
+        app, ["recon", "-k", str(checkpoint), "--data", store, "--presets", "x", "-o", str(tmp_path / "b")]
+    )
+    assert res.exit_code == 1 and "unknown matcher preset" in res.output and not (tmp_path / "b").exists()
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "keep.txt").write_text("mine")
+    res = runner.invoke(app, ["recon", "-k", str(checkpoint), "--data", store, "-o", str(busy), *FAST])
+    assert res.exit_code == 1 and "not empty" in res.output
+    assert [p.name for p in busy.iterdir()] == ["keep.txt"]
+
+
+def test_script_runs_from_a_checkout():
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "benchmark"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    for command in ("recon", "success", "known-phase"):
+        assert command in res.stdout
