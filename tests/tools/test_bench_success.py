@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 from ase.calculators.emt import EMT
 from pymatgen.core import Lattice, Structure
-from xtal_tools.bench._common import BenchTarget, Relaxer
-from xtal_tools.bench.success import SuccessSettings, plot_success, run_success, score_success
+from xtal_tools.bench._common import BenchTarget, Relaxer, derived_seed
+from xtal_tools.bench.success import (
+    SuccessSettings,
+    plot_success,
+    run_success,
+    score_success,
+    success_curve,
+)
 from xtal_tools.relax import RelaxSettings
 
 
@@ -37,6 +43,17 @@ def rattled(structure: Structure, amplitude: float, seed: int = 0) -> Structure:
     return out
 
 
+class StubSampler:
+    """Returns ``make(formula, k)`` for sample k of each row and records every call."""
+
+    def __init__(self, make):
+        self.make, self.calls = make, []
+
+    def __call__(self, formulas, pressures, *, num, seed):
+        self.calls.append((list(formulas), list(pressures), num, seed))
+        return [[self.make(f, k) for k in range(num)] for f in formulas]
+
+
 @pytest.fixture(scope="module")
 def targets() -> list[BenchTarget]:
     """Rock salt (8 atoms), fcc Cu (4 atoms) and a 24-atom rock-salt supercell (above the size cut)."""
@@ -59,35 +76,45 @@ def test_first_match_curves_and_size_split_from_hand_built_samples(targets):
             [wrong_big] * 4,  # never found
         ]
     }
-    reports = score_success(targets, samples, presets=("cdvae", "paper"), size_cut=20)
+    firsts, errors = score_success(targets, samples, presets=("cdvae", "paper"))
+    assert errors == 0
+    small = np.array([t.num_atoms < 20 for t in targets])
     for preset in ("cdvae", "paper"):
-        result = reports["unrelaxed"].get(preset)
-        assert result.first_match.tolist() == [3, 1, 0]
-        curves = reports["unrelaxed"].curves(preset)
-        np.testing.assert_allclose(curves["all"], [1 / 3, 1 / 3, 2 / 3, 2 / 3])
-        np.testing.assert_allclose(curves["n_atoms<20"], [0.5, 0.5, 1.0, 1.0])  # the 24-atom cell is out
-        assert all(np.all(np.diff(c) >= 0) for c in curves.values())
+        first = firsts["unrelaxed"][preset]
+        assert first.tolist() == [3, 1, 0]
+        every, few = success_curve(first, 4), success_curve(first, 4, small)
+        np.testing.assert_allclose(every, [1 / 3, 1 / 3, 2 / 3, 2 / 3])
+        np.testing.assert_allclose(few, [0.5, 0.5, 1.0, 1.0])  # the 24-atom cell is out
+        assert np.all(np.diff(every) >= 0) and np.all(np.diff(few) >= 0)
+
+
+def test_curve_counts_a_match_from_its_index_on():
+    np.testing.assert_allclose(success_curve(np.array([0, 1, 5, 2]), 5), [0.25, 0.5, 0.5, 0.5, 0.75])
+    assert np.isnan(success_curve(np.array([1]), 3, np.array([False]))).all()
 
 
 def test_size_cut_is_strict_fewer_than(targets):
-    samples = {"unrelaxed": [[rock_salt()], [fcc_cu()], [caesium_chloride()]]}
-    reports = score_success(
-        targets[:2], {"unrelaxed": samples["unrelaxed"][:2]}, presets=("paper",), size_cut=8
-    )
-    curves = reports["unrelaxed"].curves("paper")
-    assert set(curves) == {"all", "n_atoms<8"}
-    np.testing.assert_allclose(curves["n_atoms<8"], [1.0])  # only Cu (4 atoms); rock salt has exactly 8
+    sampler = StubSampler(lambda f, k: {"Na4Cl4": rock_salt(), "Cu4": fcc_cu()}[f])
+    result = run_success(targets[:2], sampler, SuccessSettings(num=1, presets=("paper",), size_cut=8))
+    assert result.subsets == ("all", "n_atoms<8")
+    np.testing.assert_allclose(result.curve("paper", "unrelaxed", "n_atoms<8"), [1.0])  # Cu only (4 atoms)
+    assert result.summary()["n_targets_n_atoms<8"] == 1
 
 
-class StubSampler:
-    """Returns ``make(formula, k)`` for sample k of each row and records every call."""
+def test_each_target_has_its_own_seed_whatever_the_chunking(targets):
+    def make(f, k):
+        return rock_salt() if k == 1 else None
 
-    def __init__(self, make):
-        self.make, self.calls = make, []
-
-    def __call__(self, formulas, pressures, *, num, seed):
-        self.calls.append((list(formulas), list(pressures), num, seed))
-        return [[self.make(f, k) for k in range(num)] for f in formulas]
+    runs = []
+    for chunk in (1, 2, 64):
+        sampler = StubSampler(make)
+        result = run_success(
+            targets, sampler, SuccessSettings(num=2, seed=5, presets=("paper",), chunk=chunk)
+        )
+        assert [c[3] for c in sampler.calls] == [derived_seed(5, i) for i in range(3)]
+        assert [c[0] for c in sampler.calls] == [["Na4Cl4"], ["Cu4"], ["Na12Cl12"]]
+        runs.append(result.first_match["unrelaxed"]["paper"].tolist())
+    assert runs == [[2, 0, 2]] * 3  # the 24-atom supercell is found too: the matcher reduces cells
 
 
 def test_relaxation_turns_rattled_samples_into_matches_and_counts_failures():
@@ -96,9 +123,9 @@ def test_relaxation_turns_rattled_samples_into_matches_and_counts_failures():
     relaxer = Relaxer(EMT(), RelaxSettings(max_steps=100))
     settings = SuccessSettings(num=3, seed=7, presets=("paper",), modes=("unrelaxed", "relaxed"))
     result = run_success([target], sampler, settings, relaxer=relaxer)
-    assert sampler.calls == [(["Cu4"], [2.0], 3, 7)]
-    assert result.first_match("paper", "unrelaxed").tolist() == [0]  # rattled by ~0.5 Å: no match
-    assert result.first_match("paper", "relaxed").tolist() == [2]  # sample 1 is None, sample 2 relaxes back
+    assert sampler.calls == [(["Cu4"], [2.0], 3, derived_seed(7, 0))]
+    assert result.first_match["unrelaxed"]["paper"].tolist() == [0]  # rattled by ~0.5 Å: no match
+    assert result.first_match["relaxed"]["paper"].tolist() == [2]  # sample 1 is None, 2 relaxes back
     np.testing.assert_allclose(result.curve("paper", "relaxed"), [0.0, 1.0, 1.0])
     assert result.n_invalid == 1
     assert result.relax["tried"] == 2 and result.relax["failed"] == 0
@@ -119,8 +146,8 @@ def test_failed_relaxation_is_never_a_match_and_is_counted():
     relaxer = Relaxer(RaisingEMT(), RelaxSettings(max_steps=5))
     settings = SuccessSettings(num=2, presets=("cdvae",), modes=("unrelaxed", "relaxed"))
     result = run_success([target], StubSampler(lambda f, k: fcc_cu()), settings, relaxer=relaxer)
-    assert result.first_match("cdvae", "unrelaxed").tolist() == [1]
-    assert result.first_match("cdvae", "relaxed").tolist() == [0]
+    assert result.first_match["unrelaxed"]["cdvae"].tolist() == [1]
+    assert result.first_match["relaxed"]["cdvae"].tolist() == [0]
     assert result.relax["failed"] == 2 and result.relax["reasons"] == {"RuntimeError": 2}
 
 
@@ -136,7 +163,7 @@ def test_settings_and_inputs_are_checked():
             modes=("relaxed",)))  # fmt: skip
     with pytest.raises(ValueError, match="no targets"):
         run_success([], StubSampler(lambda f, k: None), SuccessSettings())
-    with pytest.raises(ValueError, match="not 2 each"):
+    with pytest.raises(ValueError, match="not 2"):
         run_success([BenchTarget("cu", fcc_cu(), 0.0)], lambda *a, **k: [[None]], SuccessSettings(num=2))
 
 

@@ -265,6 +265,9 @@ def success(
     size_cut: Annotated[
         int, typer.Option(help="Also report targets with fewer atoms than this.", min=1)
     ] = 20,
+    chunk: Annotated[
+        int, typer.Option(help="Targets sampled, relaxed and scored together (bounds memory).", min=1)
+    ] = 64,
     seed: SeedOption = None,
     device: DeviceOption = None,
     steps_per_level: Steps = 100,
@@ -295,7 +298,7 @@ def success(
         modes = ("unrelaxed", "relaxed") if relaxer is not None else ("unrelaxed",)
         settings = SuccessSettings(
             num=num, seed=seed or 0, presets=tuple(p.strip() for p in presets.split(",")), size_cut=size_cut,
-            modes=modes,
+            modes=modes, chunk=chunk,
         )  # fmt: skip
         bench_targets = _targets(opts, model)
         _start(out, overwrite)

@@ -21,34 +21,61 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xtal_tools.bench._common import BenchTarget, Relaxer, Sampler
+from xtal_tools.bench._common import BenchTarget, Relaxer, Sampler, derived_seed
 
-__all__ = ["MODES", "SuccessResult", "SuccessSettings", "plot_success", "run_success", "score_success"]
+__all__ = [
+    "MODES",
+    "SuccessResult",
+    "SuccessSettings",
+    "plot_success",
+    "run_success",
+    "score_success",
+    "success_curve",
+]
 
 MODES = ("unrelaxed", "relaxed")
 
 
 @dataclass(frozen=True)
 class SuccessSettings:
-    """``num`` samplings per target (``seed`` for the sampler), presets, size cut and modes to report."""
+    """What to measure and how to batch it.
+
+    ``num`` samplings per target; target ``i`` is sampled with seed ``derived_seed(seed, i)``, so its
+    samples do not depend on the other targets. ``presets``, ``size_cut`` (the small-cell subset is
+    ``n_atoms < size_cut``) and ``modes`` (``unrelaxed`` and/or ``relaxed``) choose the curves.
+    ``chunk`` targets are sampled, relaxed and scored together, then their structures are dropped
+    (memory stays bounded at 3,547 targets x 800 samplings).
+    """
 
     num: int = 20
     seed: int = 0
     presets: tuple[str, ...] = ("cdvae", "paper")
     size_cut: int = 20
     modes: tuple[str, ...] = ("unrelaxed",)
+    chunk: int = 64
 
     def __post_init__(self) -> None:
         from xtal_eval import resolve_presets
 
-        if self.num < 1:
-            raise ValueError(f"num must be >= 1 sampling per target, got {self.num}")
-        if self.size_cut < 1:
-            raise ValueError(f"size_cut must be >= 1 atom, got {self.size_cut}")
+        for name in ("num", "size_cut", "chunk"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         resolve_presets(self.presets)
         bad = [m for m in self.modes if m not in MODES]
         if bad or not self.modes:
             raise ValueError(f"modes must be a non-empty subset of {MODES}, got {self.modes}")
+
+
+def success_curve(first_match: np.ndarray, num: int, mask: np.ndarray | None = None) -> np.ndarray:
+    """(num,) fraction of (masked) targets whose first match is within n samplings, n = 1..num.
+
+    ``first_match`` (M,) is 1-based, 0 for no match. NaN everywhere when the mask selects nothing.
+    """
+    first = np.asarray(first_match) if mask is None else np.asarray(first_match)[mask]
+    if len(first) == 0:
+        return np.full(num, np.nan)
+    n = np.arange(1, num + 1)
+    return ((first[None, :] >= 1) & (first[None, :] <= n[:, None])).mean(axis=1)
 
 
 @dataclass(frozen=True)
@@ -57,56 +84,59 @@ class SuccessResult:
 
     Attributes:
         targets: the M targets, in order.
-        reports: ``{mode: xtal_eval.CspReport}`` (one per mode; each holds every preset).
+        first_match: ``{mode: {preset: (M,) int}}``, 1-based index of each target's first matching
+            sample, 0 when none of its ``num`` samples matched.
         num: samplings per target.
+        size_cut: the small-cell subset is ``n_atoms < size_cut``.
         n_invalid: samples the sampler rejected (``None``), over all targets.
+        n_match_errors: pairs on which pymatgen raised (counted as unmatched).
         relax: the relaxer's counts (``RelaxCounts.as_dict()``), or None without relaxation.
         seconds: wall time of ``sample``, ``relax`` and ``match`` (s).
     """
 
     targets: tuple[BenchTarget, ...]
-    reports: Mapping[str, object]
+    first_match: Mapping[str, Mapping[str, np.ndarray]]
     num: int
+    size_cut: int
     n_invalid: int
+    n_match_errors: int
     relax: dict | None
     seconds: Mapping[str, float]
-
-    @property
-    def size_cut(self) -> int:
-        return next(iter(self.reports.values())).size_cut
 
     @property
     def subsets(self) -> tuple[str, str]:
         return "all", f"n_atoms<{self.size_cut}"
 
-    def first_match(self, preset: str, mode: str) -> np.ndarray:
-        """(M,) 1-based index of each target's first matching sample, 0 when none matched."""
-        return self.reports[mode].get(preset).first_match
-
     def curve(self, preset: str, mode: str, subset: str = "all") -> np.ndarray:
         """(num,) fraction of the subset's targets found within n samplings; NaN for an empty subset."""
-        return self.reports[mode].curves(preset)[subset]
+        if subset not in self.subsets:
+            raise KeyError(f"subset {subset!r}: choose from {self.subsets}")
+        small = np.array([t.num_atoms < self.size_cut for t in self.targets])
+        return success_curve(self.first_match[mode][preset], self.num, None if subset == "all" else small)
 
     def curves(self) -> dict[str, np.ndarray]:
         """Every curve, labelled ``"<preset>/<mode>/<subset>"``."""
         return {
             f"{p}/{m}/{s}": self.curve(p, m, s)
-            for m, report in self.reports.items()
-            for p in (r.preset for r in report.results)
+            for m, by_preset in self.first_match.items()
+            for p in by_preset
             for s in self.subsets
         }
 
     def summary(self) -> dict:
         small = np.array([t.num_atoms < self.size_cut for t in self.targets])
+        curves = self.curves()
         return {
             "n_targets": len(self.targets),
             f"n_targets_n_atoms<{self.size_cut}": int(small.sum()),
             "num_samplings": self.num,
             "n_samples": self.num * len(self.targets),
             "n_invalid_cells": self.n_invalid,
+            "n_match_errors": self.n_match_errors,
+            "match_criterion": "StructureMatcher.fit(target, sample)",
             "relaxation": self.relax,
-            "success_rate_at_num": {k: float(v[-1]) for k, v in self.curves().items()},
-            "success_curve": {k: v.tolist() for k, v in self.curves().items()},
+            "success_rate_at_num": {k: float(v[-1]) for k, v in curves.items()},
+            "success_curve": {k: v.tolist() for k, v in curves.items()},
             "seconds": dict(self.seconds),
         }
 
@@ -115,9 +145,9 @@ class SuccessResult:
         out = []
         for i, t in enumerate(self.targets):
             row = {"id": t.id, "formula": t.formula, "n_atoms": t.num_atoms, "pressure_GPa": t.pressure}
-            for m, report in self.reports.items():
-                for r in report.results:
-                    row[f"{r.preset}_{m}_first_match"] = int(r.first_match[i])
+            for m, by_preset in self.first_match.items():
+                for p, first in by_preset.items():
+                    row[f"{p}_{m}_first_match"] = int(first[i])
             out.append(row)
         return out
 
@@ -127,25 +157,23 @@ def score_success(
     samples: Mapping[str, Sequence[Sequence]],
     *,
     presets: Sequence[str] = ("cdvae", "paper"),
-    size_cut: int = 20,
     parallel=None,
-) -> dict[str, object]:
-    """``{mode: CspReport}`` for ordered sample lists per target (``samples[mode][i]`` for target i)."""
+) -> tuple[dict[str, dict[str, np.ndarray]], int]:
+    """First match per target for ordered sample lists (``samples[mode][i]`` for target i).
+
+    Returns ``({mode: {preset: (M,) first_match}}, n_match_errors)``; matching by
+    :func:`xtal_eval.csp` with the ``fit`` criterion (it stops at each target's first match).
+    """
     from xtal_eval import csp
 
     structures = [t.structure for t in targets]
-    return {
-        mode: csp(
-            structures,
-            [list(g) for g in groups],
-            presets=tuple(presets),
-            ks=(1,),
-            curve_criterion="fit",
-            size_cut=size_cut,
-            parallel=parallel,
-        )  # fmt: skip
-        for mode, groups in samples.items()
-    }
+    out, errors = {}, 0
+    for mode, groups in samples.items():
+        report = csp(structures, [list(g) for g in groups], presets=tuple(presets), ks=(1,),
+                     curve_criterion="fit", parallel=parallel)  # fmt: skip
+        out[mode] = {r.preset: r.first_match.astype(int) for r in report.results}
+        errors += sum(r.n_errors for r in report.results)
+    return out, errors
 
 
 def run_success(
@@ -159,37 +187,49 @@ def run_success(
     """Sample ``settings.num`` structures per target, relax them (mode ``relaxed``), score every mode.
 
     Raises:
-        ValueError: no targets, or mode ``relaxed`` without a relaxer.
+        ValueError: no targets, mode ``relaxed`` without a relaxer, or a sampler returning a wrong count.
     """
     if not targets:
         raise ValueError("no targets given")
     if "relaxed" in settings.modes and relaxer is None:
         raise ValueError("mode 'relaxed' needs a relaxer (a calculator)")
     seconds = {"sample": 0.0, "relax": 0.0, "match": 0.0}
-    t0 = time.perf_counter()
-    groups = sampler(
-        [t.formula for t in targets], [t.pressure for t in targets], num=settings.num, seed=settings.seed
-    )
-    seconds["sample"] = time.perf_counter() - t0
-    if len(groups) != len(targets) or any(len(g) != settings.num for g in groups):
-        raise ValueError(f"the sampler returned {[len(g) for g in groups]} samples, not {settings.num} each")
-    samples: dict[str, list] = {}
-    if "unrelaxed" in settings.modes:
-        samples["unrelaxed"] = groups
-    if "relaxed" in settings.modes:
+    parts: dict[str, dict[str, list]] = {m: {p: [] for p in settings.presets} for m in settings.modes}
+    n_invalid = n_errors = 0
+    for start in range(0, len(targets), settings.chunk):
+        chunk = targets[start : start + settings.chunk]
         t0 = time.perf_counter()
-        samples["relaxed"] = [relaxer(g, t.pressure) for g, t in zip(groups, targets, strict=True)]
-        seconds["relax"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    reports = score_success(
-        targets, samples, presets=settings.presets, size_cut=settings.size_cut, parallel=parallel
-    )
-    seconds["match"] = time.perf_counter() - t0
+        groups = []
+        for i, t in enumerate(chunk, start=start):
+            (group,) = sampler(
+                [t.formula], [t.pressure], num=settings.num, seed=derived_seed(settings.seed, i)
+            )
+            if len(group) != settings.num:
+                raise ValueError(f"the sampler returned {len(group)} samples, not {settings.num}")
+            groups.append(group)
+        seconds["sample"] += time.perf_counter() - t0
+        n_invalid += sum(s is None for g in groups for s in g)
+        samples: dict[str, list] = {}
+        if "unrelaxed" in settings.modes:
+            samples["unrelaxed"] = groups
+        if "relaxed" in settings.modes:
+            t0 = time.perf_counter()
+            samples["relaxed"] = [relaxer(g, t.pressure) for g, t in zip(groups, chunk, strict=True)]
+            seconds["relax"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        firsts, errors = score_success(chunk, samples, presets=settings.presets, parallel=parallel)
+        seconds["match"] += time.perf_counter() - t0
+        n_errors += errors
+        for m, by_preset in firsts.items():
+            for p, first in by_preset.items():
+                parts[m][p].append(first)
     return SuccessResult(
         targets=tuple(targets),
-        reports=reports,
+        first_match={m: {p: np.concatenate(v) for p, v in by.items()} for m, by in parts.items()},
         num=settings.num,
-        n_invalid=sum(s is None for g in groups for s in g),
+        size_cut=settings.size_cut,
+        n_invalid=n_invalid,
+        n_match_errors=n_errors,
         relax=relaxer.counts.as_dict() if relaxer is not None and "relaxed" in settings.modes else None,
         seconds=seconds,
     )
@@ -203,17 +243,21 @@ def plot_success(result: SuccessResult, path, *, title: str = "") -> None:
 
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), dpi=150, sharey=True)
+    from matplotlib.ticker import MaxNLocator
+
     n = np.arange(1, result.num + 1)
     styles = {"unrelaxed": "-", "relaxed": "--"}
+    presets = list(next(iter(result.first_match.values())))
+    colours = {p: f"C{i}" for i, p in enumerate(presets)}
     for ax, subset in zip(axes, result.subsets, strict=True):
         count = sum(t.num_atoms < result.size_cut if subset != "all" else True for t in result.targets)
-        for mode, report in result.reports.items():
-            for r in report.results:
-                ax.plot(
-                    n, 100 * result.curve(r.preset, mode, subset), styles[mode], label=f"{r.preset}, {mode}"
-                )
+        for mode in result.first_match:
+            for p in presets:
+                ax.plot(n, 100 * result.curve(p, mode, subset), styles[mode], color=colours[p],
+                        drawstyle="steps-post", label=f"{p}, {mode}")  # fmt: skip
         ax.set_title(f"{subset} ({count} targets)")
         ax.set_xlabel("number of samplings")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("success rate (%)")
     axes[0].legend(fontsize=7)
