@@ -5,7 +5,9 @@ Positions and cell relax together under an external hydrostatic pressure ``P``: 
 enthalpy ``H = E + P V``, driven by FIRE or BFGS until every force and the scaled cell gradient are
 below ``fmax`` (eV/Å) or ``max_steps`` steps have run. A calculator that raises, or returns a
 non-finite energy, gives a failed :class:`RelaxResult` naming the error instead of an exception,
-so one bad structure never stops a job.
+so one bad structure never stops a job. The result also carries the pressure of the unrelaxed cell
+(from its stress) and the energy and volume at every ionic step, read from the calculator's cached
+results (no extra calculator calls for calculators that compute energy, forces and stress together).
 
 Calculators are named by an import path ``module:factory`` (called with keyword arguments, returns
 an ASE calculator), or by one of the short names of :data:`BUILTIN_CALCULATORS`.
@@ -28,6 +30,7 @@ __all__ = [
     "chgnet_calculator",
     "load_calculator",
     "relax_structure",
+    "stress_pressure",
 ]
 
 EV_PER_A3_PER_GPA = 1.0 / 160.21766208  # 1 GPa in eV/Å^3
@@ -78,6 +81,11 @@ class RelaxResult:
         energy: final potential energy (eV, whole cell); NaN when failed.
         enthalpy: ``energy + P V`` (eV, whole cell); NaN when failed.
         reason: why it failed (``"<ExceptionType>: message"``), else ``""``.
+        initial_pressure: pressure of the unrelaxed cell in GPa, ``-trace(stress) / 3`` (positive for
+            a compressed cell); NaN when the calculator gives no stress or failed on it.
+        energies: potential energy (eV, whole cell) at every ionic step, the start included
+            (``steps + 1`` values when the run finished).
+        volumes: cell volume (Å^3) at the same steps.
     """
 
     atoms: Any
@@ -87,6 +95,13 @@ class RelaxResult:
     energy: float
     enthalpy: float
     reason: str = ""
+    initial_pressure: float = math.nan
+    energies: tuple[float, ...] = ()
+    volumes: tuple[float, ...] = ()
+
+    def enthalpies(self, pressure: float) -> np.ndarray:
+        """(steps + 1,) enthalpy ``E + P V`` in eV (whole cell) at every ionic step, ``pressure`` in GPa."""
+        return np.asarray(self.energies) + pressure * EV_PER_A3_PER_GPA * np.asarray(self.volumes)
 
     @property
     def num_atoms(self) -> int:
@@ -151,26 +166,68 @@ def _filtered(atoms, settings: RelaxSettings):
     return cls(atoms, scalar_pressure=settings.pressure * EV_PER_A3_PER_GPA)
 
 
+def stress_pressure(atoms) -> float:
+    """Pressure in GPa from the stress of ``atoms`` (calculator attached): ``-trace(stress) / 3``.
+
+    ASE's stress (eV/Å^3) is negative for a cell that pushes outwards, so a compressed cell has a
+    positive pressure.
+    """
+    stress = np.asarray(atoms.get_stress(voigt=True))  # (6,) xx yy zz yz xz xy
+    return float(-stress[:3].mean() / EV_PER_A3_PER_GPA)
+
+
 def relax_structure(atoms, calculator, settings: RelaxSettings) -> RelaxResult:
     """Relax a copy of ``atoms`` with ``calculator`` at ``settings.pressure`` (GPa).
 
     Never raises for a calculator error: the result is marked failed with the reason.
     ``atoms.info`` travels with the copy, so a calculator can read e.g. ``atoms.info["csp_id"]``.
+    The energy and volume of every ionic step are recorded by an optimiser observer that reads the
+    calculator's cached result for the current positions.
     """
+    from ase.calculators.calculator import PropertyNotImplementedError
+
     work = atoms.copy()
     work.calc = calculator
-    steps = 0
+    steps, energies, volumes = 0, [], []
+    initial_pressure = math.nan
+
+    def failed(reason: str) -> RelaxResult:
+        return RelaxResult(
+            work,
+            False,
+            False,
+            steps,
+            math.nan,
+            math.nan,
+            reason,
+            initial_pressure,
+            tuple(energies),
+            tuple(volumes),
+        )
+
+    def record() -> None:
+        energies.append(float(work.get_potential_energy()))
+        volumes.append(float(work.get_volume()))
+
     try:
+        try:
+            initial_pressure = stress_pressure(work)
+        except PropertyNotImplementedError:
+            pass
         target = _filtered(work, settings)
         opt = _optimizer(settings, target)
+        opt.attach(record, interval=1)
         converged = bool(opt.run(fmax=settings.fmax, steps=settings.max_steps))
         steps = int(opt.nsteps)
         energy = float(work.get_potential_energy())
     except Exception as err:  # noqa: BLE001  any calculator error fails this structure only
-        return RelaxResult(work, False, False, steps, math.nan, math.nan, f"{type(err).__name__}: {err}")
+        steps = max(len(energies) - 1, 0)  # steps completed before the error
+        return failed(f"{type(err).__name__}: {err}")
     volume = float(work.get_volume())
     if not (math.isfinite(energy) and math.isfinite(volume) and np.isfinite(work.positions).all()):
-        return RelaxResult(work, False, False, steps, math.nan, math.nan, "non-finite energy or positions")
+        return failed("non-finite energy or positions")
     enthalpy = energy + settings.pressure * EV_PER_A3_PER_GPA * volume
     work.calc = None
-    return RelaxResult(work, True, converged, steps, energy, enthalpy)
+    return RelaxResult(
+        work, True, converged, steps, energy, enthalpy, "", initial_pressure, tuple(energies), tuple(volumes)
+    )
