@@ -160,7 +160,7 @@ def test_bad_targets_fail_clearly_and_write_nothing(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--data", "{store}", "--targets", "{csv}"], "not both"),
+        (["--data", "{store}", "--targets", "{csv}"], "exactly one"),
         ([], "--data STORE"),
         (["--data", "{store}", "--part", "holdout"], "no part 'holdout'"),
         (["--targets", "{csv}", "--calculator", "nosuchmodule:make"], "cannot import"),
@@ -207,3 +207,35 @@ def test_script_runs_from_a_checkout():
     assert res.returncode == 0, res.stderr
     for command in ("recon", "success", "known-phase"):
         assert command in res.stdout
+
+
+def test_targets_csv_ids_cells_and_disorder(tmp_path):
+    from pymatgen.core import Lattice, Structure
+    from xtal_tools.bench._common import read_targets_csv
+
+    fcc_cu().to(filename=str(tmp_path / "cu.cif"))
+    alloy = Structure(Lattice.cubic(3.6), [{"Cu": 0.5, "Au": 0.5}], [[0, 0, 0]])
+    alloy.to(filename=str(tmp_path / "alloy.cif"))
+    path = _bad_csv(tmp_path, "t.csv", f"cif,pressure\ncu.cif,1.5\n{tmp_path / 'cu.cif'},0\n")
+    given = read_targets_csv(path)
+    assert [(t.id, t.num_atoms, t.pressure, t.formula) for t in given] == [
+        ("cu", 4, 1.5, "Cu4"),
+        ("cu", 4, 0.0, "Cu4"),
+    ]
+    assert [t.num_atoms for t in read_targets_csv(path, cell="primitive")] == [1, 1]
+    with pytest.raises(ValueError, match="unknown cell"):
+        read_targets_csv(path, cell="niggli")
+    with pytest.raises(ValueError, match="partially occupied"):
+        read_targets_csv(_bad_csv(tmp_path, "a.csv", "cif,pressure\nalloy.cif,0\n"))
+    with pytest.raises(ValueError, match="cannot read CIF"):
+        (tmp_path / "junk.cif").write_text("data_x\n_cell_length_a 3\n")
+        read_targets_csv(_bad_csv(tmp_path, "j.csv", "cif,pressure\njunk.cif,0\n"))
+
+
+def test_duplicate_target_ids_are_refused(checkpoint, targets_csv, tmp_path):
+    path = _bad_csv(tmp_path, "t.csv", f"cif,pressure,id\n{targets_csv.parent / 'cu.cif'},0,x\n"
+                    f"{targets_csv.parent / 'cu.cif'},1,x\n")  # fmt: skip
+    res = runner.invoke(
+        app, ["success", "-k", str(checkpoint), "--targets", str(path), "-o", str(tmp_path / "o")]
+    )
+    assert res.exit_code == 1 and "duplicate target id 'x'" in res.output

@@ -85,7 +85,9 @@ def _targets(opts: dict, model) -> list:
     from xtal_tools.bench._common import check_targets, read_targets_csv, standard_cell, store_targets
 
     if (opts["data"] is None) == (opts["targets"] is None):
-        raise ValueError("give the targets as --data STORE (a split part) or as --targets CSV, not both")
+        raise ValueError(
+            "give the targets as --data STORE (a split part) or as --targets CSV: exactly one of them"
+        )
     if opts["targets"] is not None:
         targets = read_targets_csv(opts["targets"], cell=opts["cell"])[: opts["limit"]]
     else:
