@@ -198,14 +198,18 @@ def run_known_phase(
 
 
 def summarise(phases: Sequence[PhaseResult], settings: KnownPhaseSettings) -> dict:
-    """JSON-ready totals and per-target results."""
+    """JSON-ready totals and per-target results (``run_seconds``: time inside the runs, no start-up)."""
+    n_samples = sum(r.n_sampled for p in phases for r in p.runs)
+    seconds = sum(r.seconds for p in phases for r in p.runs)
     return {
         "n_targets": len(phases),
         "runs": settings.runs,
         "budget": settings.budget,
         "batch": settings.batch,
         "preset": settings.preset,
-        "n_samples": sum(r.n_sampled for p in phases for r in p.runs),
+        "n_samples": n_samples,
+        "run_seconds": seconds,
+        "samplings_per_s_in_runs": n_samples / seconds if seconds > 0 else None,
         "targets": {
             p.target.id: {
                 "successes": p.successes,
