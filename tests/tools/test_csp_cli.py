@@ -213,6 +213,9 @@ def test_several_pressures_run_one_job_each_into_sub_folders(checkpoint, tmp_pat
         assert record["config"]["pressure_GPa"] == p
         assert len(_table(out / sub)) == 3
     assert "0 GPa:" in res.output and "25 GPa:" in res.output
+    # the tiny model was fitted on pressures in about [1.5, 18] GPa: 0 and 25 GPa are flagged, once
+    assert res.output.count("warning: the model extrapolates: pressure [0.0, 25.0]") == 1
+    assert record["config"]["warnings"]
 
 
 def test_unwritable_output_folder_and_missing_checkpoint(checkpoint, tmp_path):

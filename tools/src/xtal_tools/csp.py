@@ -36,7 +36,14 @@ from xtal_tools._options import DeviceOption, OutOption, SeedOption
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
 
-DEFAULT_CHECKPOINT: Path | None = None  # the shipped default model, once there is one
+
+def _default_checkpoint() -> Path | None:
+    """The default model shipped inside xtal-tools (package data), if this installation has it."""
+    path = Path(__file__).resolve().parent / "models" / "default"
+    return path if (path / "model.safetensors").is_file() else None
+
+
+DEFAULT_CHECKPOINT: Path | None = _default_checkpoint()
 _RELAX = "Relaxation"
 _SAMPLER = "Sampler"
 
@@ -200,6 +207,9 @@ def _prepare(**opts):
             kwargs.setdefault("device", dev)
         calc = load_calculator(opts["calculator"], **kwargs)
     _check_out(opts["out"], opts["overwrite"])
+    notes = _pressure_notes(model, pressures)
+    for note in notes:
+        typer.echo(f"warning: {note}", err=True)
     config = {
         "checkpoint": str(checkpoint), "formula": opts["formula"], "formula_units": list(units or []),
         "cell_formulas": formulas, "pressures_GPa": pressures, "num": opts["num"], "seed": job.seed,
@@ -209,7 +219,7 @@ def _prepare(**opts):
                   "calculator_args": json.dumps(kwargs, default=str), "fmax": settings.fmax,
                   "max_steps": settings.max_steps, "optimizer": settings.optimizer,
                   "cell_filter": settings.cell_filter},
-        "dependency_versions": _dependency_versions(),
+        "warnings": notes, "dependency_versions": _dependency_versions(),
     }  # fmt: skip
     return settings, job, model, formulas, calc, config
 
@@ -225,6 +235,23 @@ def _parse_pressures(text: str) -> list[float]:
     if len(set(pressures)) != len(pressures):
         raise ValueError(f"--pressure {text!r}: a pressure is repeated")
     return pressures
+
+
+def _pressure_notes(model, pressures: list[float]) -> list[str]:
+    """Say so when a pressure lies outside what the model was trained on (sampling then extrapolates;
+    the relaxation still applies the requested pressure)."""
+    import warnings
+
+    import torch
+
+    if "pressure" not in model.config.condition_names:
+        return []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        found = model.conditions.check_query("pressure", torch.tensor(pressures, dtype=torch.float64))
+    if found:
+        warnings.filterwarnings("ignore", message=r"pressure \[", category=UserWarning)  # said once here
+    return [f"the model extrapolates: {m}" for m in found]
 
 
 def _quiet_known_warnings() -> None:
