@@ -123,7 +123,7 @@ def main() -> None:
     n = len(crystals)
     per_structure = {name: statistics.median(t) / n * 1e3 for name, t in times.items()}
     fastest_ref = min(per_structure["vesin"], per_structure["pymatgen get_neighbor_list"])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     print(f"# {now:%Y-%m-%d %H:%M} UTC, {platform.machine()}, torch {torch.__version__}")
     print(
         f"# {n} MP-20 structures, batches of {args.batch_size}, cutoff {cutoff} A, {args.threads} thread(s)"

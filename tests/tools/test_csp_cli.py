@@ -7,10 +7,10 @@ import json
 import math
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 import torch
 from ase.calculators.calculator import all_changes
 from ase.calculators.emt import EMT

@@ -131,7 +131,7 @@ class CrystalStore:
         atoms.create_array("frac_coords", shape=(0, 3), chunks=(ca, 3), dtype=np.float64, compressors=[codec])
         group.create_group("properties")
         group.create_group("splits")
-        now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         meta = {
             "schema": SCHEMA_NAME,
             "schema_version": SCHEMA_VERSION,
@@ -196,7 +196,7 @@ class CrystalStore:
     def add_provenance(self, entry: dict) -> None:
         """Append one provenance entry (JSON-serialisable dict) to the store attributes."""
         self._require_writable()
-        stamp = {"time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        stamp = {"time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
         self._write_meta(provenance=[*self._meta["provenance"], {**stamp, **entry}])
 
     def _require_writable(self) -> None:

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import tomllib
 import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
-
-import tomllib
 
 T = TypeVar("T")
 
