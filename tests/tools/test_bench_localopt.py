@@ -81,6 +81,7 @@ def test_every_output_exists_and_counts_add_up(run):
     assert summary["wall_s"] > 0 and summary["structures_per_s"] > 0 and summary["machine"]["cpu_count"]
     assert summary["versions"]["pyxtal"] != "not installed"
     assert summary["settings"]["pressures_GPa"] == [0.0, 20.0] and len(summary["settings"]["targets"]) == 2
+    assert "extrapolates" in summary["settings"]["warnings"][0]  # the tiny model knows 1.5-18 GPa
     for source in SOURCES:
         for p in ("0", "20"):
             s = summary["results"][source][p]

@@ -283,8 +283,10 @@ def localopt_command(
     initial pressure, enthalpy curves and relaxed enthalpies relative to the random ones."""
     from xtal_tools._run_record import RunRecord, package_versions
     from xtal_tools.bench._common import ModelSampler, machine_info
+    from xtal_tools.csp import _quiet_known_warnings
 
     t0 = time.perf_counter()
+    _quiet_known_warnings()
     try:
         model, dev, targets, calc, settings, config = _prepare(dict(locals()))
     except EXPECTED_ERRORS as err:
@@ -312,6 +314,7 @@ def _prepare(opts: dict):
     from cond_vae import parse_formula
     from cond_vae.checkpoint import load_checkpoint
 
+    from xtal_tools.csp import _pressure_notes
     from xtal_tools.relax import load_calculator
     from xtal_tools.sample import _check_out
     from xtal_tools.sampling import check_pressure
@@ -342,6 +345,9 @@ def _prepare(opts: dict):
         kwargs.setdefault("device", dev)
     calc = load_calculator(opts["calculator"], **kwargs)
     _check_out(opts["out"], opts["overwrite"])
+    notes = _pressure_notes(model, list(pressures))  # the sampler extrapolates; relaxation still applies P
+    for note in notes:
+        typer.echo(f"warning: {note}", err=True)
     config = {
         "checkpoint": str(opts["checkpoint"]), "data": opts["data"], "split": opts["split"],
         "part": opts["part"], "limit": opts["limit"], "targets": [list(t) for t in targets],
@@ -351,6 +357,7 @@ def _prepare(opts: dict):
         "relax": {"calculator": opts["calculator"], "calculator_args": json.dumps(kwargs, default=str),
                   **{k: v for k, v in relax.__dict__.items() if k != "pressure"}},
         "random": {"min_distance_scale": settings.min_distance_scale, "volume": "generated structure's"},
+        "warnings": notes,
     }  # fmt: skip
     return model, dev, targets, calc, settings, config
 
