@@ -205,7 +205,7 @@ def test_script_runs_from_a_checkout():
         timeout=120,
     )
     assert res.returncode == 0, res.stderr
-    for command in ("recon", "success", "known-phase"):
+    for command in ("recon", "success", "known-phase", "localopt"):
         assert command in res.stdout
 
 
