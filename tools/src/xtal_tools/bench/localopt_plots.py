@@ -81,7 +81,7 @@ def plot_initial_pressure(
     ax.set_xlabel("target pressure (GPa)")
     ax.set_ylabel("pressure of the unrelaxed cell (GPa)")
     ax.set_title(title or "initial pressure vs target (dashed)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="best", framealpha=0.9)
     fig.tight_layout()
     write_png(fig, path)
     plt.close(fig)
