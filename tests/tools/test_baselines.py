@@ -183,3 +183,12 @@ def test_random_baseline_pyxtal_and_bad_arguments():
         random_baseline([("Cu4", 47.0)], kind="pyxtal", num_per_target=0, seed=0)
     with pytest.raises(ValueError, match="unknown element 'Zz'"):
         random_baseline([("Cu4", 47.0), ("Zz1", 5.0)], kind="uniform", num_per_target=1, seed=0)
+
+
+def test_missing_pyxtal_is_a_clear_import_error(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pyxtal", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"pip install 'pyxtal>=1.1'"):
+        pyxtal_random("Cu4", 47.0, seed=0)
+    assert uniform_random("Cu4", 47.0, seed=0).composition == Composition("Cu4")  # needs no PyXtal

@@ -38,6 +38,7 @@ __all__ = [
     "parse_cell_formula",
     "pyxtal_random",
     "random_baseline",
+    "require_pyxtal",
     "uniform_random",
 ]
 
@@ -235,6 +236,14 @@ def uniform_random(
 
 
 # ------------------------------------------------------------------ PyXtal (random space group)
+def require_pyxtal() -> None:
+    """Raise a clear ``ImportError`` when PyXtal (needed by :func:`pyxtal_random`) is not installed."""
+    try:
+        import pyxtal  # noqa: F401
+    except ImportError as err:
+        raise ImportError(f"the PyXtal baseline needs pyxtal: pip install 'pyxtal>=1.1' ({err})") from None
+
+
 @lru_cache(maxsize=256)
 def _group(number: int):
     from pyxtal.symmetry import Group
@@ -291,6 +300,7 @@ def pyxtal_random(
     """
     comp = _check_inputs(formula, volume, min_distance_scale, max_attempts)
     _check_packing(formula, comp, volume, min_distance_scale)
+    require_pyxtal()
     from ase.data import atomic_numbers as z_of
     from ase.data import covalent_radii
     from pyxtal import pyxtal

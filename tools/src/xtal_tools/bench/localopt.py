@@ -314,6 +314,7 @@ def _prepare(opts: dict):
     from cond_vae import parse_formula
     from cond_vae.checkpoint import load_checkpoint
 
+    from xtal_tools.baselines import require_pyxtal
     from xtal_tools.csp import _pressure_notes
     from xtal_tools.relax import load_calculator
     from xtal_tools.sample import _check_out
@@ -321,6 +322,7 @@ def _prepare(opts: dict):
 
     if opts["data"] is None:
         raise ValueError("--data STORE is required")
+    require_pyxtal()  # before any sampling
     pressures = tuple(check_pressure(p, "--pressures") for p in opts["pressures"].split(",") if p.strip())
     relax = RelaxSettings(fmax=opts["fmax"], max_steps=opts["max_steps"], optimizer=opts["optimizer"],
                           cell_filter=opts["cell_filter"])  # fmt: skip
