@@ -16,7 +16,7 @@ from pymatgen.core import Composition, Lattice, Structure
 from typer.testing import CliRunner
 from xtal_tools.baselines import min_distance_ok
 from xtal_tools.bench.localopt import LocaloptSettings, localopt_command, run_localopt, split_compositions
-from xtal_tools.bench.localopt_plots import SOURCES, relative_enthalpies, summarise
+from xtal_tools.bench.localopt_plots import SOURCES, relative_enthalpies, summarise, write_results
 from xtal_tools.relax import RelaxSettings
 
 from tests.cond_vae._helpers import tiny_model
@@ -112,7 +112,7 @@ def test_random_twins_have_the_composition_and_the_generated_volume(run):
             assert math.isfinite(float(r["initial_pressure_GPa"]))
 
 
-def test_library_run_with_a_stub_sampler_checks_volumes_and_relative_enthalpy():
+def test_library_run_with_a_stub_sampler_checks_volumes_and_relative_enthalpy(tmp_path):
     from ase.calculators.emt import EMT
 
     def sampler(formulas, pressures, *, num, seed):
@@ -148,6 +148,9 @@ def test_library_run_with_a_stub_sampler_checks_volumes_and_relative_enthalpy():
         for c in curves:
             assert c[-1] == pytest.approx(0.0, abs=1e-12)  # relative to the relaxed enthalpy
         assert len(curves) == result.summary[source][f"{p:g}"]["n_relaxed"]
+    summary = write_results(result, settings, tmp_path, meta={})
+    assert summary["structures_per_s"] is None and summary["n_relaxed"] == 22  # two invalid cells not relaxed
+    assert all((tmp_path / name).is_file() for name in FILES if name != "run.toml")
 
 
 def test_random_baselines_made_in_the_run_obey_the_rule(run):

@@ -10,8 +10,10 @@ site by site, minimum image, in the initial lattice), the pressure of the unrela
 the enthalpy against ionic step (Fig. 2b) and the relaxed enthalpy of generated structures relative to
 the best random one of the same composition and pressure (Fig. 2c)::
 
-    result = run_localopt(ModelSampler(model), [("Si4O8", 180.0)], LocaloptSettings(pressures=(0, 100)),
-                          calculator=load_calculator("chgnet"), out_dir=Path("out"))
+    settings = LocaloptSettings(pressures=(0.0, 100.0), num_per_target=4, seed=0)
+    targets = split_compositions("store.zarr", split="random", part="test", limit=20, seed=0)
+    result = run_localopt(ModelSampler(model), targets, settings, calculator=load_calculator("chgnet"))
+    write_results(result, settings, Path("out"), meta={})   # from xtal_tools.bench.localopt_plots
 
 Every structure keeps its row: ``status`` is ``relaxed``, ``relax_failed`` (the calculator raised, gave
 non-finite numbers or left atoms closer than 0.5 Å) or ``not_made`` (invalid cell from the model, or
