@@ -192,3 +192,17 @@ def test_missing_pyxtal_is_a_clear_import_error(monkeypatch):
     with pytest.raises(ImportError, match=r"pip install 'pyxtal>=1.1'"):
         pyxtal_random("Cu4", 47.0, seed=0)
     assert uniform_random("Cu4", 47.0, seed=0).composition == Composition("Cu4")  # needs no PyXtal
+
+
+def test_random_baseline_same_result_in_a_process_pool():
+    from xtal_eval import Parallel
+
+    targets = [("Cu4", 47.0), ("Ca1Ti1O3", 56.0), ("Cu4", 2.0)]
+    serial = random_baseline(targets, kind="uniform", num_per_target=2, seed=9)
+    pooled = random_baseline(
+        targets, kind="uniform", num_per_target=2, seed=9, parallel=Parallel.from_jobs(2)
+    )
+    assert pooled.failures == serial.failures == {"packing too dense": 2}
+    assert pooled.reasons == serial.reasons and pooled.seeds == serial.seeds
+    for a, b in zip(sum(serial.structures, []), sum(pooled.structures, []), strict=True):
+        assert (a is None and b is None) or np.array_equal(a.frac_coords, b.frac_coords)

@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -380,6 +381,23 @@ def derive_seed(seed: int, *key: int) -> int:
     return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
+def _one_target(task: tuple) -> list[tuple[Any, str, str]]:
+    """(structure or None, reason, failure key) for each seed of one target (a picklable task)."""
+    kind, formula, volume, seeds, scale, max_attempts = task
+    make = pyxtal_random if kind == "pyxtal" else uniform_random
+    extra = {} if max_attempts is None else {"max_attempts": max_attempts}
+    out = []
+    for s_seed in seeds:
+        try:
+            out.append((make(formula, volume, seed=s_seed, min_distance_scale=scale, **extra), "", ""))
+        except RandomStructureError as err:
+            key = "no structure within max_attempts" if err.attempts else "packing too dense"
+            out.append((None, str(err), key))
+        except ValueError as err:  # inputs were checked: no space group holds the composition
+            out.append((None, str(err), "no compatible space group"))
+    return out
+
+
 def random_baseline(
     targets: Sequence[tuple[str, float]],
     *,
@@ -388,40 +406,42 @@ def random_baseline(
     seed: int,
     min_distance_scale: float = 0.5,
     max_attempts: int | None = None,
+    parallel=None,
 ) -> BaselineResult:
     """``num_per_target`` random structures (``kind``: ``"pyxtal"`` or ``"uniform"``) per (formula, volume).
 
     Structure ``j`` of target ``t`` uses ``derive_seed(seed, kind_index, t, j)``: the same seed gives
-    the same structures whatever the order or the split of the work. Bad inputs raise ``ValueError``
-    before anything is generated; a target without a structure keeps ``None`` and its reason.
+    the same structures whatever the order or the split of the work. ``parallel``: an
+    ``xtal_eval.Parallel`` (serial by default; ``Parallel.from_jobs(4)`` for a process pool, or Dask),
+    one task per target. Bad inputs raise ``ValueError`` before anything is generated; a target
+    without a structure keeps ``None`` and its reason.
     """
+    from xtal_eval.parallel import run_tasks
+
     if kind not in KINDS:
         raise ValueError(f"unknown baseline kind {kind!r}: choose pyxtal or uniform")
     if num_per_target < 1:
         raise ValueError(f"num_per_target must be >= 1, got {num_per_target}")
     for formula, volume in targets:
         _check_inputs(formula, volume, min_distance_scale, 1)
-    make = pyxtal_random if kind == "pyxtal" else uniform_random
-    extra = {} if max_attempts is None else {"max_attempts": max_attempts}
+    if kind == "pyxtal":
+        require_pyxtal()
+    seeds = [
+        [derive_seed(seed, KINDS.index(kind), t, j) for j in range(num_per_target)]
+        for t in range(len(targets))
+    ]
+    tasks = [
+        (kind, formula, float(volume), seeds[t], min_distance_scale, max_attempts)
+        for t, (formula, volume) in enumerate(targets)
+    ]
     t0 = time.perf_counter()
-    structures, reasons, seeds, failures = [], [], [], Counter()
-    for t, (formula, volume) in enumerate(targets):
-        row, why, row_seeds = [], [], []
-        for j in range(num_per_target):
-            s_seed = derive_seed(seed, KINDS.index(kind), t, j)
-            try:
-                s = make(formula, float(volume), seed=s_seed, min_distance_scale=min_distance_scale, **extra)
-                reason = ""
-            except RandomStructureError as err:
-                s, reason = None, str(err)
-                failures["no structure within max_attempts" if err.attempts else "packing too dense"] += 1
-            except ValueError as err:  # inputs were checked: no space group holds the composition
-                s, reason = None, str(err)
-                failures["no compatible space group"] += 1
-            row.append(s)
-            why.append(reason)
-            row_seeds.append(s_seed)
-        structures.append(row)
-        reasons.append(why)
-        seeds.append(row_seeds)
-    return BaselineResult(kind, structures, reasons, seeds, dict(failures), time.perf_counter() - t0)
+    done = run_tasks(_one_target, tasks, parallel, desc=f"random ({kind})")
+    failures = Counter(key for row in done for _, _, key in row if key)
+    return BaselineResult(
+        kind,
+        structures=[[s for s, _, _ in row] for row in done],
+        reasons=[[why for _, why, _ in row] for row in done],
+        seeds=seeds,
+        failures=dict(failures),
+        seconds=time.perf_counter() - t0,
+    )
