@@ -71,6 +71,7 @@ CellFilter = Annotated[str, typer.Option(help="frechet, exp or none (fixed cell)
 def _load_model(checkpoint: Path, device):
     from cond_vae.checkpoint import load_checkpoint
 
+    _quiet_known_warnings()
     if not checkpoint.is_dir():
         raise FileNotFoundError(f"checkpoint {checkpoint} is not a directory")
     dev = resolve_device(device.value if device is not None else None)
@@ -79,6 +80,16 @@ def _load_model(checkpoint: Path, device):
     if extra:
         raise ValueError(f"the model is also conditioned on {extra}: the benchmarks give only a pressure")
     return model, dev
+
+
+def _quiet_known_warnings() -> None:
+    """Hide warnings from CHGNet / torch.jit internals that a user cannot act on."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad", category=UserWarning)
+    warnings.filterwarnings(
+        "ignore", message=r"`torch.jit.script` is deprecated", category=DeprecationWarning
+    )
 
 
 def _targets(opts: dict, model) -> list:
