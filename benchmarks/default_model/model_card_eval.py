@@ -1,0 +1,232 @@
+"""Measure the numbers of a model card: reconstruction, CSP match@1/@20 and validity on an unseen split,
+per source dataset, next to random-structure baselines (PyXtal and uniform P1) drawn in the same run.
+
+    python benchmarks/default_model/model_card_eval.py --checkpoint CKPT --data all.zarr \
+        --per-dataset 100 --num 20 --steps-per-level 20 --out card-eval/
+
+The store's test part is grouped by the id pattern of the three shared datasets (``mp-...`` MP-20,
+``C-...`` Carbon-24, digits Perov-5); the first ``--per-dataset`` test crystals of each group are used.
+Random baselines get each target's cell formula and volume (the information the model is given, plus the
+true volume, which the model is not given: the baselines are favoured, not handicapped).
+
+Writes ``results.json`` (every number, timings, machine, command) and ``results.md`` (the card's tables).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+PRESETS = ("cdvae", "paper")
+KS = (1, 20)
+
+
+def dataset_of(material_id: str) -> str:
+    if material_id.startswith(("mp-", "mvc-")):
+        return "MP-20"
+    if material_id.startswith("C-"):
+        return "Carbon-24"
+    if material_id.isdigit():
+        return "Perov-5"
+    raise ValueError(f"cannot tell the dataset of id {material_id!r}")
+
+
+def csp_metrics(targets, groups, *, jobs: int) -> dict:
+    from xtal_eval import Parallel, csp
+
+    report = csp(targets, groups, presets=PRESETS, ks=KS, parallel=Parallel.from_jobs(jobs))
+    out = {}
+    for r in report.results:
+        out[r.preset] = {
+            **{f"match@{k}": r.match_rate(k) for k in r.ks},
+            **{f"rmse@{k}": r.rmse(k) for k in r.ks},
+        }
+    return out
+
+
+def validity_of(groups, n_requested: int) -> dict:
+    """Validity of every sample; a cell the sampler could not build counts as invalid."""
+    from xtal_eval import validity
+
+    made = [s for g in groups for s in g if s is not None]
+    if not made:
+        return {"struct_valid": 0.0, "comp_valid": 0.0, "valid": 0.0, "n": n_requested}
+    v = validity(made)
+    return {
+        "struct_valid": float(np.sum(v.struct_valid)) / n_requested,
+        "comp_valid": float(np.sum(v.comp_valid)) / n_requested,
+        "valid": float(np.sum(v.valid)) / n_requested,
+        "n": n_requested,
+    }
+
+
+def sample_model(model, dataset, *, num: int, seed: int, steps: int, batch_size: int):
+    from cond_vae import sample
+    from xtal_tools.evaluation import cell_formula
+
+    formulas = [cell_formula(dataset.crystal(i).atom_types) for i in range(len(dataset))]
+    pressures = dataset.properties["pressure"].tolist()
+    samples = sample(
+        model, formulas, pressures, num_per_row=num, seed=seed, n_step_each=steps, batch_size=batch_size
+    )
+    groups: list[list] = [[] for _ in formulas]
+    for s in samples:
+        groups[s.row].append(s.to_pymatgen() if s.valid else None)
+    failed = Counter(s.reason.split(":")[0] for s in samples if not s.valid)
+    return groups, dict(failed)
+
+
+def random_groups(targets, *, kind: str, num: int, seed: int):
+    from xtal_tools.baselines import random_baseline
+
+    pairs = [(s.composition.formula.replace(" ", ""), float(s.volume)) for s in targets]
+    result = random_baseline(pairs, kind=kind, num_per_target=num, seed=seed)
+    return result.structures, dict(result.failures)
+
+
+def recon_metrics(model, dataset, *, seed: int, steps: int, batch_size: int, jobs: int, out: Path) -> dict:
+    from xtal_tools.evaluation import EvalSettings, evaluate_recon
+
+    settings = EvalSettings(seed=seed, n_step_each=steps, presets=PRESETS, jobs=jobs, batch_size=batch_size)
+    out.mkdir(parents=True, exist_ok=True)
+    res = evaluate_recon(model, dataset, settings, out)
+    return {
+        m["preset"]: {"match": m["match_rate"], "rmse": m["mean_rmsd"]}
+        for m in res.summary["metrics"]
+        if m["gate"] == "none"
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", required=True, type=Path)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--split", default="random")
+    ap.add_argument("--part", default="test")
+    ap.add_argument("--per-dataset", type=int, default=100)
+    ap.add_argument("--num", type=int, default=20)
+    ap.add_argument("--steps-per-level", type=int, default=20)
+    ap.add_argument("--batch-size", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--skip-recon", action="store_true")
+    ap.add_argument("--out", required=True, type=Path)
+    args = ap.parse_args(argv)
+
+    import torch
+    from cond_vae.checkpoint import load_checkpoint
+    from xtal_data import CrystalStore
+    from xtal_data.torch_dataset import CrystalDataset
+
+    t_start = time.perf_counter()
+    args.out.mkdir(parents=True, exist_ok=True)
+    model = load_checkpoint(args.checkpoint, map_location="cpu")
+    store = CrystalStore.open(args.data)
+    test = np.asarray(store.split(args.split)[args.part])
+    ids = store.ids
+    by_set: dict[str, list[int]] = {}
+    for i in test:
+        by_set.setdefault(dataset_of(str(ids[i])), []).append(int(i))
+
+    results: dict = {
+        "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "cpus": __import__("os").cpu_count(),
+                    "torch": torch.__version__, "threads": torch.get_num_threads()},
+        "settings": {k: str(v) for k, v in vars(args).items()},
+        "datasets": {},
+    }  # fmt: skip
+    for name in ("Perov-5", "Carbon-24", "MP-20"):
+        idx = by_set.get(name, [])[: args.per_dataset]
+        if not idx:
+            continue
+        ds = CrystalDataset(store, indices=idx, properties=model.config.condition_names)
+        targets = [ds.crystal(i).to_pymatgen() for i in range(len(ds))]
+        entry: dict = {"n_targets": len(idx), "n_test_total": len(by_set[name])}
+        t0 = time.perf_counter()
+        if not args.skip_recon:
+            entry["recon"] = recon_metrics(
+                model, ds, seed=args.seed, steps=args.steps_per_level, batch_size=args.batch_size,
+                jobs=args.jobs, out=args.out / name / "recon",
+            )  # fmt: skip
+        entry["recon_seconds"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        groups, failed = sample_model(
+            model, ds, num=args.num, seed=args.seed, steps=args.steps_per_level, batch_size=args.batch_size
+        )
+        entry["sample_seconds"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        entry["model"] = {
+            "csp": csp_metrics(targets, groups, jobs=args.jobs),
+            "validity": validity_of(groups, len(idx) * args.num),
+            "invalid_cells": failed,
+        }
+        entry["match_seconds"] = time.perf_counter() - t0
+        for kind in ("pyxtal", "uniform"):
+            t0 = time.perf_counter()
+            rgroups, rfailed = random_groups(targets, kind=kind, num=args.num, seed=args.seed)
+            entry[kind] = {
+                "csp": csp_metrics(targets, rgroups, jobs=args.jobs),
+                "failures": rfailed,
+                "seconds": time.perf_counter() - t0,
+            }
+        results["datasets"][name] = entry
+        brief = {k: entry[k]["csp"] for k in ("model", "pyxtal", "uniform")}
+        print(name, json.dumps(brief, default=str), flush=True)
+        (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    results["wall_seconds"] = time.perf_counter() - t_start
+    tmp = args.out / "results.json.tmp"
+    tmp.write_text(json.dumps(results, indent=2, default=str))
+    tmp.replace(args.out / "results.json")
+    (args.out / "results.md").write_text(markdown(results))
+    print(markdown(results))
+
+
+def _pct(x, n: int | None = None) -> str:
+    if x is None:
+        return "n/a"
+    return f"{100 * x:.1f}" if n is None else f"{100 * x:.1f} ({round(x * n)}/{n})"
+
+
+def _rmse(x) -> str:
+    return "n/a" if x is None or x != x else f"{x:.3f}"
+
+
+def markdown(results: dict) -> str:
+    lines = [
+        "| dataset | method | cdvae @1 | cdvae @20 | paper @1 | paper @20 | RMSE cdvae @1 / @20 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, e in results["datasets"].items():
+        for method in ("model", "pyxtal", "uniform"):
+            c, n = e[method]["csp"], e["n_targets"]
+            lines.append(
+                f"| {name} | {method} | {_pct(c['cdvae']['match@1'], n)} | "
+                f"{_pct(c['cdvae']['match@20'], n)} | "
+                f"{_pct(c['paper']['match@1'], n)} | {_pct(c['paper']['match@20'], n)} | "
+                f"{_rmse(c['cdvae']['rmse@1'])} / {_rmse(c['cdvae']['rmse@20'])} |"
+            )
+    lines += ["", "| dataset | recon cdvae (match / RMSE) | recon paper | validity struct / comp / both |",
+              "|---|---|---|---|"]  # fmt: skip
+    for name, e in results["datasets"].items():
+        r = e.get("recon", {})
+        v = e["model"]["validity"]
+        rc, rp, n = r.get("cdvae", {}), r.get("paper", {}), e["n_targets"]
+        lines.append(
+            f"| {name} | {_pct(rc.get('match'), n)} / {_rmse(rc.get('rmse'))} | "
+            f"{_pct(rp.get('match'), n)} / {_rmse(rp.get('rmse'))} | "
+            f"{_pct(v['struct_valid'])} / {_pct(v['comp_valid'])} / {_pct(v['valid'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
