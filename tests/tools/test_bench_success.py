@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from ase.calculators.emt import EMT
+from hypothesis import given
+from hypothesis import strategies as st
 from pymatgen.core import Lattice, Structure
 from xtal_tools.bench._common import BenchTarget, Relaxer, derived_seed
 from xtal_tools.bench.success import (
@@ -175,3 +177,21 @@ def test_plot_writes_a_png_even_with_an_empty_subset(tmp_path):
     plot_success(result, tmp_path / "s.png", title="t")
     assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["s.png"]  # no temporary file left
+
+
+@given(
+    first=st.lists(st.integers(min_value=0, max_value=12), min_size=1, max_size=30),
+    num=st.integers(min_value=1, max_value=12),
+    data=st.data(),
+)
+def test_curve_properties(first, num, data):
+    first = np.array(first)
+    mask = np.array(data.draw(st.lists(st.booleans(), min_size=len(first), max_size=len(first))))
+    curve = success_curve(first, num)
+    assert curve.shape == (num,) and np.all(np.diff(curve) >= 0)  # more samplings never lose a target
+    assert curve[-1] == np.mean((first >= 1) & (first <= num))
+    sub = success_curve(first, num, mask)
+    if mask.any():  # the subset curve is the curve of the subset
+        np.testing.assert_array_equal(sub, success_curve(first[mask], num))
+    else:
+        assert np.isnan(sub).all()
