@@ -6,10 +6,10 @@ import csv
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 import torch
 from cond_vae.checkpoint import save_checkpoint
 from typer.testing import CliRunner
@@ -239,3 +239,31 @@ def test_duplicate_target_ids_are_refused(checkpoint, targets_csv, tmp_path):
         app, ["success", "-k", str(checkpoint), "--targets", str(path), "-o", str(tmp_path / "o")]
     )
     assert res.exit_code == 1 and "duplicate target id 'x'" in res.output
+
+
+@pytest.mark.parametrize(("flag", "relaxed"), [([], True), (["--no-relax"], False)])
+def test_known_phase_relaxes_when_a_calculator_is_given_unless_refused(
+    flag, relaxed, checkpoint, targets_csv, tmp_path
+):
+    out = tmp_path / "kp"
+    args = [
+        "known-phase",
+        "-k",
+        str(checkpoint),
+        "--targets",
+        str(targets_csv),
+        "--limit",
+        "1",
+        "-o",
+        str(out),
+    ]
+    opts = ["--runs", "1", "--budget", "2", "--batch", "2", "--calculator", "emt", "--max-steps", "5"]
+    res = runner.invoke(app, [*args, *opts, *flag, *FAST])
+    assert res.exit_code == 0, res.output
+    summary, _, _ = _outputs(out)
+    assert summary["settings"]["relax"]["enabled"] is relaxed
+    counts = summary["results"]["relaxation"]
+    if relaxed:  # every valid sample up to the first match is relaxed
+        assert counts["tried"] >= 1 and counts["steps"] >= 1
+    else:
+        assert counts is None
