@@ -76,9 +76,16 @@ def test_recon_writes_match_rate_nrmsd_and_speed(checkpoint, store, tmp_path):
 def test_success_with_emt_reports_both_modes_and_plots(checkpoint, targets_csv, tmp_path):
     out = tmp_path / "success"
     args = ["success", "-k", str(checkpoint), "--targets", str(targets_csv), "-n", "2", "-o", str(out)]
-    res = runner.invoke(app, [*args, "--calculator", "emt", "--max-steps", "10", *FAST])
+    res = runner.invoke(app, [*args, "--calculator", "emt", "--max-steps", "10", "--save-samples", *FAST])
     assert res.exit_code == 0, res.output
     summary, rows, _ = _outputs(out)
+    from ase.io import read
+
+    for mode in ("unrelaxed", "relaxed"):
+        frames = read(str(out / f"samples_{mode}.extxyz"), index=":")
+        keys = [(a.info["target_id"], a.info["index"]) for a in frames]
+        assert len(keys) == len(set(keys)) <= 4 and all(i in (0, 1) for _, i in keys)
+        assert {t for t, _ in keys} <= {"cu-fcc", "cu-prim"}
     assert [r["id"] for r in rows] == ["cu-fcc", "cu-prim"]
     assert {"cdvae_unrelaxed_first_match", "paper_relaxed_first_match"} <= set(rows[0])
     curves = summary["results"]["success_curve"]

@@ -281,6 +281,9 @@ def success(
     chunk: Annotated[
         int, typer.Option(help="Targets sampled, relaxed and scored together (bounds memory).", min=1)
     ] = 64,
+    save_samples: Annotated[
+        bool, typer.Option(help="Write every sample to samples_<mode>.extxyz (target_id, index per frame).")
+    ] = False,
     seed: SeedOption = None,
     device: DeviceOption = None,
     steps_per_level: Steps = 100,
@@ -300,7 +303,7 @@ def success(
     from xtal_eval import Parallel
 
     from xtal_tools._run_record import RunRecord
-    from xtal_tools.bench._common import ModelSampler
+    from xtal_tools.bench._common import ModelSampler, SampleWriter
     from xtal_tools.bench.success import SuccessSettings, plot_success, run_success
 
     opts = dict(locals())
@@ -318,12 +321,19 @@ def success(
     except EXPECTED_ERRORS as err:
         fail(err)
     sampler = ModelSampler(model, n_step_each=steps_per_level, batch_size=batch_size)
-    config = _config(opts, dev, bench_targets, relax_config, **settings.__dict__)
+    config = _config(opts, dev, bench_targets, relax_config, **settings.__dict__, save_samples=save_samples)
     record = RunRecord.start(out, command="benchmark success", config=config, seed=settings.seed)
+    writer = SampleWriter(out) if save_samples else None
     with recorded(record):
-        result = run_success(
-            bench_targets, sampler, settings, relaxer=relaxer, parallel=Parallel.from_jobs(jobs)
-        )
+        try:
+            result = run_success(bench_targets, sampler, settings, relaxer=relaxer,
+                                 parallel=Parallel.from_jobs(jobs), on_samples=writer)  # fmt: skip
+        except BaseException:
+            if writer is not None:
+                writer.discard()
+            raise
+        if writer is not None:
+            writer.commit()
         plot_success(result, out / "success.png", title=f"{len(bench_targets)} targets, {num} samplings each")
         results = result.summary()
         results["sampled_per_s"] = _rate(num * len(bench_targets), result.seconds["sample"])

@@ -29,11 +29,14 @@ __all__ = [
     "ModelSampler",
     "RelaxCounts",
     "Relaxer",
+    "SampleWriter",
     "Sampler",
     "check_targets",
     "derived_seed",
+    "finite",
     "machine_info",
     "read_targets_csv",
+    "standard_cell",
     "store_targets",
     "target_formula",
     "write_png",
@@ -272,6 +275,46 @@ class Relaxer:
                 self.counts.unconverged += not res.converged
             out.append(final)
         return out
+
+
+class SampleWriter:
+    """Appends samples to ``<out>/samples_<mode>.extxyz`` (hidden temporary files until :meth:`commit`).
+
+    Each frame's ``info`` holds ``target_id`` and ``index`` (0-based sampling number); a rejected cell
+    or failed relaxation has no frame, so a missing index is a sample that cannot match.
+    """
+
+    def __init__(self, out_dir: Path):
+        self.out_dir, self.paths = Path(out_dir), {}
+
+    def __call__(self, mode: str, targets: Sequence[BenchTarget], groups: Sequence[Sequence]) -> None:
+        from ase.io import write
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        frames = []
+        for t, group in zip(targets, groups, strict=True):
+            for j, s in enumerate(group):
+                if s is not None:
+                    atoms = AseAtomsAdaptor.get_atoms(s)
+                    atoms.info = {"target_id": t.id, "index": j}
+                    frames.append(atoms)
+        tmp = self.paths.setdefault(mode, self.out_dir / f".samples_{mode}.extxyz.tmp")
+        with tmp.open("a") as fh:
+            write(fh, frames, format="extxyz")
+
+    def commit(self) -> list[Path]:
+        """Rename every temporary file to its final name; returns the final paths."""
+        done = []
+        for mode, tmp in self.paths.items():
+            tmp.touch()
+            final = self.out_dir / f"samples_{mode}.extxyz"
+            os.replace(tmp, final)
+            done.append(final)
+        return done
+
+    def discard(self) -> None:
+        for tmp in self.paths.values():
+            tmp.unlink(missing_ok=True)
 
 
 def machine_info(device: str | None = None) -> dict:

@@ -183,8 +183,12 @@ def run_success(
     *,
     relaxer: Relaxer | None = None,
     parallel=None,
+    on_samples=None,
 ) -> SuccessResult:
     """Sample ``settings.num`` structures per target, relax them (mode ``relaxed``), score every mode.
+
+    ``on_samples(mode, targets, groups)``, when given, sees every chunk's samples before they are
+    dropped (e.g. a :class:`~xtal_tools.bench._common.SampleWriter`).
 
     Raises:
         ValueError: no targets, mode ``relaxed`` without a relaxer, or a sampler returning a wrong count.
@@ -216,6 +220,9 @@ def run_success(
             t0 = time.perf_counter()
             samples["relaxed"] = [relaxer(g, t.pressure) for g, t in zip(groups, chunk, strict=True)]
             seconds["relax"] += time.perf_counter() - t0
+        if on_samples is not None:
+            for mode, mode_groups in samples.items():
+                on_samples(mode, chunk, mode_groups)
         t0 = time.perf_counter()
         firsts, errors = score_success(chunk, samples, presets=settings.presets, parallel=parallel)
         seconds["match"] += time.perf_counter() - t0
