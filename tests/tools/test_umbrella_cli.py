@@ -21,6 +21,10 @@ def test_every_tool_is_registered():
         ["sample", "--help"],
         ["csp", "--help"],
         ["evaluate", "recon", "--help"],
+        ["benchmark", "recon", "--help"],
+        ["benchmark", "success", "--help"],
+        ["benchmark", "known-phase", "--help"],
+        ["benchmark", "localopt", "--help"],
     ):
         res = runner.invoke(app, args)
         assert res.exit_code == 0, res.output

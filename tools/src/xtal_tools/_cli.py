@@ -1,4 +1,4 @@
-"""Small helpers shared by the command modules: expected-error reporting and device choice."""
+"""Small helpers shared by the command modules: expected-error reporting, device choice, warnings."""
 
 from __future__ import annotations
 
@@ -39,3 +39,30 @@ def recorded(record):
     except BaseException as err:
         record.fail(err)
         raise
+
+
+def pressure_notes(model, pressures: list[float]) -> list[str]:
+    """Say so when a pressure lies outside what the model was trained on (sampling then extrapolates;
+    the relaxation still applies the requested pressure)."""
+    import warnings
+
+    import torch
+
+    if "pressure" not in model.config.condition_names:
+        return []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        found = model.conditions.check_query("pressure", torch.tensor(pressures, dtype=torch.float64))
+    if found:
+        warnings.filterwarnings("ignore", message=r"pressure \[", category=UserWarning)  # said once here
+    return [f"the model extrapolates: {m}" for m in found]
+
+
+def quiet_known_warnings() -> None:
+    """Hide warnings from third-party internals that a user cannot act on (CHGNet, torch.jit)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad", category=UserWarning)
+    warnings.filterwarnings(
+        "ignore", message=r"`torch.jit.script` is deprecated", category=DeprecationWarning
+    )

@@ -20,7 +20,7 @@ from typing import Annotated
 
 import typer
 
-from xtal_tools._cli import EXPECTED_ERRORS, fail, recorded, resolve_device
+from xtal_tools._cli import EXPECTED_ERRORS, fail, quiet_known_warnings, recorded, resolve_device
 from xtal_tools._options import DataOption, DeviceOption, OutOption, SeedOption
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
@@ -71,7 +71,7 @@ CellFilter = Annotated[str, typer.Option(help="frechet, exp or none (fixed cell)
 def _load_model(checkpoint: Path, device):
     from cond_vae.checkpoint import load_checkpoint
 
-    _quiet_known_warnings()
+    quiet_known_warnings()
     if not checkpoint.is_dir():
         raise FileNotFoundError(f"checkpoint {checkpoint} is not a directory")
     dev = resolve_device(device.value if device is not None else None)
@@ -80,16 +80,6 @@ def _load_model(checkpoint: Path, device):
     if extra:
         raise ValueError(f"the model is also conditioned on {extra}: the benchmarks give only a pressure")
     return model, dev
-
-
-def _quiet_known_warnings() -> None:
-    """Hide warnings from CHGNet / torch.jit internals that a user cannot act on."""
-    import warnings
-
-    warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad", category=UserWarning)
-    warnings.filterwarnings(
-        "ignore", message=r"`torch.jit.script` is deprecated", category=DeprecationWarning
-    )
 
 
 def _targets(opts: dict, model) -> list:

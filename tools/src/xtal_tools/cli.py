@@ -1,7 +1,9 @@
-"""``xtal``: one umbrella command over the tools (``xtal train``, ``sample``, ``csp``, ``evaluate``).
+"""``xtal``: one umbrella command over the tools (``xtal train``, ``sample``, ``csp``, ``evaluate``,
+``benchmark``).
 
-The same commands are runnable from a checkout as ``tools/train``, ``tools/sample`` and
-``tools/evaluate``; this app only registers them and adds ``--version``.
+The same commands are runnable from a checkout as ``tools/train``, ``tools/sample``,
+``tools/evaluate``, ``tools/csp`` and ``tools/benchmark``; this app only registers them and adds
+``--version``.
 """
 
 from __future__ import annotations
@@ -10,18 +12,19 @@ from typing import Annotated
 
 import typer
 
-from xtal_tools import csp, evaluate, sample, train
+from xtal_tools import benchmark, csp, evaluate, sample, train
 
 app = typer.Typer(
     name="xtal",
     add_completion=False,
     no_args_is_help=True,
-    help="Cond-CDVAE tools: train, sample, csp, evaluate.",
+    help="Cond-CDVAE tools: train, sample, csp, evaluate, benchmark.",
 )
 app.command("train", help=train.train.__doc__)(train.train)
 app.command("sample", help=sample.sample.__doc__)(sample.sample)
 app.command("csp", help=csp.csp.__doc__)(csp.csp)
 app.command("evaluate", help=evaluate.evaluate.__doc__)(evaluate.evaluate)
+app.add_typer(benchmark.app, name="benchmark")
 
 
 def _version(value: bool) -> None:

@@ -31,7 +31,13 @@ from typing import Annotated
 
 import typer
 
-from xtal_tools._cli import EXPECTED_ERRORS, fail, resolve_device
+from xtal_tools._cli import (
+    EXPECTED_ERRORS,
+    fail,
+    pressure_notes,
+    quiet_known_warnings,
+    resolve_device,
+)
 from xtal_tools._options import DeviceOption, OutOption, SeedOption
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
@@ -136,7 +142,7 @@ def csp(
     from xtal_tools._run_record import RunRecord
 
     t0 = time.perf_counter()
-    _quiet_known_warnings()
+    quiet_known_warnings()
     try:
         settings, job, model, formulas, calc, config = _prepare(**locals())
     except EXPECTED_ERRORS as err:
@@ -207,7 +213,7 @@ def _prepare(**opts):
             kwargs.setdefault("device", dev)
         calc = load_calculator(opts["calculator"], **kwargs)
     _check_out(opts["out"], opts["overwrite"])
-    notes = _pressure_notes(model, pressures)
+    notes = pressure_notes(model, pressures)
     for note in notes:
         typer.echo(f"warning: {note}", err=True)
     config = {
@@ -235,33 +241,6 @@ def _parse_pressures(text: str) -> list[float]:
     if len(set(pressures)) != len(pressures):
         raise ValueError(f"--pressure {text!r}: a pressure is repeated")
     return pressures
-
-
-def _pressure_notes(model, pressures: list[float]) -> list[str]:
-    """Say so when a pressure lies outside what the model was trained on (sampling then extrapolates;
-    the relaxation still applies the requested pressure)."""
-    import warnings
-
-    import torch
-
-    if "pressure" not in model.config.condition_names:
-        return []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        found = model.conditions.check_query("pressure", torch.tensor(pressures, dtype=torch.float64))
-    if found:
-        warnings.filterwarnings("ignore", message=r"pressure \[", category=UserWarning)  # said once here
-    return [f"the model extrapolates: {m}" for m in found]
-
-
-def _quiet_known_warnings() -> None:
-    """Hide warnings from third-party internals that a user cannot act on (CHGNet, torch.jit)."""
-    import warnings
-
-    warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad", category=UserWarning)
-    warnings.filterwarnings(
-        "ignore", message=r"`torch.jit.script` is deprecated", category=DeprecationWarning
-    )
 
 
 def _calculator_kwargs(text: str | None) -> dict:

@@ -283,12 +283,12 @@ def localopt_command(
     """Table III, Fig. 2: relax generated structures and random ones of the same composition and volume
     (PyXtal with a random space group; uniform P1) at each pressure; convergence rate, ionic steps, RMSD,
     initial pressure, enthalpy curves and relaxed enthalpies relative to the random ones."""
+    from xtal_tools._cli import quiet_known_warnings
     from xtal_tools._run_record import RunRecord, package_versions
     from xtal_tools.bench._common import ModelSampler, machine_info
-    from xtal_tools.csp import _quiet_known_warnings
 
     t0 = time.perf_counter()
-    _quiet_known_warnings()
+    quiet_known_warnings()
     try:
         model, dev, targets, calc, settings, config = _prepare(dict(locals()))
     except EXPECTED_ERRORS as err:
@@ -316,8 +316,8 @@ def _prepare(opts: dict):
     from cond_vae import parse_formula
     from cond_vae.checkpoint import load_checkpoint
 
+    from xtal_tools._cli import pressure_notes
     from xtal_tools.baselines import require_pyxtal
-    from xtal_tools.csp import _pressure_notes
     from xtal_tools.relax import load_calculator
     from xtal_tools.sample import _check_out
     from xtal_tools.sampling import check_pressure
@@ -349,7 +349,7 @@ def _prepare(opts: dict):
         kwargs.setdefault("device", dev)
     calc = load_calculator(opts["calculator"], **kwargs)
     _check_out(opts["out"], opts["overwrite"])
-    notes = _pressure_notes(model, list(pressures))  # the sampler extrapolates; relaxation still applies P
+    notes = pressure_notes(model, list(pressures))  # the sampler extrapolates; relaxation still applies P
     for note in notes:
         typer.echo(f"warning: {note}", err=True)
     config = {
