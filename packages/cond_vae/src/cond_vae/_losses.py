@@ -21,7 +21,9 @@ class LossOutput:
     ``kl``. ``per_crystal_total (C,)``: the same weighted sum per crystal (its mean is ``total``),
     for reporting non-finite losses by crystal id. Detached diagnostics for validation metrics:
     ``pred_lengths (C, 3)`` Å, ``pred_angles (C, 3)`` degrees of the predicted lattice, and
-    ``noise_level (C,)`` the index of the noise level drawn per crystal.
+    ``noise_level (C,)`` the index of the noise level drawn per crystal. ``degenerate_lattices``
+    (0-d long): crystals whose predicted lattice was degenerate and replaced by the true one (only
+    without teacher forcing; see ``cond_vae._model.usable_predicted_lattice``).
     """
 
     total: Tensor
@@ -32,6 +34,7 @@ class LossOutput:
     pred_lengths: Tensor
     pred_angles: Tensor
     noise_level: Tensor
+    degenerate_lattices: Tensor | None = None
 
 
 def noise_levels(*, sigma_begin: float, sigma_end: float, num_levels: int) -> Tensor:

@@ -244,7 +244,10 @@ class CondCDVAE(nn.Module):
         true_params = lattice_to_scaled_params(batch.lattice, num_atoms)
         lattice_err = ((pred_std - self.lattice_scaler.transform(true_params)) ** 2).mean(-1)  # (C,)
         pred_params = self.lattice_scaler.inverse_transform(pred_std)
-        lattice = batch.lattice if teacher_forcing else scaled_params_to_lattice(pred_params, num_atoms)
+        if teacher_forcing:
+            lattice, degenerate = batch.lattice, torch.zeros((), dtype=torch.long, device=cond.device)
+        else:
+            lattice, degenerate = usable_predicted_lattice(pred_params, true_params, num_atoms)
 
         level = torch.randint(0, cfg.num_noise_levels, (num_crystals,), device=cond.device)  # (C,)
         sigma = self.sigmas.to(batch.frac_coords.dtype)[level][atom_batch]  # (N,)
@@ -274,6 +277,7 @@ class CondCDVAE(nn.Module):
             pred_lengths=(pred_params[:, :3] * n).detach(),
             pred_angles=pred_params[:, 3:].detach(),
             noise_level=level,
+            degenerate_lattices=degenerate,
         )
 
     def num_parameters(self) -> dict[str, int]:
@@ -288,3 +292,25 @@ class CondCDVAE(nn.Module):
         counts = {k: sum(p.numel() for p in m.parameters() if p.requires_grad) for k, m in parts.items()}
         counts["total"] = sum(p.numel() for p in self.parameters() if p.requires_grad)
         return counts
+
+
+def usable_predicted_lattice(
+    pred_params: Tensor, true_params: Tensor, num_atoms: Tensor, *, min_flatness: float = 0.05
+) -> tuple[Tensor, Tensor]:
+    """The lattices ``(C, 3, 3)`` (Å) built from the predicted scaled parameters ``(C, 6)``, with the
+    true parameters in place of each degenerate prediction.
+
+    A prediction is degenerate when its angles admit no cell (or nearly none): ``V / (a b c)``, which is
+    1 for a rectangular box and 0 for a flat one, is below ``min_flatness``, or it is not finite.
+    Noising and decoding in such a cell is undefined (its inverse does not exist), so without teacher
+    forcing those crystals fall back to their true lattice (in the standard orientation of
+    ``lattice_from_params``; the decoder is invariant to it). The replacement happens on the
+    parameters, so gradients flow through every kept prediction and never through a degenerate one.
+    Returns the lattices and how many crystals fell back (a 0-d long tensor).
+    """
+    with torch.no_grad():
+        pred = scaled_params_to_lattice(pred_params, num_atoms)  # (C, 3, 3)
+        flatness = torch.linalg.det(pred).abs() / pred.norm(dim=-1).prod(-1)  # (C,)
+        bad = ~(torch.isfinite(flatness) & (flatness >= min_flatness))  # (C,)
+    params = torch.where(bad[:, None], true_params.to(pred_params.dtype), pred_params)  # (C, 6)
+    return scaled_params_to_lattice(params, num_atoms), bad.sum()
