@@ -29,13 +29,17 @@ FILENAME = "run.toml"
 
 def package_versions() -> dict[str, str]:
     """Installed versions of the six distributions, torch and Python ("not installed" when absent)."""
+    return {**installed_versions((*DISTRIBUTIONS, "torch")), "python": platform.python_version()}
+
+
+def installed_versions(names) -> dict[str, str]:
+    """``{name: version}`` of installed distributions; ``"not installed"`` for the absent ones."""
     out = {}
-    for name in (*DISTRIBUTIONS, "torch"):
+    for name in names:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
-    out["python"] = platform.python_version()
     return out
 
 

@@ -153,7 +153,7 @@ def _finish(
 ):
     from xtal_eval.report import write_csv, write_json
 
-    from xtal_tools._run_record import package_versions
+    from xtal_tools._run_record import installed_versions, package_versions
     from xtal_tools.bench._common import machine_info
 
     write_csv(out / "rows.csv", rows)
@@ -166,24 +166,15 @@ def _finish(
         "structures_per_s_counts": meaning,
         "results": results,
         "settings": config,
-        "versions": {**package_versions(), **_dependency_versions()},
+        "versions": {
+            **package_versions(),
+            **installed_versions(("pymatgen", "ase", "spglib", "chgnet")),
+        },
         "machine": machine_info(dev),
     }
     write_json(out / "summary.json", summary)  # last: its presence means the run completed
     record.finish({"wall_s": wall, "n_structures": n, "structures_per_s": summary["structures_per_s"]})
     return summary
-
-
-def _dependency_versions() -> dict[str, str]:
-    from importlib import metadata
-
-    out = {}
-    for name in ("pymatgen", "ase", "spglib", "chgnet"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
 
 
 @app.command()

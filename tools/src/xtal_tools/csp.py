@@ -36,6 +36,7 @@ from xtal_tools._cli import (
     fail,
     pressure_notes,
     quiet_known_warnings,
+    recorded,
     resolve_device,
 )
 from xtal_tools._options import DeviceOption, OutOption, SeedOption
@@ -155,14 +156,8 @@ def csp(
         config_p = {k: v for k, v in config.items() if k != "pressures_GPa"} | {"pressure_GPa": p}
         sub.mkdir(parents=True, exist_ok=True)
         record = RunRecord.start(sub, command="csp", config=config_p, seed=config["seed"])
-        try:
+        with recorded(record):
             summary, ranked = _run(model, formulas, calc, settings_p, job, config_p, sub, progress)
-        except EXPECTED_ERRORS as err:
-            record.fail(err)
-            fail(err)
-        except BaseException as err:
-            record.fail(err)
-            raise
         summary["wall_s"] = round(time.perf_counter() - t_p, 2)
         record.finish(summary)
         _report(summary, ranked, sub, pressure=p)
@@ -178,6 +173,7 @@ def _prepare(**opts):
     """Check every input and load model and calculator before anything is written."""
     from xtal_eval import PRESETS
 
+    from xtal_tools._run_record import installed_versions
     from xtal_tools.csp_job import cell_formulas, parse_formula_units
     from xtal_tools.relax import RelaxSettings, load_calculator
     from xtal_tools.sample import _check_out, _load
@@ -225,7 +221,8 @@ def _prepare(**opts):
                   "calculator_args": json.dumps(kwargs, default=str), "fmax": settings.fmax,
                   "max_steps": settings.max_steps, "optimizer": settings.optimizer,
                   "cell_filter": settings.cell_filter},
-        "warnings": notes, "dependency_versions": _dependency_versions(),
+        "warnings": notes,
+        "dependency_versions": installed_versions(("ase", "pymatgen", "spglib", "chgnet")),
     }  # fmt: skip
     return settings, job, model, formulas, calc, config
 
@@ -253,18 +250,6 @@ def _calculator_kwargs(text: str | None) -> dict:
     if not isinstance(kwargs, dict):
         raise ValueError(f"--calculator-args: expected a JSON object, got {type(kwargs).__name__}")
     return kwargs
-
-
-def _dependency_versions() -> dict[str, str]:
-    from importlib import metadata
-
-    out = {}
-    for name in ("ase", "pymatgen", "spglib", "chgnet"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
 
 
 def _run(model, formulas, calc, settings, job, config, out: Path, progress):

@@ -284,7 +284,7 @@ def localopt_command(
     (PyXtal with a random space group; uniform P1) at each pressure; convergence rate, ionic steps, RMSD,
     initial pressure, enthalpy curves and relaxed enthalpies relative to the random ones."""
     from xtal_tools._cli import quiet_known_warnings
-    from xtal_tools._run_record import RunRecord, package_versions
+    from xtal_tools._run_record import RunRecord, installed_versions, package_versions
     from xtal_tools.bench._common import ModelSampler, machine_info
 
     t0 = time.perf_counter()
@@ -300,7 +300,8 @@ def localopt_command(
         from xtal_tools.bench.localopt_plots import write_results
 
         meta = {"wall_s": time.perf_counter() - t0, "settings": config, "machine": machine_info(dev),
-                "versions": {**package_versions(), **_versions()}}  # fmt: skip
+                "versions": {**package_versions(),
+                             **installed_versions(("pymatgen", "ase", "pyxtal", "chgnet"))}}  # fmt: skip
         summary = write_results(result, settings, out, meta=meta)
     record.finish({k: summary[k] for k in ("wall_s", "n_structures", "n_relaxed", "structures_per_s")})
     for source, per_p in summary["results"].items():
@@ -364,15 +365,3 @@ def _prepare(opts: dict):
         "warnings": notes,
     }  # fmt: skip
     return model, dev, targets, calc, settings, config
-
-
-def _versions() -> dict[str, str]:
-    from importlib import metadata
-
-    out = {}
-    for name in ("pymatgen", "ase", "pyxtal", "chgnet"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
