@@ -1,0 +1,63 @@
+"""The shipped default model: present in the package, loads without pickle, matches its config and card,
+and drives the CSP job when no checkpoint is given."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+from cond_vae.checkpoint import load_checkpoint
+from cond_vae.training._runconfig import model_config_from_table
+from typer.testing import CliRunner
+from xtal_tools import csp as csp_module
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = ROOT / "tools" / "src" / "xtal_tools" / "models" / "default"
+
+
+def test_the_default_checkpoint_ships_inside_the_package():
+    assert csp_module.DEFAULT_CHECKPOINT == MODEL.resolve()
+    files = {p.name for p in MODEL.iterdir()}
+    assert {"model.safetensors", "config.json", "MODEL_CARD.md"} <= files
+    assert not any(name.endswith((".pt", ".pth", ".pkl", ".ckpt")) for name in files)  # no pickle
+    size = sum(p.stat().st_size for p in MODEL.iterdir())
+    assert size < 8 * 2**20, f"the default model should stay a few MB, it is {size / 2**20:.1f} MiB"
+
+
+def test_it_loads_and_matches_configs_default_toml_and_its_card():
+    model = load_checkpoint(MODEL, map_location="cpu")
+    table = tomllib.loads((ROOT / "configs" / "default.toml").read_text())["model"]
+    expected, _ = model_config_from_table(table)
+    assert model.config == expected  # the shipped weights are what configs/default.toml builds
+    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    card = (MODEL / "MODEL_CARD.md").read_text()
+    found = re.search(r"trainable parameters\W*([\d,]+)", card)
+    assert found, "the model card states the trainable parameter count"
+    assert int(found.group(1).replace(",", "")) == n_params
+
+
+def test_csp_without_a_checkpoint_uses_the_default_model(tmp_path):
+    out = tmp_path / "sio2"
+    args = ["-f", "SiO2", "-u", "2", "-p", "0", "-n", "2", "--no-relax", "-o", str(out)]
+    fast = ["--steps-per-level", "1", "--seed", "0", "--device", "cpu", "--no-progress"]
+    res = CliRunner().invoke(csp_module.app, [*args, *fast])
+    assert res.exit_code == 0, res.output
+    record = tomllib.loads((out / "run.toml").read_text())
+    assert Path(record["config"]["checkpoint"]).resolve() == MODEL.resolve()
+    assert (out / "candidates.csv").is_file()
+
+
+def test_the_wheel_of_xtal_tools_carries_the_model(tmp_path):
+    """A non-editable install (the README quickstart) gets the model as package data."""
+    pytest.importorskip("hatchling", reason="building the wheel offline needs hatchling installed")
+    cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+    subprocess.run([*cmd, str(ROOT / "tools"), "-w", str(tmp_path)], check=True)
+    (wheel,) = tmp_path.glob("xtal_tools-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in ("model.safetensors", "config.json", "MODEL_CARD.md"):
+        assert f"xtal_tools/models/default/{name}" in names
