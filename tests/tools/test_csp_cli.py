@@ -218,7 +218,7 @@ def test_several_pressures_run_one_job_each_into_sub_folders(checkpoint, tmp_pat
     assert record["config"]["warnings"]
 
 
-def test_unwritable_output_folder_and_missing_checkpoint(checkpoint, tmp_path):
+def test_unwritable_output_folder_and_missing_checkpoint(checkpoint, tmp_path, monkeypatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     res = runner.invoke(
@@ -233,6 +233,8 @@ def test_unwritable_output_folder_and_missing_checkpoint(checkpoint, tmp_path):
         app, ["-k", str(tmp_path / "nope"), "-f", "Cu2", "-p", "1", "-o", str(tmp_path / "o"), *FAST]
     )
     assert res.exit_code == 1 and "is not a directory" in res.output and not (tmp_path / "o").exists()
+    # an installation without the default model (e.g. a slimmed wheel)
+    monkeypatch.setattr("xtal_tools.csp.DEFAULT_CHECKPOINT", None)
     res = runner.invoke(app, ["-f", "Cu2", "-p", "1", "-o", str(tmp_path / "o"), *FAST])
     assert res.exit_code == 1 and "no checkpoint given" in res.output
 
