@@ -4,6 +4,9 @@ per source dataset, next to random-structure baselines (PyXtal and uniform P1) d
     python benchmarks/default_model/model_card_eval.py --checkpoint CKPT --data all.zarr \
         --per-dataset 100 --num 20 --steps-per-level 20 --out card-eval/
 
+Parts can run separately (``--parts baselines`` needs no trained model's time; ``--datasets`` splits the
+work over processes) and be combined afterwards: ``--merge DIR1 DIR2 ... --out DIR``.
+
 The store's test part is grouped by the id pattern of the three shared datasets (``mp-...`` MP-20,
 ``C-...`` Carbon-24, digits Perov-5); the first ``--per-dataset`` test crystals of each group are used.
 Random baselines get each target's cell formula and volume (the information the model is given, plus the
@@ -117,9 +120,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch-size", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=1)
-    ap.add_argument("--skip-recon", action="store_true")
+    ap.add_argument("--datasets", default="Perov-5,Carbon-24,MP-20")
+    ap.add_argument("--parts", default="recon,model,baselines", help="any of recon, model, baselines")
+    ap.add_argument("--merge", nargs="+", type=Path, help="combine the results.json of these folders")
     ap.add_argument("--out", required=True, type=Path)
     args = ap.parse_args(argv)
+    if args.merge:
+        merge(args.merge, args.out)
+        return
+    parts = set(args.parts.split(","))
 
     import torch
     from cond_vae.checkpoint import load_checkpoint
@@ -144,33 +153,39 @@ def main(argv: list[str] | None = None) -> None:
         "settings": {k: str(v) for k, v in vars(args).items()},
         "datasets": {},
     }  # fmt: skip
-    for name in ("Perov-5", "Carbon-24", "MP-20"):
+    for name in args.datasets.split(","):
         idx = by_set.get(name, [])[: args.per_dataset]
         if not idx:
             continue
         ds = CrystalDataset(store, indices=idx, properties=model.config.condition_names)
         targets = [ds.crystal(i).to_pymatgen() for i in range(len(ds))]
         entry: dict = {"n_targets": len(idx), "n_test_total": len(by_set[name])}
-        t0 = time.perf_counter()
-        if not args.skip_recon:
+        if "recon" in parts:
+            t0 = time.perf_counter()
             entry["recon"] = recon_metrics(
                 model, ds, seed=args.seed, steps=args.steps_per_level, batch_size=args.batch_size,
                 jobs=args.jobs, out=args.out / name / "recon",
             )  # fmt: skip
-        entry["recon_seconds"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        groups, failed = sample_model(
-            model, ds, num=args.num, seed=args.seed, steps=args.steps_per_level, batch_size=args.batch_size
-        )
-        entry["sample_seconds"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        entry["model"] = {
-            "csp": csp_metrics(targets, groups, jobs=args.jobs),
-            "validity": validity_of(groups, len(idx) * args.num),
-            "invalid_cells": failed,
-        }
-        entry["match_seconds"] = time.perf_counter() - t0
-        for kind in ("pyxtal", "uniform"):
+            entry["recon_seconds"] = time.perf_counter() - t0
+        if "model" in parts:
+            t0 = time.perf_counter()
+            groups, failed = sample_model(
+                model,
+                ds,
+                num=args.num,
+                seed=args.seed,
+                steps=args.steps_per_level,
+                batch_size=args.batch_size,
+            )
+            entry["sample_seconds"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            entry["model"] = {
+                "csp": csp_metrics(targets, groups, jobs=args.jobs),
+                "validity": validity_of(groups, len(idx) * args.num),
+                "invalid_cells": failed,
+            }
+            entry["match_seconds"] = time.perf_counter() - t0
+        for kind in ("pyxtal", "uniform") if "baselines" in parts else ():
             t0 = time.perf_counter()
             rgroups, rfailed = random_groups(targets, kind=kind, num=args.num, seed=args.seed)
             entry[kind] = {
@@ -179,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
                 "seconds": time.perf_counter() - t0,
             }
         results["datasets"][name] = entry
-        brief = {k: entry[k]["csp"] for k in ("model", "pyxtal", "uniform")}
+        brief = {k: entry[k]["csp"] for k in ("model", "pyxtal", "uniform") if k in entry}
         print(name, json.dumps(brief, default=str), flush=True)
         (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     results["wall_seconds"] = time.perf_counter() - t_start
@@ -188,6 +203,26 @@ def main(argv: list[str] | None = None) -> None:
     tmp.replace(args.out / "results.json")
     (args.out / "results.md").write_text(markdown(results))
     print(markdown(results))
+
+
+def merge(folders: list[Path], out: Path) -> None:
+    """One results.json/.md from runs that each did some datasets or parts (same targets and seed)."""
+    runs = [json.loads((f / "results.json").read_text()) for f in folders]
+    keys = ("per_dataset", "num", "seed", "split", "part", "data")
+    for r in runs[1:]:
+        for k in keys:
+            if r["settings"][k] != runs[0]["settings"][k]:
+                raise ValueError(
+                    f"cannot merge: setting {k!r} differs ({r['settings'][k]} vs {runs[0]['settings'][k]})"
+                )
+    merged = {"runs": runs, "datasets": {}}
+    for r in runs:
+        for name, entry in r["datasets"].items():
+            merged["datasets"].setdefault(name, {}).update(entry)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(merged, indent=2, default=str))
+    (out / "results.md").write_text(markdown(merged))
+    print(markdown(merged))
 
 
 def _pct(x, n: int | None = None) -> str:
@@ -206,7 +241,7 @@ def markdown(results: dict) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for name, e in results["datasets"].items():
-        for method in ("model", "pyxtal", "uniform"):
+        for method in (m for m in ("model", "pyxtal", "uniform") if m in e):
             c, n = e[method]["csp"], e["n_targets"]
             lines.append(
                 f"| {name} | {method} | {_pct(c['cdvae']['match@1'], n)} | "
@@ -218,7 +253,7 @@ def markdown(results: dict) -> str:
               "|---|---|---|---|"]  # fmt: skip
     for name, e in results["datasets"].items():
         r = e.get("recon", {})
-        v = e["model"]["validity"]
+        v = e.get("model", {}).get("validity", {"struct_valid": None, "comp_valid": None, "valid": None})
         rc, rp, n = r.get("cdvae", {}), r.get("paper", {}), e["n_targets"]
         lines.append(
             f"| {name} | {_pct(rc.get('match'), n)} / {_rmse(rc.get('rmse'))} | "
