@@ -207,6 +207,8 @@ def recon(
         from xtal_data.torch_dataset import CrystalDataset
         from xtal_eval import resolve_presets
 
+        from xtal_tools.bench._common import part_indices
+
         if data is None:
             raise ValueError("--data STORE is required")
         names = tuple(p.name for p in resolve_presets(presets))
@@ -214,7 +216,7 @@ def recon(
             seed=seed or 0, n_step_each=steps_per_level, presets=names, jobs=jobs, batch_size=batch_size
         )
         model, dev = _load_model(checkpoint, device)
-        targets = _store_indices(data, split, part)[:limit]
+        targets = part_indices(data, split, part)[:limit]
         if len(targets) == 0:
             raise ValueError(f"{data}: split {split!r} part {part!r} is empty")
         dataset = CrystalDataset(data, indices=targets, properties=model.config.condition_names)
@@ -233,15 +235,6 @@ def recon(
         typer.echo(f"{key:<18} match_rate {m['match_rate']:.4f}  N-RMSD {m['n_rmsd']}")
     rate = results["reconstructions_per_s_model"]
     typer.echo(f"{len(dataset)} crystals, {rate:.3g} reconstructions/s (model) -> {out}")
-
-
-def _store_indices(data: str, split: str, part: str):
-    from xtal_data import CrystalStore
-
-    parts = CrystalStore.open(data).split(split)
-    if part not in parts:
-        raise KeyError(f"split {split!r} has no part {part!r}; it has {sorted(parts)}")
-    return parts[part]
 
 
 @app.command()

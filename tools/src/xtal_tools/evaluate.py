@@ -75,13 +75,10 @@ def _run(
         from xtal_data.torch_dataset import CrystalDataset
 
         model = load_checkpoint(checkpoint, map_location=dev)
-        dataset = CrystalDataset(data, split=split, part=part, properties=model.config.condition_names)
-        if limit is not None and limit < len(dataset):
-            dataset = CrystalDataset(
-                data,
-                indices=_part_indices(data, split, part)[:limit],
-                properties=model.config.condition_names,
-            )
+        from xtal_tools.bench._common import part_indices
+
+        indices = part_indices(data, split, part)[:limit]  # read the store once, only what is used
+        dataset = CrystalDataset(data, indices=indices, properties=model.config.condition_names)
         if len(dataset) == 0:
             raise ValueError(f"{data}: split {split!r} part {part!r} is empty")
         out.mkdir(parents=True, exist_ok=True)
@@ -107,12 +104,6 @@ def _run(
         write_csv(out / "items.csv", result.rows)
     record.finish({k: v for k, v in result.summary.items() if not isinstance(v, dict | list)})
     typer.echo(_headline(result.summary))
-
-
-def _part_indices(data: str, split: str, part: str):
-    from xtal_data import CrystalStore
-
-    return CrystalStore.open(data).split(split)[part]
 
 
 def _headline(summary: dict) -> str:

@@ -141,6 +141,22 @@ def standard_cell(structure, cell: str):
     return sga.get_conventional_standard_structure()
 
 
+def part_indices(store, split: str, part: str) -> np.ndarray:
+    """Structure indices of part ``part`` of split ``split`` of ``store`` (an open store or its URL).
+
+    Raises:
+        KeyError: no such split or part (naming the parts there are).
+    """
+    from xtal_data import CrystalStore
+
+    if not isinstance(store, CrystalStore):
+        store = CrystalStore.open(store)
+    parts = store.split(split)
+    if part not in parts:
+        raise KeyError(f"split {split!r} has no part {part!r}; it has {sorted(parts)}")
+    return np.asarray(parts[part])
+
+
 def store_targets(data: str, *, split: str, part: str, limit: int | None = None) -> list[BenchTarget]:
     """The first ``limit`` structures (all when None) of part ``part`` of split ``split`` of a store.
 
@@ -151,10 +167,7 @@ def store_targets(data: str, *, split: str, part: str, limit: int | None = None)
     from xtal_data.torch_dataset import CrystalDataset
 
     store = CrystalStore.open(data)
-    parts = store.split(split)
-    if part not in parts:
-        raise KeyError(f"split {split!r} has no part {part!r}; it has {sorted(parts)}")
-    indices = np.asarray(parts[part])[:limit]
+    indices = part_indices(store, split, part)[:limit]
     if len(indices) == 0:
         raise ValueError(f"{data}: split {split!r} part {part!r} is empty")
     dataset = CrystalDataset(store, indices=indices, properties=("pressure",))
