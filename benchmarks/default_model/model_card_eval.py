@@ -22,7 +22,6 @@ import json
 import platform
 import sys
 import time
-from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -72,19 +71,11 @@ def validity_of(groups, n_requested: int) -> dict:
 
 
 def sample_model(model, dataset, *, num: int, seed: int, steps: int, batch_size: int):
-    from cond_vae import sample
-    from xtal_tools.evaluation import cell_formula
+    from xtal_tools.evaluation import EvalSettings, sample_targets
 
-    formulas = [cell_formula(dataset.crystal(i).atom_types) for i in range(len(dataset))]
-    pressures = dataset.properties["pressure"].tolist()
-    samples = sample(
-        model, formulas, pressures, num_per_row=num, seed=seed, n_step_each=steps, batch_size=batch_size
-    )
-    groups: list[list] = [[] for _ in formulas]
-    for s in samples:
-        groups[s.row].append(s.to_pymatgen() if s.valid else None)
-    failed = Counter(s.reason.split(":")[0] for s in samples if not s.valid)
-    return groups, dict(failed)
+    settings = EvalSettings(seed=seed, n_step_each=steps, batch_size=batch_size)
+    groups, failed, _ = sample_targets(model, dataset, settings, num)
+    return groups, failed
 
 
 def random_groups(targets, *, kind: str, num: int, seed: int):

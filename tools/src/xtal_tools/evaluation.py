@@ -25,7 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["EvalSettings", "EvalResult", "cell_formula", "evaluate_recon", "evaluate_csp", "evaluate_gen"]
+__all__ = [
+    "EvalSettings",
+    "EvalResult",
+    "cell_formula",
+    "evaluate_recon",
+    "evaluate_csp",
+    "evaluate_gen",
+    "sample_targets",
+]
 
 
 @dataclass(frozen=True)
@@ -145,7 +153,12 @@ def evaluate_recon(
     return EvalResult(summary, rows, model_s)
 
 
-def _sample_targets(model, dataset, settings: EvalSettings, num: int):
+def sample_targets(model, dataset, settings: EvalSettings, num: int):
+    """``num`` samples for the cell formula and pressure of every crystal of ``dataset``.
+
+    Returns ``(groups, failed, seconds)``: per crystal a list of ``num`` pymatgen structures (None for a
+    cell the sampler rejected), the rejections counted by reason, and the model's wall time in s.
+    """
     from cond_vae import sample
 
     formulas = [cell_formula(dataset.crystal(i).atom_types) for i in range(len(dataset))]
@@ -177,7 +190,7 @@ def evaluate_csp(
     from xtal_eval import Parallel, csp
 
     ks = tuple(k for k in ks if k <= num) or (num,)
-    groups, failed, model_s = _sample_targets(model, dataset, settings, num)
+    groups, failed, model_s = sample_targets(model, dataset, settings, num)
     targets = _targets(dataset)
     _write_extxyz(targets, dataset.ids, out_dir / "targets.extxyz")
     flat = [(s, f"{tid}/{j}") for tid, g in zip(dataset.ids, groups, strict=True) for j, s in enumerate(g)]
@@ -214,7 +227,7 @@ def evaluate_gen(model, dataset, settings: EvalSettings, out_dir: Path) -> EvalR
     """One sample per target composition and pressure; validity and distribution metrics vs the targets."""
     from xtal_eval import density_wasserstein, num_elements_wasserstein, unique_groups, validity
 
-    groups, failed, model_s = _sample_targets(model, dataset, settings, 1)
+    groups, failed, model_s = sample_targets(model, dataset, settings, 1)
     made = [g[0] for g in groups]
     targets = _targets(dataset)
     generated = [s for s in made if s is not None]
