@@ -40,6 +40,14 @@ def train(
         str | None, typer.Option(help="Split of the store to use (default: the config's).")
     ] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.", min=1)] = None,
+    max_minutes: Annotated[
+        float | None,
+        typer.Option(help="Stop after this many minutes (checkpointed; resume to go on).", min=0.01),
+    ] = None,
+    init_from: Annotated[
+        str | None,
+        typer.Option(help="Warm start from this model checkpoint's weights (fresh optimiser)."),
+    ] = None,
     max_epochs: Annotated[int | None, typer.Option(help="Number of epochs.", min=1)] = None,
     batch_size: Annotated[int | None, typer.Option(help="Crystals per process per step.", min=1)] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
@@ -48,8 +56,11 @@ def train(
     from xtal_tools._run_record import RunRecord
 
     try:
-        run_config = _resolve(config, data=data, device=device, seed=seed, split=split, max_steps=max_steps,
-                              max_epochs=max_epochs, batch_size=batch_size, progress=progress)  # fmt: skip
+        run_config = _resolve(
+            config, data=data, device=device, seed=seed, split=split, max_steps=max_steps,
+            max_minutes=max_minutes, init_from=init_from, max_epochs=max_epochs, batch_size=batch_size,
+            progress=progress,
+        )  # fmt: skip
     except EXPECTED_ERRORS as err:
         fail(err)
     record = RunRecord.start(out, command="train", config=run_config.to_dict(), seed=run_config.train.seed)
@@ -57,6 +68,11 @@ def train(
         summary = _run(run_config, out, resume)
     record.finish(summary)
     if summary["rank"] == 0:
+        if summary["stopped_by"] in ("SIGINT", "SIGTERM", "max_minutes"):
+            typer.echo(
+                f"stopped by {summary['stopped_by']} at step {summary['steps']}; continue with the same "
+                f"command and --resume auto (or --resume {summary['final_checkpoint']})"
+            )
         typer.echo(
             f"trained {summary['steps']} steps ({summary['epochs_completed']} epochs) in "
             f"{summary['seconds']:.1f} s; last train loss {summary.get('last_train_loss', 'n/a')}, "
@@ -75,6 +91,8 @@ def _resolve(config: Path | None, **flags):
             "device": flags["device"].value if flags["device"] is not None else None,
             "seed": flags["seed"],
             "max_steps": flags["max_steps"],
+            "max_minutes": flags["max_minutes"],
+            "init_from": flags["init_from"],
             "max_epochs": flags["max_epochs"],
             "batch_size": flags["batch_size"],
         }.items()
@@ -103,6 +121,8 @@ def _run(run_config, out: Path, resume: str | None) -> dict:
         "steps": result.steps,
         "epochs_completed": result.epochs_completed,
         "seconds": result.seconds,
+        "stopped_by": result.stopped_by,
+        "resumed_from_step": result.resumed_from_step,
         "final_checkpoint": str(result.final_checkpoint),
         "best_checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None,
         "best_val_loss": result.best_val_loss,

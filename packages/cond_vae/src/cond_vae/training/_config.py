@@ -42,6 +42,12 @@ class TrainConfig:
     num_workers: int = 0
     max_epochs: int = 600
     max_steps: int | None = None  # stop early after this many steps (checkpointed, resumable)
+    # stop after this many minutes of this process's loop (checkpointed, resumable): a training relay
+    # gives each session or lent GPU a fixed budget; SIGINT/SIGTERM stop the same way
+    max_minutes: float | None = None
+    # warm start: the weights (and fitted scalers/scale factors) of this model checkpoint directory, a
+    # fresh optimiser; ignored when resuming a step checkpoint (that holds the weights already)
+    init_from: str | None = None
     lr: float = 1e-4
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-8
@@ -74,6 +80,7 @@ class TrainConfig:
         need(self.val_batch_size is None or self.val_batch_size >= 1, "val_batch_size must be >= 1")
         need(self.max_epochs >= 1, f"max_epochs must be >= 1, got {self.max_epochs}")
         need(self.max_steps is None or self.max_steps >= 1, "max_steps must be >= 1")
+        need(self.max_minutes is None or self.max_minutes > 0, "max_minutes must be > 0")
         need(self.lr > 0, f"lr must be > 0, got {self.lr}")
         need(len(self.adam_betas) == 2, "adam_betas must hold two numbers")
         need(0 < self.plateau_factor < 1, "plateau_factor must lie in (0, 1)")

@@ -11,7 +11,11 @@ Output directory::
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterable, Sequence
@@ -32,8 +36,8 @@ from cond_vae.training._step import NonFiniteLossError, train_step, validate
 
 # Fields that may change between a run and its resumption without breaking exactness.
 _RESUMABLE_CHANGES = {
-    "max_epochs", "max_steps", "progress", "checkpoint_every_steps", "keep_checkpoints",
-    "log_every_steps", "tensorboard", "num_workers", "max_nonfinite_skips",
+    "max_epochs", "max_steps", "max_minutes", "init_from", "progress", "checkpoint_every_steps",
+    "keep_checkpoints", "log_every_steps", "tensorboard", "num_workers", "max_nonfinite_skips",
 }  # fmt: skip
 
 SCALE_FIT_CRYSTALS = 128  # training crystals the decoder's scale factors are fitted on (a new run)
@@ -63,6 +67,8 @@ class TrainResult:
     last_train_loss: float | None
     skipped: tuple[SkippedBatch, ...]
     seconds: float
+    stopped_by: str  # "max_epochs", "max_steps", "max_minutes", "SIGINT" or "SIGTERM"
+    resumed_from_step: int | None  # the step a resumed run continued from (None: a new run)
     model: CondCDVAE = field(repr=False, compare=False)  # this process's trained model (not DDP-wrapped)
 
 
@@ -121,6 +127,15 @@ class _Trainer:
         if resume is not None:
             self._check_resumable(resume)
             self.loop = _state.load_training_state(resume, optimizer=self.optimizer, scheduler=self.scheduler)
+        self.resumed_from_step = self.loop.step if resume is not None else None
+        if ctx.is_main and resume_from is not None:
+            said = (
+                f"resuming {resume} at step {self.loop.step} (epoch {self.loop.epoch})"
+                if resume is not None
+                else f"resume 'auto': no checkpoint under {self.ckpt_dir}, starting a new run at step 0"
+                + (f" from the weights of {cfg.init_from}" if cfg.init_from else "")
+            )
+            print(said, file=sys.stderr, flush=True)
         if ctx.is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
             config = {"train": cfg.to_dict(), "model": self.model.config.to_dict()}
@@ -157,6 +172,13 @@ class _Trainer:
                 raise ValueError(
                     f"model config differs from the checkpoint's in {resume}; pass None to reuse it"
                 )
+        elif self.cfg.init_from is not None:  # warm start: weights, scalers and scale factors as saved
+            model = _load_weights_exact(Path(self.cfg.init_from))
+            if model_config is not None and model.config != model_config:
+                raise ValueError(
+                    f"model config differs from the one of init_from = {self.cfg.init_from}; pass None "
+                    "to take it from there"
+                )
         else:
             if model_config is None:
                 raise ValueError("model_config is required unless resuming from a checkpoint")
@@ -165,7 +187,7 @@ class _Trainer:
         if self.dtype == torch.float64:
             model = model.to(torch.float64)  # scalers are float64 already; never cast them to float32
         model = model.to(self.ctx.device)
-        if resume is None:  # a resumed model carries its fitted factors in its weights
+        if resume is None and self.cfg.init_from is None:  # else the weights carry fitted factors
             # the same crystals whatever the batch size and number of processes: identical factors
             head = _data.head_batch(self.train_data, SCALE_FIT_CRYSTALS, self.dtype)
             head = head.to(device=self.ctx.device)
@@ -195,7 +217,35 @@ class _Trainer:
         )
         bar = _progress(total=total, initial=min(loop.step, total), enabled=cfg.progress and ctx.is_main)
         interval = torch.tensor(loop.interval_sums or [0.0] * 6, dtype=torch.float64)
-        stop = cfg.max_steps is not None and loop.step >= cfg.max_steps
+        stopper = _Stopper(cfg, start, ctx)
+        stop = stopper.check(loop.step, timed=False)  # at least one step per call unless max_steps is met
+        with stopper.signals():
+            self._loop(interval, stopper, bar, start, stop)
+        bar.close()
+        loop.interval_sums = interval.tolist()
+        final = self._save_step_checkpoint()
+        self.log.close()
+        best = self.out_dir / "best"
+        return TrainResult(
+            out_dir=self.out_dir,
+            steps=loop.step,
+            epochs_completed=loop.epoch,
+            final_checkpoint=final,
+            best_checkpoint=best if best.is_dir() else None,
+            best_val_loss=None if math.isinf(loop.best_val_loss) else loop.best_val_loss,
+            last_val=self.last_val,
+            last_train_loss=self.last_train_loss,
+            skipped=tuple(
+                SkippedBatch(s["step"], s["epoch"], tuple(s["ids"]), s["reason"]) for s in loop.skipped
+            ),
+            seconds=time.perf_counter() - start,
+            stopped_by=stopper.reason or "max_epochs",
+            resumed_from_step=self.resumed_from_step,
+            model=self.model,
+        )
+
+    def _loop(self, interval: torch.Tensor, stopper: _Stopper, bar, start: float, stop: bool) -> None:
+        cfg, loop = self.cfg, self.loop
         while loop.epoch < cfg.max_epochs and not stop:
             batches = self._epoch_batches(loop.epoch)
             teacher_forcing = loop.epoch <= cfg.teacher_forcing_max_epoch
@@ -220,33 +270,14 @@ class _Trainer:
                 bar.update(1)
                 if self.last_train_loss is not None:
                     bar.set_postfix(loss=f"{self.last_train_loss:.4g}", epoch=loop.epoch, refresh=False)
-                stop = cfg.max_steps is not None and loop.step >= cfg.max_steps
+                stop = stopper.check(loop.step)
                 if loop.step % cfg.checkpoint_every_steps == 0 and not stop:
                     loop.interval_sums = interval.tolist()
                     self._save_step_checkpoint()
             if loop.batch_in_epoch < len(batches):
-                break  # stopped mid-epoch by max_steps
+                break  # stopped mid-epoch (max_steps, max_minutes or a signal)
             self._end_epoch(start)
-        bar.close()
-        loop.interval_sums = interval.tolist()
-        final = self._save_step_checkpoint()
-        self.log.close()
-        best = self.out_dir / "best"
-        return TrainResult(
-            out_dir=self.out_dir,
-            steps=loop.step,
-            epochs_completed=loop.epoch,
-            final_checkpoint=final,
-            best_checkpoint=best if best.is_dir() else None,
-            best_val_loss=None if math.isinf(loop.best_val_loss) else loop.best_val_loss,
-            last_val=self.last_val,
-            last_train_loss=self.last_train_loss,
-            skipped=tuple(
-                SkippedBatch(s["step"], s["epoch"], tuple(s["ids"]), s["reason"]) for s in loop.skipped
-            ),
-            seconds=time.perf_counter() - start,
-            model=self.model,
-        )
+            stop = stop or stopper.check(loop.step)
 
     def _epoch_batches(self, epoch: int) -> list[list[int]]:
         cfg = self.cfg
@@ -382,6 +413,61 @@ def _load_weights_exact(directory: Path) -> CondCDVAE:
         model = model.to(torch.float64)
     model.load_state_dict(state, strict=True)
     return model
+
+
+class _Stopper:
+    """When to stop early: ``max_steps``, ``max_minutes`` of this loop, or SIGINT/SIGTERM.
+
+    A signal only sets a flag; the loop finishes its step, writes a step checkpoint and returns, so an
+    interrupted run resumes exactly (``--resume auto``). Under several processes the decision is
+    all-reduced every step so that every rank stops at the same step.
+    """
+
+    def __init__(self, cfg: TrainConfig, start: float, ctx) -> None:
+        self.cfg, self.start, self.ctx = cfg, start, ctx
+        self.reason: str | None = None
+        self._signal: str | None = None
+
+    def check(self, step: int, *, timed: bool = True) -> bool:
+        cfg = self.cfg
+        elapsed = time.perf_counter() - self.start
+        if cfg.max_steps is not None and step >= cfg.max_steps:
+            self.reason = "max_steps"
+        elif timed and cfg.max_minutes is not None and elapsed >= 60.0 * cfg.max_minutes:
+            self.reason = "max_minutes"
+        elif self._signal is not None:
+            self.reason = self._signal
+        if self.ctx.distributed:  # every rank stops together (a signal may reach one rank first)
+            flag = torch.tensor([self.reason is not None], dtype=torch.int32, device=self.ctx.device)
+            flag = _distributed.all_reduce_sum(flag, self.ctx)
+            if bool(flag.item()) and self.reason is None:
+                self.reason = "another rank stopped"
+        return self.reason is not None
+
+    @contextlib.contextmanager
+    def signals(self):
+        """Turn SIGINT/SIGTERM into a stop after the current step (main thread only)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, _frame):
+            if self._signal is not None:  # a second Ctrl-C: stop at once
+                raise KeyboardInterrupt
+            self._signal = signal.Signals(signum).name
+            if self.ctx.is_main:
+                print(
+                    f"\n{self._signal}: finishing this step and writing a checkpoint (again to abort "
+                    "without one)",
+                    file=sys.stderr, flush=True,
+                )  # fmt: skip
+
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
 
 
 def _progress(*, total: int, initial: int, enabled: bool):
