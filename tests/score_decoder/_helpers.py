@@ -23,7 +23,8 @@ class Structures:
 
     @property
     def batch(self) -> torch.Tensor:
-        return torch.repeat_interleave(torch.arange(len(self.num_atoms)), self.num_atoms)
+        index = torch.arange(len(self.num_atoms), device=self.num_atoms.device)  # (C,) on their device
+        return torch.repeat_interleave(index, self.num_atoms)
 
     def to(self, device=None, dtype=None) -> Structures:
         return Structures(

@@ -93,7 +93,10 @@ def test_golden_values():
     with torch.no_grad():
         out = model(**inputs(fixed_crystals()))
     expected = torch.tensor(GOLDEN_SCORE, dtype=torch.float64)
-    torch.testing.assert_close(out, expected, rtol=0, atol=1e-10)
+    # Not 1e-10: with the same code, a later dependency set (2026-12-04: numpy 2.4.6, scipy 1.17.1, e3nn
+    # 0.6.0) moved these values by up to 1.5e-7 (a basis tabulated in float32 upstream). Any change to
+    # the model itself moves them by orders of magnitude more.
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_fit_scale_factors_sets_unit_rms_and_is_deterministic():
