@@ -161,6 +161,9 @@ def curate(
     """Apply the paper's curation filters to STORE and write the kept structures to OUTPUT."""
     from xtal_data.curate import CurationConfig
     from xtal_data.curate import curate as run
+    from xtal_data.store import require_free
+
+    require_free(output)  # before the work, not after it
 
     config = CurationConfig(
         min_distance=min_distance if distance else None, max_distance=max_distance if distance else None,

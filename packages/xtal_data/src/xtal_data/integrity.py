@@ -47,6 +47,11 @@ def describe(err: BaseException) -> str:
 
 def bad_records(table: CrystalArrays) -> list[tuple[int, str]]:
     """(row in ``table``, what is wrong) for every structure with impossible values, in row order."""
+    with np.errstate(over="ignore", invalid="ignore"):  # damaged values may be huge
+        return _bad_records(table)
+
+
+def _bad_records(table: CrystalArrays) -> list[tuple[int, str]]:
     c = len(table)
     problems: dict[int, str] = {}
 

@@ -191,6 +191,8 @@ class CrystalStore:
             group = _open_group(url, mode, storage_options)
         except (FileNotFoundError, zarr.errors.GroupNotFoundError) as err:
             raise FileNotFoundError(f"no xtal-data store at {url}") from err
+        except (FileExistsError, NotADirectoryError) as err:  # a plain file at url
+            raise FileNotFoundError(f"no xtal-data store at {url} (a file is there)") from err
         except (ValueError, TypeError, KeyError) as err:  # unreadable zarr.json
             raise CorruptStoreError(f"store {url}: cannot read its metadata ({err})") from err
         return cls(group, url, read_only=(mode == "r"))
