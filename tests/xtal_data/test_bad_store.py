@@ -130,3 +130,14 @@ def test_unreadable_metadata_is_named(tmp_path):
     (tmp_path / "s.zarr" / "zarr.json").write_text("{ not json")
     result = runner.invoke(app, ["info", url])
     assert result.exit_code == 1 and "s.zarr" in result.output and "Traceback" not in result.output
+
+
+def test_truncated_chunk_without_checksum_is_named_not_a_traceback(tmp_path):
+    url = _old_store(tmp_path)
+    _damage(tmp_path / "s.zarr" / "lattice" / "c" / "0" / "0" / "0", "truncate")
+    with pytest.raises(CorruptStoreError, match=r"cannot read lattice rows 0\.\.1 \(RuntimeError: .*blosc"):
+        CrystalStore.open(url).read()
+    result = runner.invoke(app, ["export", url, str(tmp_path / "cifs")])
+    assert result.exit_code == 1 and len(result.output.splitlines()) == 1 and not (tmp_path / "cifs").exists()
+    result = runner.invoke(app, ["verify", url])
+    assert result.exit_code == 1 and "lattice/c/0/0/0 (rows 0..1" in result.output
