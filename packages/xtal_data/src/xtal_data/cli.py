@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 app = typer.Typer(
-    help="Zarr crystal stores: ingest, curate, split, describe and export.", no_args_is_help=True
+    help="Zarr crystal stores: ingest, verify, curate, split, describe and export.", no_args_is_help=True
 )
 
 EXPECTED = (ValueError, KeyError, FileNotFoundError, FileExistsError, PermissionError, ImportError, OSError)
@@ -82,8 +82,9 @@ def ingest(
     report: str | None = typer.Option(None, help="write every skipped record (id, reason) to this JSON file"),
     max_atoms: int = typer.Option(1000, help="skip structures with more atoms (0: no limit)"),
 ) -> None:
-    """Ingest SOURCE into STORE; malformed records are skipped and reported. Exits 1, leaving no new
-    store, when nothing could be ingested."""
+    """Ingest SOURCE into STORE; malformed records are skipped and counted by reason.
+
+    Exits 1, creating no store, when nothing could be ingested."""
     from xtal_data.ingest import NothingIngestedError
     from xtal_data.ingest import ingest as run
 
