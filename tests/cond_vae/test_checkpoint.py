@@ -76,7 +76,7 @@ def test_bad_checkpoints_fail_clearly(tmp_path):
     info = json.loads((tmp_path / "b" / "config.json").read_text())
     info["config"] = CondCDVAEConfig.tiny(latent_dim=4).to_dict()  # weights no longer fit
     (tmp_path / "b" / "config.json").write_text(json.dumps(info))
-    with pytest.raises((ValueError, RuntimeError), match="size mismatch|does not match"):
+    with pytest.raises(ValueError, match="does not match"):
         load_checkpoint(tmp_path / "b")
     save_checkpoint(tmp_path / "c", tiny_model())
     (tmp_path / "c" / "model.safetensors").unlink()

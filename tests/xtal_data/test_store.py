@@ -120,7 +120,7 @@ def test_bad_input_is_named():
     bad = rock_salt("x")
     with pytest.raises(ValueError, match="'nan'.*non-finite"):
         store.append([type(bad)("nan", bad.atomic_numbers, bad.frac_coords * np.nan, bad.lattice, 0.0)])
-    with pytest.raises(ValueError, match="'flat'.*degenerate lattice"):
+    with pytest.raises(ValueError, match="'flat'.*zero or degenerate cell volume"):
         store.append([type(bad)("flat", bad.atomic_numbers, bad.frac_coords, np.zeros((3, 3)), 0.0)])
     with pytest.raises(ValueError, match="'z0'.*atomic numbers"):
         store.append([type(bad)("z0", bad.atomic_numbers * 0, bad.frac_coords, bad.lattice, 0.0)])

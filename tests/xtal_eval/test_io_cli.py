@@ -183,30 +183,6 @@ def test_cli_match_rmsd_and_csp(files):
     assert res["success_curve"]["all"] == [0.0, 1.0]
 
 
-def test_cli_without_typer_explains(monkeypatch, capsys):
-    import builtins
-    import importlib
-    import sys
-
-    real_import = builtins.__import__
-
-    def fake_import(name, *args, **kwargs):
-        if name == "typer" or name.startswith("typer."):
-            raise ImportError("No module named 'typer'", name="typer")
-        return real_import(name, *args, **kwargs)
-
-    for mod in ("xtal_eval.cli", "xtal_eval._cli_app"):
-        monkeypatch.delitem(sys.modules, mod, raising=False)
-    monkeypatch.setattr(builtins, "__import__", fake_import)
-    cli = importlib.import_module("xtal_eval.cli")
-    with pytest.raises(SystemExit) as exc:
-        cli.app()
-    assert exc.value.code == 1 and "pip install 'xtal-eval[cli]'" in capsys.readouterr().err
-    monkeypatch.undo()
-    for mod in ("xtal_eval.cli", "xtal_eval._cli_app"):
-        sys.modules.pop(mod, None)
-
-
 warnings.filterwarnings("ignore", message="Issues encountered while parsing CIF")
 
 

@@ -85,22 +85,62 @@ def read_checkpoint_info(directory: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_checkpoint(directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> CondCDVAE:
-    """Rebuild a :class:`CondCDVAE` from a checkpoint directory (no pickle, no code execution)."""
+    """Rebuild a :class:`CondCDVAE` from a checkpoint directory (no pickle, no code execution).
+
+    Every way a checkpoint can be broken (a missing, truncated or damaged file, a config.json that does
+    not describe the weights) is a FileNotFoundError or ValueError naming the file and what is wrong."""
     info = read_checkpoint_info(directory)
-    config = CondCDVAEConfig.from_dict(info["config"])
+    path = Path(directory) / CONFIG
+    config = _config_from(info, path)
     weights = Path(directory) / WEIGHTS
     if not weights.is_file():
         raise FileNotFoundError(f"checkpoint: no {WEIGHTS} in {directory}")
-    model = CondCDVAE(config)
-    state = load_file(str(weights), device=str(map_location))
-    missing, unexpected = set(model.state_dict()) - set(state), set(state) - set(model.state_dict())
-    if missing or unexpected:
+    try:
+        state = load_file(str(weights), device=str(map_location))
+    except Exception as err:  # safetensors raises its own error type for truncated or damaged files
+        detail = (str(err).splitlines() or [type(err).__name__])[0][:200]
         raise ValueError(
-            f"checkpoint: {weights} does not match the config (missing {sorted(missing)[:5]}, "
-            f"unexpected {sorted(unexpected)[:5]})"
-        )
+            f"checkpoint: {weights} cannot be read ({detail}); the file is truncated or damaged "
+            f"({weights.stat().st_size} bytes): copy or save the checkpoint again"
+        ) from None
+    try:
+        model = CondCDVAE(config)
+    except (ValueError, TypeError, RuntimeError) as err:
+        raise ValueError(f"checkpoint: the model config in {path} cannot build a model ({err})") from None
+    _check_fits(model, state, weights, path)
     # dtype of every floating tensor follows the saved weights (float32 or float64 checkpoints)
     first_param = next(name for name, _ in model.named_parameters())
     model.to(dtype=state[first_param].dtype)
     model.load_state_dict(state, strict=True)
     return model.to(map_location)
+
+
+def _config_from(info: dict, path: Path) -> CondCDVAEConfig:
+    if not isinstance(info.get("config"), dict):
+        raise ValueError(f"checkpoint: {path} has no 'config' object")
+    try:
+        return CondCDVAEConfig.from_dict(info["config"])
+    except (TypeError, KeyError, ValueError) as err:
+        raise ValueError(f"checkpoint: {path} holds an invalid model config ({err})") from None
+
+
+def _check_fits(model: CondCDVAE, state: dict, weights: Path, path: Path) -> None:
+    """The weights must have exactly the names and shapes the config's model has."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing, unexpected = set(expected) - set(state), set(state) - set(expected)
+    if missing or unexpected:
+        raise ValueError(
+            f"checkpoint: {weights} does not match the config in {path} (missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]})"
+        )
+    wrong = [
+        (k, tuple(state[k].shape), shape) for k, shape in expected.items() if tuple(state[k].shape) != shape
+    ]
+    if wrong:
+        shown = "; ".join(
+            f"{k} is {list(got)} in the weights, {list(want)} for the config" for k, got, want in wrong[:3]
+        )
+        raise ValueError(
+            f"checkpoint: {weights} does not match the config in {path}: {len(wrong)} tensors differ in "
+            f"shape ({shown}); was config.json edited or taken from another checkpoint?"
+        )

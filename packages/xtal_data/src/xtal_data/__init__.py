@@ -12,7 +12,8 @@ The core never imports torch; the torch adapter is ``xtal_data.torch_dataset`` (
 
 __version__ = "0.1.0"
 
-from xtal_data.ingest import IngestReport, ingest  # noqa: E402
+from xtal_data.ingest import IngestReport, NothingIngestedError, ingest  # noqa: E402
+from xtal_data.integrity import CorruptStoreError  # noqa: E402
 from xtal_data.records import CrystalArrays, CrystalRecord  # noqa: E402
 from xtal_data.sources import Skip  # noqa: E402
 from xtal_data.store import SCHEMA_VERSION, AppendResult, CrystalStore, StoreConfig  # noqa: E402
@@ -20,10 +21,12 @@ from xtal_data.store import SCHEMA_VERSION, AppendResult, CrystalStore, StoreCon
 __all__ = [
     "SCHEMA_VERSION",
     "AppendResult",
+    "CorruptStoreError",
     "CrystalArrays",
     "CrystalRecord",
     "CrystalStore",
     "IngestReport",
+    "NothingIngestedError",
     "Skip",
     "StoreConfig",
     "__version__",

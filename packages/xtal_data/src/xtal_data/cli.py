@@ -1,4 +1,7 @@
-"""``xtal-data`` command line: ingest, curate, split, stats, info, export. Errors exit with status 1."""
+"""``xtal-data`` command line: ingest, verify, curate, split, stats, info, export.
+
+Errors exit with status 1 and one ``error: ...`` message naming the culprit; a closed output pipe
+(``xtal-data info STORE | head``) ends the command quietly."""
 
 from __future__ import annotations
 
@@ -9,10 +12,27 @@ from pathlib import Path
 import typer
 
 app = typer.Typer(
-    help="Zarr crystal stores: ingest, curate, split, describe and export.", no_args_is_help=True
+    help="Zarr crystal stores: ingest, verify, curate, split, describe and export.", no_args_is_help=True
 )
 
 EXPECTED = (ValueError, KeyError, FileNotFoundError, FileExistsError, PermissionError, ImportError, OSError)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from xtal_data import __version__
+
+        typer.echo(f"xtal-data {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="print the version and exit"
+    ),
+) -> None:
+    """Zarr crystal stores: ingest, verify, curate, split, describe and export."""
 
 
 def _friendly(fn):
@@ -22,12 +42,27 @@ def _friendly(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except BrokenPipeError:  # the reader went away (``| head``): stop quietly, as cat does
+            _silence_stdout()
+            raise typer.Exit(141) from None
         except EXPECTED as err:
             message = err.args[0] if isinstance(err, KeyError) and err.args else err
             typer.echo(f"error: {message}", err=True)
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush cannot fail again."""
+    import os
+    import sys
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (e.g. under a test runner)
+        pass
 
 
 @app.command()
@@ -45,19 +80,46 @@ def ingest(
     batch_size: int = typer.Option(4096, help="structures per committed append"),
     progress: bool = typer.Option(True, help="show a progress bar"),
     report: str | None = typer.Option(None, help="write every skipped record (id, reason) to this JSON file"),
+    max_atoms: int = typer.Option(1000, help="skip structures with more atoms (0: no limit)"),
 ) -> None:
-    """Ingest SOURCE into STORE; malformed records are skipped and reported."""
+    """Ingest SOURCE into STORE; malformed records are skipped and counted by reason.
+
+    Exits 1, creating no store, when nothing could be ingested."""
+    from xtal_data.ingest import NothingIngestedError
     from xtal_data.ingest import ingest as run
 
-    result = run(
-        source, store, pressure=pressure, pressure_column=pressure_column, id_column=id_column,
-        cif_column=cif_column, workers=workers, batch_size=batch_size, progress=progress,
-    )  # fmt: skip
+    if report is not None and not Path(report).resolve().parent.is_dir():
+        raise FileNotFoundError(f"--report {report}: folder {Path(report).parent} does not exist")
+    try:
+        result = run(
+            source, store, pressure=pressure, pressure_column=pressure_column, id_column=id_column,
+            cif_column=cif_column, workers=workers, batch_size=batch_size, progress=progress,
+            max_atoms=max_atoms or None,
+        )  # fmt: skip
+    except NothingIngestedError as err:
+        _write_skips(report, err.report.skipped)
+        raise
     typer.echo(result.summary())
-    if report is not None:
-        Path(report).write_text(
-            json.dumps([{"id": s.id, "reason": s.reason} for s in result.skipped], indent=1)
-        )
+    _write_skips(report, result.skipped)
+
+
+def _write_skips(path: str | None, skipped) -> None:
+    if path is not None:
+        Path(path).write_text(json.dumps([{"id": s.id, "reason": s.reason} for s in skipped], indent=1))
+
+
+@app.command()
+@_friendly
+def verify(store: str = typer.Argument(..., help="store path or URL")) -> None:
+    """Decode every chunk of STORE and check every structure; exit 1 naming each damaged chunk or record."""
+    from xtal_data.store import CrystalStore
+    from xtal_data.verify import verify_store
+
+    result = verify_store(CrystalStore.open(store))
+    if not result.ok:
+        typer.echo(result.summary(), err=True)
+        raise typer.Exit(1)
+    typer.echo(result.summary())
 
 
 @app.command()
@@ -100,6 +162,9 @@ def curate(
     """Apply the paper's curation filters to STORE and write the kept structures to OUTPUT."""
     from xtal_data.curate import CurationConfig
     from xtal_data.curate import curate as run
+    from xtal_data.store import require_free
+
+    require_free(output)  # before the work, not after it
 
     config = CurationConfig(
         min_distance=min_distance if distance else None, max_distance=max_distance if distance else None,
@@ -166,6 +231,7 @@ def export(
     format: str = typer.Option("cif", "--format", help="'cif' or 'extxyz'"),
     split_name: str | None = typer.Option(None, "--split", help="export only a split part"),
     part: str = typer.Option("test", help="part of --split"),
+    overwrite: bool = typer.Option(False, help="replace existing files"),
 ) -> None:
     """Export STORE (or one split part) to a CIF folder or an extended XYZ file."""
     from xtal_data.export import export_cif, export_extxyz
@@ -180,7 +246,8 @@ def export(
         if part not in parts:
             raise ValueError(f"split {split_name!r} has no part {part!r}; it has {sorted(parts)}")
         indices = parts[part]
-    n = (export_cif if format == "cif" else export_extxyz)(opened, output, indices=indices)
+    write = export_cif if format == "cif" else export_extxyz
+    n = write(opened, output, indices=indices, overwrite=overwrite)
     typer.echo(f"exported {n} structures to {output}")
 
 

@@ -27,7 +27,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -282,7 +282,9 @@ def _search_half(table, keep, energy, c: CurationConfig) -> FilterResult:
 
 def _write_output(store, table, report, config, output, storage_options) -> None:
     filters = report.filters
-    out = CrystalStore.create(output, config=store.config, storage_options=storage_options)
+    out = CrystalStore.create(
+        output, config=replace(store.config, checksum=True), storage_options=storage_options
+    )
     out.append(table.take(report.kept_indices), on_duplicate="error")
     for entry in store.provenance:
         out.add_provenance({**entry, "inherited_from": store.url})

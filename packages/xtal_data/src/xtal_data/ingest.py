@@ -7,6 +7,7 @@ earlier batches readable and none half-written; re-running the same ingestion sk
 from __future__ import annotations
 
 import itertools
+import math
 import multiprocessing
 import os
 import re
@@ -18,7 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from xtal_data import __version__
-from xtal_data.records import CrystalArrays, CrystalRecord
+from xtal_data.records import MIN_VOLUME, CrystalArrays, CrystalRecord
 from xtal_data.sources import (
     PressureSpec,
     Skip,
@@ -30,7 +31,10 @@ from xtal_data.sources import (
     read_table,
     source_kind,
 )
-from xtal_data.store import CrystalStore
+from xtal_data.store import CrystalStore, remove_store, require_free
+
+MAX_ATOMS = 1000
+"""Default ingestion limit on atoms per structure (larger ones are skipped and counted)."""
 
 DUPLICATE_IN_SOURCE = "duplicate id in source"
 DUPLICATE_IN_STORE = "id already in store"
@@ -63,10 +67,39 @@ class IngestReport:
         return "\n".join(lines)
 
 
+class NothingIngestedError(ValueError):
+    """An ingestion that wrote nothing: an empty source, or every record skipped for a reason other than
+    being stored already. ``report`` holds the skips; no store was created."""
+
+    def __init__(self, report: IngestReport):
+        self.report = report
+        what = "no records" if not report.read else f"all {report.read} records skipped"
+        super().__init__(f"nothing ingested from {report.source} ({what}); {report.store} not written\n"
+                         + report.summary().split("\n", 1)[1])  # fmt: skip
+
+
 def _reason_key(reason: str) -> str:
-    """Group reasons: drop the ``structure 'x':`` prefix, details in parentheses, and numbers."""
+    """Group reasons: drop the ``structure 'x':`` prefix and the details in parentheses."""
     text = reason.split(": ", 1)[1] if reason.startswith("structure '") and ": " in reason else reason
-    return re.sub(r"\d+(\.\d+)?", "#", text.split(" (")[0])[:80]
+    return text.split(" (")[0][:80]
+
+
+_CELL = re.compile(r"^\s*_cell_(length_a|length_b|length_c|angle_alpha|angle_beta|angle_gamma)\s+"
+                   r"([-+]?[0-9.]+(?:[eE][-+]?[0-9]+)?)", re.MULTILINE)  # fmt: skip
+
+
+def _cif_cell_problem(text: str) -> str | None:
+    """'zero or degenerate cell volume (...)' when a CIF's cell parameters give no volume, else None."""
+    cell = {k: float(v) for k, v in _CELL.findall(text)}
+    if len(cell) < 6:
+        return None
+    a, b, c = cell["length_a"], cell["length_b"], cell["length_c"]
+    cos = [math.cos(math.radians(cell[f"angle_{x}"])) for x in ("alpha", "beta", "gamma")]
+    v2 = 1 - sum(x * x for x in cos) + 2 * cos[0] * cos[1] * cos[2]
+    volume = a * b * c * math.sqrt(max(v2, 0.0)) if min(a, b, c) > 0 else 0.0
+    if volume >= MIN_VOLUME:
+        return None
+    return f"zero or degenerate cell volume ({volume:.3g} Å^3 from a={a:g}, b={b:g}, c={c:g} Å)"
 
 
 def _parse_text(text: str, fmt: str):
@@ -85,6 +118,8 @@ def _parse_text(text: str, fmt: str):
 
 def parse_item(item: TextItem) -> CrystalRecord | Skip:
     """Parse one text structure (CIF or POSCAR) with pymatgen; any failure becomes a Skip with a reason."""
+    if not item.text.strip():
+        return Skip(item.id, f"empty {item.fmt.upper()} text")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -98,6 +133,8 @@ def parse_item(item: TextItem) -> CrystalRecord | Skip:
             reason = f"malformed {item.fmt.upper()} ({msg}{'; ' + detail if detail else ''})"
             if isinstance(err, ValueError) and msg.startswith(f"structure {item.id!r}"):
                 reason = msg
+            elif item.fmt == "cif" and (cell := _cif_cell_problem(item.text)):
+                reason = cell
             return Skip(item.id, reason)
 
 
@@ -145,6 +182,7 @@ def ingest(
     workers: int | None = None,
     batch_size: int = 4096,
     progress: bool = True,
+    max_atoms: int | None = MAX_ATOMS,
     storage_options: dict | None = None,
 ) -> IngestReport:
     """Ingest ``source`` (CSV/feather/parquet with a CIF column, a folder of CIF/POSCAR files, an extended
@@ -156,21 +194,21 @@ def ingest(
         id_column: table column with unique ids (default: material_id, id or name).
         workers: parsing processes (default: all cores; 1 parses in this process).
         batch_size: structures per append transaction.
+        max_atoms: structures with more atoms are skipped (counted by reason); None: no limit.
 
-    Ids already in the store, or repeated in the source, are skipped and reported, never doubled.
+    Ids already in the store, or repeated in the source, are skipped and reported, never doubled. A new
+    store is created only once there is a structure to write: when nothing can be ingested (an empty
+    source, or every record skipped for a reason other than being stored already), NothingIngestedError
+    is raised and nothing is left behind.
     """
     t0 = time.perf_counter()
+    if max_atoms is not None and max_atoms < 1:
+        raise ValueError(f"max_atoms must be at least 1 (or None for no limit), got {max_atoms}")
     spec = PressureSpec(constant=pressure, column=pressure_column)
     items, info = iter_source(str(source), pressure=spec, id_column=id_column, cif_column=cif_column)
-    if not isinstance(store, CrystalStore):  # only now: a bad source must not leave an empty store behind
-        try:
-            store = CrystalStore.open(store, mode="r+", storage_options=storage_options)
-        except FileNotFoundError:
-            store = CrystalStore.create(store, storage_options=storage_options)
-    store._require_writable()
-    store.add_provenance({"action": "ingest started", "source": str(source)})  # stays if interrupted
+    target = _Target(store, storage_options)
     workers = (os.cpu_count() or 1) if workers is None else workers
-    existing = frozenset(store.ids.tolist())
+    existing = target.existing_ids()
     seen = set(existing)
     skipped: list[Skip] = []
     n_read = n_written = 0
@@ -193,22 +231,74 @@ def ingest(
                 elif out.id in seen:
                     reason = DUPLICATE_IN_STORE if out.id in existing else DUPLICATE_IN_SOURCE
                     skipped.append(Skip(out.id, reason))
+                elif max_atoms is not None and out.num_atoms > max_atoms:
+                    skipped.append(Skip(out.id, _too_many(out.num_atoms, max_atoms)))
                 else:
                     seen.add(out.id)
                     records.append(out)
             if records:
-                n_written += store.append(CrystalArrays.from_records(records), on_duplicate="error").written
+                opened = target.writable(source)
+                n_written += opened.append(CrystalArrays.from_records(records), on_duplicate="error").written
             bar.update(len(batch))
+    except BaseException:
+        target.discard_if_empty()
+        raise
     finally:
         bar.close()
         if pool is not None:
             pool.shutdown()
-    report = IngestReport(str(source), store.url, n_read, n_written, tuple(skipped), time.perf_counter() - t0)
-    store.add_provenance({
-        "action": "ingest", "source": str(source), "xtal_data_version": __version__, **info,
-        "pressure_constant_gpa": pressure, "read": n_read, "written": n_written, "skipped": report.reasons(),
-    })  # fmt: skip
+    seconds = time.perf_counter() - t0
+    report = IngestReport(str(source), target.url, n_read, n_written, tuple(skipped), seconds)
+    duplicates = {DUPLICATE_IN_STORE, DUPLICATE_IN_SOURCE}
+    if n_written == 0 and (n_read == 0 or any(s.reason not in duplicates for s in skipped)):
+        raise NothingIngestedError(report)
+    if target.store is not None:
+        target.store.add_provenance({
+            "action": "ingest", "source": str(source), "xtal_data_version": __version__, **info,
+            "pressure_constant_gpa": pressure, "max_atoms": max_atoms, "read": n_read, "written": n_written,
+            "skipped": report.reasons(),
+        })  # fmt: skip
     return report
+
+
+def _too_many(n: int, limit: int) -> str:
+    return f"more atoms than the ingestion limit ({n} > {limit}; raise it with --max-atoms / max_atoms)"
+
+
+class _Target:
+    """The store being ingested into: opened at once if it exists, created only for the first write, and
+    removed again if this ingestion created it and then failed before committing anything."""
+
+    def __init__(self, store: str | CrystalStore, storage_options: dict | None):
+        self.storage_options = storage_options
+        self.created = self.started = False
+        if isinstance(store, CrystalStore):
+            store._require_writable()
+            self.store, self.url = store, store.url
+            return
+        self.url = str(store)
+        try:
+            self.store: CrystalStore | None = CrystalStore.open(self.url, mode="r+",
+                                                                storage_options=storage_options)  # fmt: skip
+        except FileNotFoundError:
+            require_free(self.url, storage_options)  # a non-store file or folder there: refuse before parsing
+            self.store = None
+
+    def existing_ids(self) -> frozenset[str]:
+        return frozenset() if self.store is None else frozenset(self.store.ids.tolist())
+
+    def writable(self, source: str) -> CrystalStore:
+        if self.store is None:
+            self.store = CrystalStore.create(self.url, storage_options=self.storage_options)
+            self.created = True
+        if not self.started:  # this entry stays if the ingestion is interrupted
+            self.store.add_provenance({"action": "ingest started", "source": str(source)})
+            self.started = True
+        return self.store
+
+    def discard_if_empty(self) -> None:
+        if self.created and self.store is not None and len(self.store) == 0:
+            remove_store(self.url, self.storage_options)
 
 
 def _batched(items: Iterable, n: int) -> Iterator[list]:

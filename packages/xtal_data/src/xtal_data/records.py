@@ -17,6 +17,10 @@ PropertyValue = float | str
 """A scalar property: numbers are stored as float64 (NaN = missing), text as str ("" = missing)."""
 
 MAX_Z = 118
+MAX_LATTICE_LENGTH = 1.0e4
+"""Å; a longer lattice vector is refused on write and reported as damage on read."""
+MIN_VOLUME = 1.0e-6
+"""Å^3; a smaller cell volume is a zero / degenerate cell."""
 
 
 def wrap_frac(frac: np.ndarray) -> np.ndarray:
@@ -91,16 +95,24 @@ class CrystalRecord:
             raise ValueError("structure has an empty id")
         if z.ndim != 1 or z.shape[0] == 0:
             raise ValueError(f"{where}: needs at least one atom, got atomic_numbers of shape {z.shape}")
-        if not np.issubdtype(z.dtype, np.integer) or z.min() < 1 or z.max() > MAX_Z:
-            raise ValueError(f"{where}: atomic numbers must be integers in 1..{MAX_Z}, got {z.tolist()}")
+        if not np.issubdtype(z.dtype, np.integer):
+            raise ValueError(f"{where}: atomic numbers must be integers, got dtype {z.dtype}")
+        if z.min() < 1 or z.max() > MAX_Z:
+            outside = sorted(set(z[(z < 1) | (z > MAX_Z)].tolist()))[:5]
+            raise ValueError(f"{where}: atomic numbers outside 1..{MAX_Z} ({outside})")
         if frac.shape != (z.shape[0], 3):
             raise ValueError(f"{where}: frac_coords shape {frac.shape} != ({z.shape[0]}, 3)")
         if lat.shape != (3, 3):
             raise ValueError(f"{where}: lattice shape {lat.shape} != (3, 3)")
         if not (np.isfinite(frac).all() and np.isfinite(lat).all()):
             raise ValueError(f"{where}: non-finite coordinates or lattice")
-        if abs(np.linalg.det(lat)) < 1e-6:
-            raise ValueError(f"{where}: degenerate lattice (volume {np.linalg.det(lat):.3g} Å^3)")
+        if abs(np.linalg.det(lat)) < MIN_VOLUME:
+            raise ValueError(f"{where}: zero or degenerate cell volume ({np.linalg.det(lat):.3g} Å^3)")
+        if np.linalg.norm(lat, axis=1).max() > MAX_LATTICE_LENGTH:
+            raise ValueError(
+                f"{where}: lattice vector longer than {MAX_LATTICE_LENGTH:g} Å "
+                f"({np.linalg.norm(lat, axis=1).round(1).tolist()})"
+            )
         pressure = float(self.pressure)
         if not np.isfinite(pressure):
             raise ValueError(f"{where}: pressure is {self.pressure!r}")
@@ -114,6 +126,12 @@ class CrystalRecord:
         """From an ordered ``pymatgen.core.Structure``; disordered sites raise ValueError."""
         if not structure.is_ordered:
             raise ValueError(f"structure {id!r}: disordered (partial occupancy) sites are not supported")
+        from pymatgen.core import Element
+
+        for site in structure:
+            symbol = getattr(site.specie, "symbol", str(site.specie))
+            if not Element.is_valid_symbol(symbol):
+                raise ValueError(f"structure {id!r}: unknown element {symbol!r}")
         return cls(
             id=id,
             atomic_numbers=np.array([site.specie.Z for site in structure], dtype=np.int64),
@@ -133,8 +151,15 @@ class CrystalRecord:
     @classmethod
     def from_ase(cls, atoms: Any, *, id: str, pressure: float, **properties: PropertyValue):
         """From a periodic ``ase.Atoms`` (all three directions periodic)."""
-        if not all(atoms.pbc) or abs(atoms.cell.volume) < 1e-6:
-            raise ValueError(f"structure {id!r}: not periodic in all three directions")
+        if not all(atoms.pbc):
+            flags = " ".join("T" if p else "F" for p in atoms.pbc)
+            raise ValueError(f"structure {id!r}: not periodic in all three directions (pbc {flags})")
+        if not atoms.cell.any():
+            raise ValueError(f"structure {id!r}: periodic but has no lattice (no cell given)")
+        if abs(atoms.cell.volume) < MIN_VOLUME:
+            raise ValueError(
+                f"structure {id!r}: zero or degenerate cell volume ({atoms.cell.volume:.3g} Å^3)"
+            )
         return cls(
             id=id,
             atomic_numbers=np.asarray(atoms.numbers, dtype=np.int64),

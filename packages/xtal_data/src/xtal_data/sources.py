@@ -63,12 +63,14 @@ class PressureSpec:
         try:
             p = float(value)
         except (TypeError, ValueError):
-            raise ValueError(f"{where}: pressure {value!r} is not a number") from None
+            raise ValueError(f"{where}: pressure is not a number ({value!r})") from None
         if not math.isfinite(p):
-            raise ValueError(f"{where}: pressure value is {'missing' if math.isnan(p) else p}")
+            what = "missing" if math.isnan(p) else f"not finite ({p})"
+            raise ValueError(f"{where}: pressure value is {what}")
         if self.constant is not None and p != self.constant:
             raise ValueError(
-                f"{where}: pressure column says {p} GPa but the constant given is {self.constant}"
+                f"{where}: pressure column disagrees with the constant given "
+                f"(column {p} GPa, constant {self.constant} GPa)"
             )
         return p
 
@@ -139,9 +141,8 @@ def read_csv(source: str, *, id_column: str | None = None) -> Table:
                 continue
             if len(row) != len(header):
                 ident = row[id_pos] if id_pos is not None and id_pos < len(row) else f"row {line_no - 1}"
-                bad.append(
-                    Skip(str(ident), f"CSV row {line_no - 1} has {len(row)} fields, header has {len(header)}")
-                )
+                detail = f"row {line_no - 1} has {len(row)} fields, header has {len(header)}"
+                bad.append(Skip(str(ident), f"wrong number of CSV fields ({detail})"))
                 continue
             good.append(row)
     cols = {name or f"Unnamed: {i}": [r[i] for r in good] for i, name in enumerate(header)}
@@ -271,7 +272,7 @@ def iter_folder(source: str, *, pressure: PressureSpec) -> Iterator[TextItem | S
             with fs.open(path, "rb") as fh:
                 text = fh.read().decode("utf-8")
         except (OSError, UnicodeDecodeError) as err:
-            yield Skip(stem, f"cannot read {path}: {err}")
+            yield Skip(stem, f"cannot read file ({path}: {err})")
             continue
         yield TextItem(stem, fmt, text, float(pressure.constant))
 

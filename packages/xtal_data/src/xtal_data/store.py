@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 import zarr
-from zarr.codecs import BloscCodec
+from zarr.codecs import BloscCodec, Crc32cCodec
 
 from xtal_data import __version__
+from xtal_data.integrity import CorruptStoreError, check_read, reading
 from xtal_data.records import CrystalArrays, CrystalRecord, as_str_array, concat_ranges
 
 SCHEMA_NAME = "xtal-data"
@@ -42,6 +43,8 @@ class StoreConfig:
         chunk_structures: rows per chunk of the per-structure arrays.
         chunk_atoms: rows per chunk of the per-atom arrays.
         cname, clevel, shuffle: Blosc compressor settings.
+        checksum: append a CRC-32C to every chunk (zarr's ``crc32c`` codec), so a damaged chunk is an
+            error on read instead of wrong numbers. Stores written before checksums read as ``False``.
     """
 
     chunk_structures: int = 4096
@@ -49,9 +52,14 @@ class StoreConfig:
     cname: str = "zstd"
     clevel: int = 5
     shuffle: str = "noshuffle"
+    checksum: bool = True
 
     def codec(self) -> BloscCodec:
         return BloscCodec(cname=self.cname, clevel=self.clevel, shuffle=self.shuffle)
+
+    def compressors(self) -> list:
+        """The bytes-to-bytes codec chain of every array: Blosc, then (with ``checksum``) CRC-32C."""
+        return [self.codec(), Crc32cCodec()] if self.checksum else [self.codec()]
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,34 @@ def _storage_options(url: str, storage_options: dict | None) -> dict | None:
     if storage_options is None and url.startswith("file://"):
         return {"auto_mkdir": True}  # zarr 3 over fsspec's local filesystem cannot create folders otherwise
     return storage_options
+
+
+def _exists_message(url: str, storage_options: dict | None) -> str:
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    if fs.exists(f"{path.rstrip('/')}/zarr.json"):
+        return f"a store already exists at {url}; write to a new path, or delete that store first"
+    kind = "folder" if fs.isdir(path) else "file"
+    return f"{url} is an existing {kind} that is not an xtal-data store; choose a new store path"
+
+
+def require_free(url: str, storage_options: dict | None = None) -> None:
+    """Raise FileExistsError (saying what is there) unless ``url`` is absent or an empty folder."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    if fs.exists(path) and not (fs.isdir(path) and not fs.ls(path)):
+        raise FileExistsError(_exists_message(url, storage_options))
+
+
+def remove_store(url: str, storage_options: dict | None = None) -> None:
+    """Delete the store at ``url`` (used only for a store this process created and never filled)."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
 
 
 def _open_group(url: str, mode: str, storage_options: dict | None) -> zarr.Group:
@@ -107,28 +143,24 @@ class CrystalStore:
         overwrite: bool = False,
         storage_options: dict | None = None,
     ) -> CrystalStore:
-        """Create an empty store at ``url`` (path or fsspec URL). Refuses an existing store unless
-        ``overwrite``."""
+        """Create an empty store at ``url`` (path or fsspec URL). Refuses anything already there (a store,
+        or a file or folder that is not one) unless ``overwrite``."""
         url = str(url)
         try:
             group = _open_group(url, "w" if overwrite else "w-", storage_options)
         except (FileExistsError, zarr.errors.ContainsGroupError, zarr.errors.ContainsArrayError) as err:
-            raise FileExistsError(
-                f"a store already exists at {url}; pass overwrite=True to replace it"
-            ) from err
-        codec = config.codec()
+            raise FileExistsError(_exists_message(url, storage_options)) from err
+        comp = config.compressors()
         cs, ca = config.chunk_structures, config.chunk_atoms
         for name in ("id", "formula"):
-            group.create_array(name, shape=(0,), chunks=(cs,), dtype=str, compressors=[codec])
-        group.create_array("num_atoms", shape=(0,), chunks=(cs,), dtype=np.int32, compressors=[codec])
-        group.create_array("offset", shape=(0,), chunks=(cs,), dtype=np.int64, compressors=[codec])
-        group.create_array(
-            "lattice", shape=(0, 3, 3), chunks=(cs, 3, 3), dtype=np.float64, compressors=[codec]
-        )
-        group.create_array("pressure", shape=(0,), chunks=(cs,), dtype=np.float64, compressors=[codec])
+            group.create_array(name, shape=(0,), chunks=(cs,), dtype=str, compressors=comp)
+        group.create_array("num_atoms", shape=(0,), chunks=(cs,), dtype=np.int32, compressors=comp)
+        group.create_array("offset", shape=(0,), chunks=(cs,), dtype=np.int64, compressors=comp)
+        group.create_array("lattice", shape=(0, 3, 3), chunks=(cs, 3, 3), dtype=np.float64, compressors=comp)
+        group.create_array("pressure", shape=(0,), chunks=(cs,), dtype=np.float64, compressors=comp)
         atoms = group.create_group("atoms")
-        atoms.create_array("atomic_numbers", shape=(0,), chunks=(ca,), dtype=np.uint8, compressors=[codec])
-        atoms.create_array("frac_coords", shape=(0, 3), chunks=(ca, 3), dtype=np.float64, compressors=[codec])
+        atoms.create_array("atomic_numbers", shape=(0,), chunks=(ca,), dtype=np.uint8, compressors=comp)
+        atoms.create_array("frac_coords", shape=(0, 3), chunks=(ca, 3), dtype=np.float64, compressors=comp)
         group.create_group("properties")
         group.create_group("splits")
         now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
@@ -139,7 +171,7 @@ class CrystalStore:
             "created_by": f"xtal-data {__version__}",
             "units": {"lattice": "angstrom", "pressure": "GPa", "frac_coords": "fractional, [0, 1)"},
             "config": {"chunk_structures": cs, "chunk_atoms": ca, "cname": config.cname,
-                       "clevel": config.clevel, "shuffle": config.shuffle},
+                       "clevel": config.clevel, "shuffle": config.shuffle, "checksum": config.checksum},
             "num_structures": 0,
             "num_atoms": 0,
             "properties": {},
@@ -159,6 +191,10 @@ class CrystalStore:
             group = _open_group(url, mode, storage_options)
         except (FileNotFoundError, zarr.errors.GroupNotFoundError) as err:
             raise FileNotFoundError(f"no xtal-data store at {url}") from err
+        except (FileExistsError, NotADirectoryError) as err:  # a plain file at url
+            raise FileNotFoundError(f"no xtal-data store at {url} (a file is there)") from err
+        except (ValueError, TypeError, KeyError) as err:  # unreadable zarr.json
+            raise CorruptStoreError(f"store {url}: cannot read its metadata ({err})") from err
         return cls(group, url, read_only=(mode == "r"))
 
     # ------------------------------------------------------------------ metadata
@@ -177,7 +213,7 @@ class CrystalStore:
     @property
     def config(self) -> StoreConfig:
         """Chunking and compression this store was created with."""
-        return StoreConfig(**self._meta["config"])
+        return StoreConfig(**{"checksum": False, **self._meta["config"]})
 
     @property
     def provenance(self) -> list[dict]:
@@ -208,7 +244,8 @@ class CrystalStore:
         key = f"{path}:{stop}"
         if key not in self._cache:
             self._cache = {k: v for k, v in self._cache.items() if not k.startswith(path + ":")}
-            self._cache[key] = np.asarray(self._group[path][:stop])
+            with reading(self.url, path, (0, stop)):
+                self._cache[key] = np.asarray(self._group[path][:stop])
         return self._cache[key]
 
     @property
@@ -261,47 +298,75 @@ class CrystalStore:
             return block.take(idx - lo)
         return self._read_points(idx)
 
-    def _read_range(self, start: int, stop: int) -> CrystalArrays:
-        g = self._group
-        num_atoms = np.asarray(g["num_atoms"][start:stop], dtype=np.int64)
-        a0 = int(g["offset"][start]) if stop > start else 0
+    def _get(self, path: str, sel: slice | tuple, rows: tuple[int, int] | None) -> np.ndarray:
+        """Rows of one array; a chunk that cannot be decoded is a CorruptStoreError naming it."""
+        with reading(self.url, path, rows):
+            arr = self._group[path]
+            return np.asarray(arr.get_orthogonal_selection(sel) if isinstance(sel, tuple) else arr[sel])
+
+    def _atom_range(self, offsets: np.ndarray, num_atoms: np.ndarray, rows: np.ndarray) -> None:
+        """Refuse atom counts / offsets that point outside the committed atoms (damaged index arrays)."""
+        end = offsets + num_atoms
+        bad = np.flatnonzero((num_atoms < 1) | (offsets < 0) | (end > self.num_atoms_total))
+        if bad.size:
+            i = int(rows[bad[0]])
+            raise CorruptStoreError(
+                f"store {self.url} is damaged: structure {i} has {int(num_atoms[bad[0]])} atoms at offset "
+                f"{int(offsets[bad[0]])} of {self.num_atoms_total}; run 'xtal-data verify {self.url}'"
+            )
+
+    def _read_range(self, start: int, stop: int, *, check: bool = True) -> CrystalArrays:
+        rows, sel = (start, stop), slice(start, stop)
+        num_atoms = self._get("num_atoms", sel, rows).astype(np.int64)
+        offsets = self._get("offset", sel, rows).astype(np.int64)
+        a0 = int(offsets[0]) if stop > start else 0
+        self._atom_range(offsets, num_atoms, np.arange(start, stop))
+        if stop > start and not np.array_equal(offsets - a0, np.cumsum(num_atoms) - num_atoms):
+            raise CorruptStoreError(
+                f"store {self.url} is damaged: offsets of structures {start}..{stop - 1} "
+                f"do not follow their atom counts; run 'xtal-data verify {self.url}'"
+            )
         a1 = a0 + int(num_atoms.sum())
-        props = {name: self._read_prop(name, slice(start, stop)) for name in self._meta["properties"]}
-        return CrystalArrays(
-            ids=as_str_array(g["id"][start:stop]),
-            formula=as_str_array(g["formula"][start:stop]),
+        props = {name: self._read_prop(name, sel) for name in self._meta["properties"]}
+        table = CrystalArrays(
+            ids=as_str_array(self._get("id", sel, rows)),
+            formula=as_str_array(self._get("formula", sel, rows)),
             num_atoms=num_atoms,
-            atomic_numbers=np.asarray(g["atoms/atomic_numbers"][a0:a1], dtype=np.int64),
-            frac_coords=np.asarray(g["atoms/frac_coords"][a0:a1], dtype=np.float64),
-            lattice=np.asarray(g["lattice"][start:stop], dtype=np.float64),
-            pressure=np.asarray(g["pressure"][start:stop], dtype=np.float64),
+            atomic_numbers=self._get("atoms/atomic_numbers", slice(a0, a1), (a0, a1)).astype(np.int64),
+            frac_coords=self._get("atoms/frac_coords", slice(a0, a1), (a0, a1)).astype(np.float64),
+            lattice=self._get("lattice", sel, rows).astype(np.float64),
+            pressure=self._get("pressure", sel, rows).astype(np.float64),
             properties=props,
-        )
+        )  # fmt: skip
+        return check_read(self.url, table, np.arange(start, stop)) if check else table
 
     def _read_points(self, idx: np.ndarray) -> CrystalArrays:
         """Scattered structures: per-structure columns come from an in-memory cache (loaded on first use,
         roughly 100 bytes per structure); atoms are read from only the chunks that hold them."""
-        g = self._group
         col = lambda path: self._array(path, len(self))[idx]  # noqa: E731
         num_atoms = col("num_atoms").astype(np.int64)
-        atom_idx = concat_ranges(col("offset").astype(np.int64), num_atoms)
+        offsets = col("offset").astype(np.int64)
+        self._atom_range(offsets, num_atoms, idx)
+        atom_idx = concat_ranges(offsets, num_atoms)
+        atom_rows = (int(atom_idx.min()), int(atom_idx.max()) + 1) if atom_idx.size else (0, 0)
         props = {}
         for name, kind in self._meta["properties"].items():
             values = col(f"properties/{name}")
             props[name] = as_str_array(values) if kind == "str" else values.astype(np.float64)
-        return CrystalArrays(
+        table = CrystalArrays(
             ids=as_str_array(col("id")),
             formula=as_str_array(col("formula")),
             num_atoms=num_atoms,
-            atomic_numbers=np.asarray(g["atoms/atomic_numbers"].get_orthogonal_selection(atom_idx), np.int64),
-            frac_coords=np.asarray(g["atoms/frac_coords"].get_orthogonal_selection((atom_idx, slice(None)))),
+            atomic_numbers=self._get("atoms/atomic_numbers", (atom_idx,), atom_rows).astype(np.int64),
+            frac_coords=self._get("atoms/frac_coords", (atom_idx, slice(None)), atom_rows).astype(np.float64),
             lattice=col("lattice").astype(np.float64),
             pressure=col("pressure").astype(np.float64),
             properties=props,
         )
+        return check_read(self.url, table, idx)
 
     def _read_prop(self, name: str, sel: slice) -> np.ndarray:
-        out = np.asarray(self._group[f"properties/{name}"][sel])
+        out = self._get(f"properties/{name}", sel, (sel.start, sel.stop))
         return as_str_array(out) if self._meta["properties"][name] == "str" else out.astype(np.float64)
 
     def __getitem__(self, i: int) -> CrystalRecord:
@@ -377,14 +442,14 @@ class CrystalStore:
             lo, hi = (n0, n1) if path.startswith("atoms/") else (c0, c1)
             arr.resize((hi, *arr.shape[1:]))
             arr[lo:hi] = np.asarray(values, dtype=DISK_DTYPE.get(path, values.dtype))
-        codec = self.config.codec()
+        comp = self.config.compressors()
         chunks = (int(self._meta["config"]["chunk_structures"]),)
         for name, kind in kinds.items():
             path = f"properties/{name}"
             fill = "" if kind == "str" else np.nan
             if name not in self._meta["properties"]:  # new (or left over by an interrupted append)
                 dtype = str if kind == "str" else np.float64
-                arr = g.create_array(path, shape=(c1,), chunks=chunks, dtype=dtype, compressors=[codec],
+                arr = g.create_array(path, shape=(c1,), chunks=chunks, dtype=dtype, compressors=comp,
                                      overwrite=True)  # fmt: skip
                 if c0:
                     arr[:c0] = np.full(c0, fill, dtype=object if kind == "str" else np.float64)
@@ -418,7 +483,8 @@ class CrystalStore:
             seen[idx] = True
         group = self._group.require_group("splits").require_group(name)
         for part, idx in parts.items():
-            group.create_array(part, data=np.asarray(idx, dtype=np.int64), overwrite=True)
+            group.create_array(part, data=np.asarray(idx, dtype=np.int64), overwrite=True,
+                               compressors=self.config.compressors())  # fmt: skip
         entry = {"parts": {p: int(len(i)) for p, i in parts.items()}, "num_structures": c, **(info or {})}
         self._write_meta(splits={**self._meta["splits"], name: entry})
 
@@ -427,4 +493,11 @@ class CrystalStore:
         if name not in self._meta["splits"]:
             raise KeyError(f"store {self.url} has no split {name!r}; it has {self.split_names}")
         parts = self._meta["splits"][name]["parts"]
-        return {p: np.asarray(self._group[f"splits/{name}/{p}"][:], dtype=np.int64) for p in parts}
+        out = {p: self._get(f"splits/{name}/{p}", slice(None), None).astype(np.int64) for p in parts}
+        for p, idx in out.items():
+            if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
+                raise CorruptStoreError(
+                    f"store {self.url}: split {name!r} part {p!r} holds indices outside "
+                    f"0..{len(self) - 1}; run 'xtal-data verify {self.url}'"
+                )
+        return out

@@ -2,13 +2,20 @@
 
 Every command prints a short summary, writes a JSON summary (``--json``) and a per-item CSV (``--csv``),
 and optionally PNG plots (``--plot``, needs the ``plot`` extra). Bad input exits with status 1 and a
-message naming the item; output files are only written once everything has been computed.
+message naming the item; output files are only written once everything has been computed, their folders
+are checked for writability before anything is computed, and if writing still fails the summary is
+printed to stdout (exit status 1) so that no computed metric is lost. Warnings raised while a command
+runs are reported once each, with their count, at its end (never filtered process-wide).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import sys
+import tempfile
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -16,10 +23,7 @@ import typer
 
 from xtal_eval.io import StructureSet, load_structures, pair_sets
 from xtal_eval.parallel import Parallel
-from xtal_eval.report import plot_histogram, plot_success_curves, write_csv, write_json
-
-# CIF parsing reports rounded coordinates per file: noise on a command line with thousands of files
-warnings.filterwarnings("ignore", message="Issues encountered while parsing CIF", category=UserWarning)
+from xtal_eval.report import plot_histogram, plot_success_curves, to_jsonable, write_csv, write_json
 
 app = typer.Typer(
     name="xtal-eval",
@@ -38,6 +42,62 @@ Pairing = Annotated[str, typer.Option("--pair-by", help="auto (id when both carr
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")]
 
 
+def _version(value: bool) -> None:
+    if value:
+        from xtal_eval import __version__
+
+        typer.echo(f"xtal-eval {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Torch-free structure matching and generation metrics (presets: cdvae, paper, strict)."""
+
+
+def _warnings_once(fn):
+    """Run a command recording its warnings; report each distinct one once, with its count, on stderr.
+    (CIF parsing warns per file about rounded coordinates: thousands of lines on a large set.)"""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                counts = Counter(
+                    f"{w.category.__name__}: {(str(w.message).splitlines() or [''])[0][:200]}" for w in caught
+                )
+                for text, n in counts.items():
+                    typer.echo(f"warning ({n}x): {text}", err=True)
+
+    return wrapper
+
+
+def _check_outputs(*paths: Path | None) -> None:
+    """Refuse, before any work, output paths that cannot be written (a folder, or no write access)."""
+    for path in paths:
+        if path is None:
+            continue
+        if path.is_dir():
+            _fail(ValueError(f"cannot write {path}: it is a folder; give a file name"))
+        folder = path.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir():
+            _fail(ValueError(f"cannot write {path}: {folder} is not a folder"))
+        try:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            _fail(ValueError(f"cannot write {path}: {folder} is not writable ({exc.strerror or exc})"))
+
+
 def _fail(exc: Exception) -> None:
     typer.echo(f"error: {exc}", err=True)
     raise typer.Exit(1)
@@ -48,16 +108,24 @@ def _load(path: Path) -> StructureSet:
 
 
 def _emit(summary: dict, json_out: Path | None, rows: list[dict] | None, csv_out: Path | None) -> None:
-    if csv_out is not None and rows:
-        write_csv(csv_out, rows)
-    if json_out is not None:
-        write_json(json_out, summary)
+    try:
+        if csv_out is not None and rows:
+            write_csv(csv_out, rows)
+        if json_out is not None:
+            write_json(json_out, summary)
+    except OSError as exc:  # the metrics are computed: print them rather than lose them
+        typer.echo(json.dumps(to_jsonable(summary), indent=2))
+        where = exc.filename or json_out or csv_out
+        reason = exc.strerror or exc
+        typer.echo(f"error: cannot write {where} ({reason}); the summary is printed above", err=True)
+        raise typer.Exit(1) from None
     for key, value in summary.items():
         if not isinstance(value, (dict, list)):
             typer.echo(f"{key}: {value}")
 
 
 @app.command()
+@_warnings_once
 def match(
     first: Annotated[Path, typer.Argument(help="Structures (struct1 of pymatgen's matcher).")],
     second: Annotated[Path, typer.Argument(help="Structures (struct2).")],
@@ -70,6 +138,7 @@ def match(
     progress: Progress = False,
 ) -> None:
     """Match item i of FIRST against item i of SECOND under each preset."""
+    _check_outputs(json_out, csv_out)
     from xtal_eval.pairs import match_pairs
 
     try:
@@ -97,6 +166,7 @@ def match(
 
 
 @app.command()
+@_warnings_once
 def recon(
     pred: Annotated[Path, typer.Argument(help="Predicted (reconstructed) structures.")],
     gt: Annotated[Path, typer.Argument(help="Ground-truth structures.")],
@@ -113,6 +183,7 @@ def recon(
     progress: Progress = False,
 ) -> None:
     """Reconstruction match rate (a fraction) and mean normalised RMSD, pairing PRED and GT."""
+    _check_outputs(json_out, csv_out, plot)
     from xtal_eval.recon import reconstruction
 
     try:
@@ -185,6 +256,7 @@ def _load_samples(path: Path, target_ids: list[str], group_column: str) -> list[
 
 
 @app.command("csp")
+@_warnings_once
 def csp_cmd(
     targets: Annotated[Path, typer.Argument(help="Target structures with ids (table or folder).")],
     samples: Annotated[Path, typer.Argument(help="Folder with one sub-folder per target id, or a table.")],
@@ -204,6 +276,7 @@ def csp_cmd(
     progress: Progress = False,
 ) -> None:
     """CSP match rate at k samples with RMSE, and the success-rate curve (early exit per target)."""
+    _check_outputs(json_out, csv_out, plot)
     from xtal_eval.csp import csp
 
     try:
@@ -261,6 +334,7 @@ def csp_cmd(
 
 
 @app.command()
+@_warnings_once
 def gen(
     generated: Annotated[Path, typer.Argument(help="Generated structures.")],
     reference: Annotated[Path, typer.Argument(help="Reference (test) structures for distribution metrics.")],
@@ -279,6 +353,7 @@ def gen(
     progress: Progress = False,
 ) -> None:
     """Generation metrics: validity, Wasserstein distances, uniqueness, novelty, optional coverage."""
+    _check_outputs(json_out, csv_out)
     from xtal_eval import generation as g
     from xtal_eval.validity import validity
 
@@ -324,6 +399,7 @@ def gen(
 
 
 @app.command()
+@_warnings_once
 def rmsd(
     unrelaxed: Annotated[Path, typer.Argument(help="Structures before relaxation.")],
     relaxed: Annotated[Path, typer.Argument(help="The same structures after relaxation (same atom order).")],
@@ -333,6 +409,7 @@ def rmsd(
     plot: PlotOut = None,
 ) -> None:
     """Relaxation RMSD in Å (minimum image, unrelaxed lattice, not normalised)."""
+    _check_outputs(json_out, csv_out, plot)
     from xtal_eval.rmsd import relaxation_rmsds
 
     try:
