@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 import torch
-from cond_vae import CondCDVAEConfig, sample
+from cond_vae import CondCDVAEConfig, SamplerConfig, sample
 from cond_vae.checkpoint import SCHEMA_VERSION, load_checkpoint, read_checkpoint_info, save_checkpoint
 
 from tests.cond_vae._helpers import batch_of, random_crystals, tiny_model
 
-FAST = {"n_step_each": 1, "min_sigma": 1.0}
+FAST = {"sampler": SamplerConfig(levels=6)}
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from cond_vae import sample
+from cond_vae import SamplerConfig, sample
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
 from xtal_graph import Crystal, collate
 
 from tests.cond_vae._helpers import tiny_model
+
+LANGEVIN_5 = SamplerConfig(method="langevin", steps_per_level=5)  # 250 decoder calls
 
 
 @pytest.mark.slow
@@ -26,11 +28,11 @@ def test_memorised_rock_salt_is_sampled_back():
         opt.zero_grad()
         model(batch, teacher_forcing=True).total.backward()
         opt.step()
-    samples = sample(model, ["Na4Cl4"], [0.0], num_per_row=8, seed=0, n_step_each=5)
+    samples = sample(model, ["Na4Cl4"], [0.0], num_per_row=8, seed=0, sampler=LANGEVIN_5)
     matcher = StructureMatcher()  # pymatgen defaults (0.2 / 0.3 / 5)
     matches = sum(matcher.fit(s.to_pymatgen(), salt) for s in samples)
     assert matches >= 2, f"only {matches} of 8 samples match rock salt"
     # an untrained model does not: the check has teeth
     fresh = tiny_model(crystals, dtype=torch.float32, seed=1)
-    untrained = sample(fresh, ["Na4Cl4"], [0.0], num_per_row=8, seed=0, n_step_each=5)
+    untrained = sample(fresh, ["Na4Cl4"], [0.0], num_per_row=8, seed=0, sampler=LANGEVIN_5)
     assert sum(matcher.fit(s.to_pymatgen(), salt) for s in untrained) < matches

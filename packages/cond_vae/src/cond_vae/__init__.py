@@ -28,9 +28,9 @@ from ._lattice import (
 from ._losses import LossOutput, noise_levels
 from ._model import CondCDVAE, build_graph
 from ._neighbors import NeighborList
-from ._sampling import LangevinResult, SampledStructure, langevin_dynamics, reconstruct, sample
 from ._scalers import RunningStats, Standardizer
 from ._writers import WriteReport, write_cif, write_extxyz, write_store
+from .sampling import SampledStructure, SamplerConfig, reconstruct, sample
 
 __version__ = "0.1.0"
 
@@ -41,7 +41,6 @@ __all__ = [
     "ConditionEncoder",
     "EncoderConfig",
     "GaussianBasis",
-    "LangevinResult",
     "LatentStats",
     "LatticeCheck",
     "LatticeHead",
@@ -51,13 +50,13 @@ __all__ = [
     "PeriodicDimeNetPP",
     "RunningStats",
     "SampledStructure",
+    "SamplerConfig",
     "ScalarCondition",
     "Standardizer",
     "WriteReport",
     "__version__",
     "build_graph",
     "check_scalar",
-    "langevin_dynamics",
     "lattice_to_scaled_params",
     "noise_levels",
     "parse_formula",

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._sampling import SampledStructure
+from .sampling import SampledStructure
 
 __all__ = ["WriteReport", "write_cif", "write_extxyz", "write_store"]
 

@@ -1,0 +1,95 @@
+"""``SamplerConfig``: which sampler, how many decoder calls, in what batches.
+
+One frozen dataclass that the library, every CLI (flags and the ``[sampler]`` TOML table) and every run
+record share under the same names. ``decoder_calls()`` is the cost of one structure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+METHODS = ("langevin", "pc", "ode")
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """How to sample coordinates in a fixed cell (update rules in :mod:`cond_vae.sampling._samplers`).
+
+    ``method``:
+      * ``"langevin"``: the reference's annealed Langevin dynamics, ``steps_per_level`` steps on each
+        visited level with ``eta = step_lr (sigma / sigma_min)^2`` (the reference: 100 steps on all 50
+        levels, ``step_lr = 1e-4``, 5,000 decoder calls).
+      * ``"pc"``: a reverse-diffusion (ancestral) predictor from each visited level to the next, after
+        ``corrector_steps`` Langevin corrector steps whose size is set by ``snr`` per crystal.
+      * ``"ode"``: the probability-flow ODE (Euler between visited levels): deterministic given the
+        latent and the starting coordinates.
+
+    ``levels``: how many of the model's noise levels are visited (evenly spaced in index, the first and
+    the last always included; ``None``: all). ``final_denoise``: one last noise-free step from the
+    smallest level to sigma = 0 (Tweedie's formula). ``skin`` (Å): Verlet-list reuse, same results.
+    ``batch_size``: structures per decoder call; results do not depend on it beyond float rounding
+    (the random numbers of a structure are a function of (seed, row, sample index) alone).
+    """
+
+    method: str = "pc"
+    levels: int | None = None
+    steps_per_level: int = 1  # langevin: steps on each level
+    step_lr: float = 1e-4  # langevin: the reference's step-size constant
+    corrector_steps: int = 1  # pc: Langevin corrector steps on each level
+    snr: float = 0.1  # pc: corrector signal-to-noise ratio
+    final_denoise: bool = True
+    skin: float | None = None
+    batch_size: int = 512
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise ValueError(f"SamplerConfig: {message}")
+
+        need(self.method in METHODS, f"method must be one of {METHODS}, got {self.method!r}")
+        need(self.levels is None or self.levels >= 1, f"levels must be >= 1, got {self.levels}")
+        need(self.steps_per_level >= 1, f"steps_per_level must be >= 1, got {self.steps_per_level}")
+        need(self.step_lr > 0, f"step_lr must be > 0, got {self.step_lr}")
+        need(self.corrector_steps >= 0, f"corrector_steps must be >= 0, got {self.corrector_steps}")
+        need(self.snr > 0, f"snr must be > 0, got {self.snr}")
+        need(self.skin is None or self.skin >= 0, f"skin must be >= 0 Å, got {self.skin}")
+        need(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+
+    @classmethod
+    def reference(cls, **changes: Any) -> SamplerConfig:
+        """The reference's setting: annealed Langevin, 100 steps on each of the 50 levels."""
+        return cls(method="langevin", steps_per_level=100, step_lr=1e-4, final_denoise=False).replace(
+            **changes
+        )
+
+    def replace(self, **changes: Any) -> SamplerConfig:
+        return dataclasses.replace(self, **changes)
+
+    def num_levels(self, available: int) -> int:
+        return available if self.levels is None else min(self.levels, available)
+
+    def decoder_calls(self, available_levels: int = 50) -> int:
+        """Decoder calls per structure with a model of ``available_levels`` noise levels."""
+        k = self.num_levels(available_levels)
+        final = int(self.final_denoise)
+        if self.method == "langevin":
+            return k * self.steps_per_level + final
+        if self.method == "pc":
+            return k * self.corrector_steps + (k - 1) + final
+        return (k - 1) + final
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SamplerConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown key(s) {unknown} in [sampler]; known keys: {sorted(known)}")
+        return cls(**data)
+
+
+DEFAULT_SAMPLER = SamplerConfig()  # what every tool uses unless told otherwise

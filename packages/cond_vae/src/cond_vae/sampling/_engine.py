@@ -1,0 +1,218 @@
+"""The sampling engine: requests in, structures out, the same ones however the work is cut.
+
+Work is a list of jobs ``(row, sample index)`` in row-major order, cut into blocks of
+``SamplerConfig.batch_size`` jobs; block ``b`` goes to rank ``b % world_size``. Every random number of
+a job is keyed by ``(seed, row, sample index)`` (:mod:`._noise`), so the structures do not depend on the
+number of processes (bit for bit) nor on the batch size (up to the rounding of batched matrix
+products, measured in the tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+from xtal_graph import Crystal, cart_to_frac, frac_to_cart, wrap_frac
+
+from .._neighbors import NeighborList
+from . import _noise
+from ._config import DEFAULT_SAMPLER, SamplerConfig
+from ._protocol import ScoreModel, as_score_model
+from ._samplers import displacement, plan
+
+__all__ = ["SampleRequest", "SampledStructure", "sample_requests", "run_block", "job_blocks"]
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """One row: the atoms of a full cell (atomic numbers), its conditions (e.g. ``{"pressure": 50.0}``
+    in GPa), optionally a given cell ``lattice (3, 3)`` Å and an ``id``."""
+
+    atom_types: tuple[int, ...]
+    conditions: dict[str, float]
+    formula: str = ""
+    lattice: tuple[tuple[float, ...], ...] | None = None
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class SampledStructure:
+    """One generated structure. ``crystal`` is ``None`` when the proposed cell was invalid
+    (``reason`` says why); ``row`` indexes the input rows, ``index`` the sample within its row."""
+
+    row: int
+    index: int
+    formula: str
+    conditions: dict[str, float]
+    crystal: Crystal | None
+    reason: str = ""
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def valid(self) -> bool:
+        return self.crystal is not None
+
+    def to_pymatgen(self):
+        """pymatgen ``Structure`` (raises ``ValueError`` for an invalid sample)."""
+        if self.crystal is None:
+            raise ValueError(f"sample {self.row}-{self.index} has no structure: {self.reason}")
+        return self.crystal.to_pymatgen()
+
+
+def job_blocks(num_rows: int, num_per_row: int, batch_size: int) -> list[list[tuple[int, int]]]:
+    """Jobs ``(row, index)`` in row-major order, cut into blocks of ``batch_size``."""
+    jobs = [(r, k) for r in range(num_rows) for k in range(num_per_row)]
+    return [jobs[i : i + batch_size] for i in range(0, len(jobs), batch_size)]
+
+
+@torch.no_grad()
+def sample_requests(
+    model,
+    requests: Sequence[SampleRequest],
+    *,
+    num_per_row: int,
+    seed: int,
+    sampler: SamplerConfig = DEFAULT_SAMPLER,
+    rank: int = 0,
+    world_size: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> list[SampledStructure]:
+    """This rank's structures for ``num_per_row`` samples of every request, in (row, index) order.
+
+    ``model``: a :class:`~cond_vae.CondCDVAE` or any :class:`ScoreModel`. ``progress(n)`` is called
+    with the number of structures finished after each block.
+    """
+    if num_per_row < 1:
+        raise ValueError(f"num_per_row must be >= 1, got {num_per_row}")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} outside 0..{world_size - 1}")
+    score_model = as_score_model(model)
+    out: list[SampledStructure] = []
+    blocks = job_blocks(len(requests), num_per_row, sampler.batch_size)
+    module = getattr(score_model, "model", None)
+    was_training = bool(module is not None and module.training)
+    if module is not None:
+        module.eval()
+    try:
+        for b in range(rank, len(blocks), world_size):
+            out += run_block(
+                score_model, [(requests[r], r, k) for r, k in blocks[b]], seed=seed, sampler=sampler
+            )
+            if progress is not None:
+                progress(len(blocks[b]))
+    finally:
+        if module is not None:
+            module.train(was_training)
+    return out
+
+
+def _device_dtype(score_model: ScoreModel) -> tuple[torch.device, torch.dtype]:
+    module = getattr(score_model, "model", score_model)
+    if isinstance(module, torch.nn.Module):
+        p = next(module.parameters(), None)
+        if p is not None:
+            return p.device, p.dtype
+    return score_model.sigmas.device, score_model.sigmas.dtype
+
+
+@torch.no_grad()
+def run_block(
+    score_model: ScoreModel,
+    jobs: Sequence[tuple[SampleRequest, int, int]],
+    *,
+    seed: int,
+    sampler: SamplerConfig,
+    latent: Tensor | None = None,
+) -> list[SampledStructure]:
+    """Sample one block of jobs ``(request, row, index)`` together (one decoder call per step).
+
+    ``latent (C, Z)``: given latent vectors (e.g. a posterior's, to reconstruct); default: drawn from
+    the jobs' keys.
+    """
+    device, dtype = _device_dtype(score_model)
+    atom_lists = [req.atom_types for req, _, _ in jobs]
+    num_atoms = torch.tensor([len(a) for a in atom_lists], device=device)
+    atom_types = torch.tensor([z for a in atom_lists for z in a], device=device)
+    c = len(jobs)
+    batch = torch.repeat_interleave(torch.arange(c, device=device), num_atoms)  # (N,)
+    keys = torch.tensor([_noise.structure_key(seed, r, k) for _, r, k in jobs], device=device)  # (C,)
+    local = torch.arange(atom_types.shape[0], device=device) - (torch.cumsum(num_atoms, 0) - num_atoms)[batch]
+    atom_keys = _noise.atom_keys(keys[batch], local)  # (N,)
+    names = sorted(jobs[0][0].conditions)
+    conds = {
+        n: torch.tensor([req.conditions[n] for req, _, _ in jobs], device=device, dtype=dtype) for n in names
+    }
+    if latent is None:
+        latent = _noise.normal(keys, _noise.LATENT, 0, max(score_model.latent_dim, 1), dtype)
+        latent = latent[:, : score_model.latent_dim]
+    given = [req.lattice for req, _, _ in jobs]
+    lattice = None
+    if any(g is not None for g in given):
+        if not all(g is not None for g in given):
+            raise ValueError("either every request of a block gives a lattice or none does")
+        lattice = torch.tensor(given, device=device, dtype=dtype)
+    proposal = score_model.propose(
+        atom_types=atom_types,
+        batch=batch,
+        num_atoms=num_atoms,
+        conditions=conds,
+        latent=latent,
+        lattice=lattice,
+    )
+    keep = torch.tensor([r == "" for r in proposal.reasons], device=device)
+    frac = torch.zeros((atom_types.shape[0], 3), device=device, dtype=dtype)
+    calls = 0
+    if bool(keep.any()):
+        atom_keep = keep[batch]
+        frac[atom_keep], calls = _integrate(
+            score_model, sampler, atom_types[atom_keep], num_atoms[keep], proposal.lattice[keep].to(dtype),
+            proposal.cond[keep], atom_keys[atom_keep],
+        )  # fmt: skip
+    out, offset = [], 0
+    lattice_np = proposal.lattice.double().cpu().numpy()
+    frac_np = frac.double().cpu().numpy()
+    for i, (req, r, k) in enumerate(jobs):
+        n = len(atom_lists[i])
+        crystal = None
+        if proposal.reasons[i] == "":
+            crystal = Crystal(
+                atom_types=np.asarray(atom_lists[i], dtype=np.int64),
+                frac_coords=frac_np[offset : offset + n],
+                lattice=lattice_np[i],
+                properties=dict(req.conditions),
+                id=f"{r}-{k}",
+            )
+        extra = {"decoder_calls": calls if crystal is not None else 0}
+        out.append(
+            SampledStructure(r, k, req.formula, dict(req.conditions), crystal, proposal.reasons[i], extra)
+        )
+        offset += n
+    return out
+
+
+def _integrate(score_model, sampler, atom_types, num_atoms, lattice, cond, atom_keys) -> tuple[Tensor, int]:
+    """Run the sampler's plan from uniform coordinates; returns ``frac (N, 3)`` and the decoder calls."""
+    dtype, device = lattice.dtype, lattice.device
+    c = num_atoms.shape[0]
+    batch = torch.repeat_interleave(torch.arange(c, device=device), num_atoms)
+    frac = _noise.uniform(atom_keys, _noise.START, 0, 3, dtype)  # (N, 3)
+    neighbors = NeighborList(
+        cutoff=score_model.cutoff, max_neighbors=score_model.max_neighbors, skin=sampler.skin,
+        num_atoms=num_atoms, batch=batch,
+    )  # fmt: skip
+    steps = plan(sampler, score_model.sigmas)
+    for t, step in enumerate(steps):
+        graph, trips = neighbors.graph(frac, lattice)
+        g = score_model.score(
+            atom_types=atom_types, batch=batch, frac=frac, lattice=lattice, graph=graph, triplets=trips,
+            cond=cond, sigma=step.sigma,
+        )  # fmt: skip
+        xi = _noise.normal(atom_keys, _noise.NOISE, t, 3, dtype) if step.noisy else None
+        move = displacement(step, g, xi, batch, c)  # (N, 3) Å
+        unwrapped = cart_to_frac(frac_to_cart(frac, lattice, batch=batch) + move, lattice, batch=batch)
+        frac = wrap_frac(unwrapped)
+        neighbors.moved(move, torch.round(unwrapped - frac).long())
+    return frac, len(steps)

@@ -1,0 +1,202 @@
+"""The sampling engine: keyed randomness, invariance to ranks and batch size, each sampler on a toy
+score with a known answer, a custom score model, plans and their decoder-call counts."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+from cond_vae.sampling import (
+    Proposal,
+    SamplerConfig,
+    SampleRequest,
+    ScoreModel,
+    _noise,
+    make_requests,
+    merge_shards,
+    plan,
+    sample_requests,
+    visited_levels,
+    write_shard,
+)
+
+from tests.cond_vae._helpers import random_crystals, tiny_model
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return tiny_model(random_crystals(16, seed=1), dtype=torch.float64)
+
+
+# ----------------------------------------------------------------------------- keyed random numbers
+def test_keyed_numbers_do_not_depend_on_what_else_is_drawn():
+    keys = torch.tensor([_noise.structure_key(7, r, k) for r in range(5) for k in range(3)])
+    full = _noise.normal(keys, _noise.NOISE, 11, 3, torch.float64)
+    assert torch.equal(full[4:9], _noise.normal(keys[4:9], _noise.NOISE, 11, 3, torch.float64))
+    assert not torch.equal(full, _noise.normal(keys, _noise.NOISE, 12, 3, torch.float64))
+    assert len(set(keys.tolist())) == len(keys)
+    assert _noise.structure_key(7, 1, 2) != _noise.structure_key(7, 2, 1)
+
+
+def test_keyed_numbers_have_the_right_distribution():
+    keys = torch.tensor([_noise.structure_key(0, r, 0) for r in range(4000)])
+    z = _noise.normal(keys, _noise.NOISE, 0, 25, torch.float64).flatten()  # 100,000 numbers
+    assert abs(float(z.mean())) < 0.015 and abs(float(z.std()) - 1) < 0.015
+    assert abs(float((z**4).mean()) - 3) < 0.1  # Gaussian tails, not a uniform's
+    u = _noise.uniform(keys, _noise.START, 0, 25, torch.float64).flatten()
+    assert 0 < float(u.min()) and float(u.max()) < 1 and abs(float(u.mean()) - 0.5) < 0.005
+
+
+# ----------------------------------------------------------------------------- engine invariance
+FORMULAS, PRESSURES = ["Si4O8", "Fe2O3", "C8", "H2O"], [1.0, 2.0, 3.0, 4.0]
+
+
+def _run(model, sampler, **kw):
+    requests = make_requests(model, FORMULAS, PRESSURES)
+    return sample_requests(model, requests, num_per_row=3, seed=5, sampler=sampler, **kw)
+
+
+@pytest.mark.parametrize("method", ["pc", "langevin", "ode"])
+def test_ranks_give_the_structures_of_one_process_bit_for_bit(model, method, tmp_path):
+    sampler = SamplerConfig(method=method, levels=5, batch_size=4)
+    one = _run(model, sampler)
+    for world in (2, 3):
+        for rank in range(world):
+            write_shard(tmp_path / str(world), rank, _run(model, sampler, rank=rank, world_size=world))
+        merged = merge_shards(tmp_path / str(world), world)
+        assert [(s.row, s.index) for s in merged] == [(s.row, s.index) for s in one]
+        for a, b in zip(one, merged, strict=True):
+            assert np.array_equal(a.crystal.frac_coords, b.crystal.frac_coords)
+            assert np.array_equal(a.crystal.lattice, b.crystal.lattice)
+
+
+def test_batch_size_changes_no_random_number(model):
+    """Batch 1 vs 64: latents and cells bit for bit (per-crystal heads); coordinates of the
+    deterministic sampler equal to float rounding. The stochastic samplers use the same random numbers
+    too, but can amplify the rounding of batched matrix products (docs/benchmarks/sampler.md)."""
+    ode = SamplerConfig(method="ode", levels=10)
+    small, large = _run(model, ode.replace(batch_size=1)), _run(model, ode.replace(batch_size=64))
+    for a, b in zip(small, large, strict=True):
+        assert np.array_equal(a.crystal.lattice, b.crystal.lattice)
+        delta = (a.crystal.frac_coords - b.crystal.frac_coords + 0.5) % 1 - 0.5
+        assert np.abs(delta).max() < 1e-8  # float64 model
+
+
+def test_given_lattices_are_kept(model):
+    cells = [np.diag([5.0, 5.5, 6.0]) + 0.1 * i for i in range(len(FORMULAS))]
+    requests = make_requests(model, FORMULAS, PRESSURES, lattices=cells)
+    out = sample_requests(model, requests, num_per_row=2, seed=0, sampler=SamplerConfig(levels=3))
+    for s in out:
+        np.testing.assert_allclose(s.crystal.lattice, cells[s.row], atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- plans
+@pytest.mark.parametrize(
+    "config",
+    [
+        SamplerConfig(),
+        SamplerConfig(levels=10, corrector_steps=0),
+        SamplerConfig(levels=1, final_denoise=False),
+        SamplerConfig(method="ode", levels=25),
+        SamplerConfig(method="langevin", levels=20, steps_per_level=3),
+        SamplerConfig.reference(),
+    ],
+)
+def test_plan_length_is_the_advertised_decoder_calls(config):
+    sigmas = torch.logspace(1, -2, 50)
+    steps = plan(config, sigmas)
+    assert len(steps) == config.decoder_calls(50)
+    assert all(a.sigma >= b.sigma for a, b in zip(steps, steps[1:], strict=False))
+
+
+def test_reference_setting_is_5000_calls_and_levels_are_evenly_spread():
+    assert SamplerConfig.reference().decoder_calls() == 5000
+    assert visited_levels(50, None) == list(range(50))
+    assert visited_levels(50, 5) == [0, 12, 24, 37, 49]
+    assert visited_levels(50, 1) == [49]
+    with pytest.raises(ValueError, match="method"):
+        SamplerConfig(method="euler")
+    with pytest.raises(ValueError, match="unknown key"):
+        SamplerConfig.from_dict({"steps": 3})
+    assert SamplerConfig.from_dict(SamplerConfig(levels=7).to_dict()) == SamplerConfig(levels=7)
+
+
+# ----------------------------------------------------------------------------- toy score, known answer
+@dataclass
+class GaussianAroundSites:
+    """A custom :class:`ScoreModel`: every atom of a cubic cell ``a`` Å is drawn from a periodic Gaussian
+    of width ``tau`` Å around its own site, so ``p_sigma`` is a Gaussian of variance
+    ``tau^2 + sigma^2`` per component (summed over the 125 nearest images, exact at every level)."""
+
+    sites: torch.Tensor  # (N, 3) fractional
+    a: float = 4.0
+    tau: float = 0.1
+    sigmas: torch.Tensor = torch.logspace(1, -2, 50, dtype=torch.float64)
+    latent_dim: int = 0
+    cutoff: float = 1.0
+    max_neighbors: int | None = 1
+
+    def propose(self, *, atom_types, batch, num_atoms, conditions, latent, lattice):
+        c = num_atoms.shape[0]
+        cell = torch.eye(3, dtype=torch.float64).expand(c, 3, 3) * self.a
+        return Proposal(cond=torch.zeros((c, 0), dtype=torch.float64), lattice=cell, reasons=("",) * c)
+
+    def score(self, *, atom_types, batch, frac, lattice, graph, triplets, cond, sigma):
+        n = atom_types.shape[0]
+        images = torch.stack(
+            torch.meshgrid(*[torch.arange(-2, 3.0, dtype=torch.float64)] * 3, indexing="ij"), -1
+        )
+        d = (frac - self.sites[:n])[:, None, :] + images.reshape(1, -1, 3)  # (N, 125, 3) cells
+        d = d * self.a  # Å
+        var = self.tau**2 + sigma**2
+        w = torch.softmax(-(d * d).sum(-1) / (2 * var), dim=1)  # (N, 125)
+        return -(w[..., None] * d).sum(1) / var  # (N, 3) 1/Å
+
+
+@pytest.fixture
+def toy():
+    sites = _noise.uniform(torch.arange(300), _noise.START, 99, 3, torch.float64)
+    return GaussianAroundSites(sites=sites)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        SamplerConfig(method="pc", corrector_steps=0),  # ancestral predictor alone
+        SamplerConfig(method="pc", corrector_steps=1, snr=0.1),
+        SamplerConfig(method="ode"),
+        SamplerConfig(method="langevin", steps_per_level=20, final_denoise=False),
+    ],
+    ids=["ancestral", "pc", "ode", "langevin"],
+)
+def test_each_sampler_lands_on_the_known_distribution(toy, config):
+    assert isinstance(toy, ScoreModel)
+    request = SampleRequest(atom_types=(6,) * 300, conditions={})
+    (out,) = sample_requests(toy, [request], num_per_row=1, seed=0, sampler=config)
+    delta = (out.crystal.frac_coords - toy.sites.numpy() + 0.5) % 1 - 0.5  # (N, 3) fractional
+    std = float(np.std(delta * toy.a))
+    # the exact answer is tau (0.1 Å); 900 numbers give about 3% statistical error
+    assert 0.8 * toy.tau < std < 1.25 * toy.tau, std
+    assert abs(float(np.mean(delta * toy.a))) < 0.02
+    if config.method == "ode":  # deterministic: the same run again is the same bits
+        (again,) = sample_requests(toy, [request], num_per_row=1, seed=0, sampler=config)
+        assert np.array_equal(again.crystal.frac_coords, out.crystal.frac_coords)
+
+
+def test_a_sampler_that_stops_early_is_caught_by_the_toy(toy):
+    """The check has teeth: one level only leaves the atoms far from their sites."""
+    request = SampleRequest(atom_types=(6,) * 300, conditions={})
+    (out,) = sample_requests(
+        toy,
+        [request],
+        num_per_row=1,
+        seed=0,
+        sampler=SamplerConfig(method="ode", levels=1, final_denoise=False),
+    )
+    delta = (out.crystal.frac_coords - toy.sites.numpy() + 0.5) % 1 - 0.5
+    assert float(np.std(delta * toy.a)) > 3 * toy.tau
+    assert math.isfinite(float(np.std(delta)))
