@@ -54,7 +54,7 @@ def checkpoint(tmp_path_factory) -> Path:
 
 
 ARGS = ["--limit", "2", "--pressures", "0,20", "--num", "2", "--calculator", "emt", "--max-steps", "15",
-        "--steps-per-level", "1", "--seed", "3", "--device", "cpu", "--no-progress"]  # fmt: skip
+        "--levels", "3", "--seed", "3", "--device", "cpu", "--no-progress"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

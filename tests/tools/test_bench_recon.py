@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from cond_vae import SamplerConfig
 from xtal_graph import lattice_from_params
 from xtal_tools.bench.recon import run_recon
 from xtal_tools.evaluation import EvalSettings
@@ -47,7 +48,7 @@ def dataset(tmp_path_factory):
     return CrystalDataset(store, split="random", part="train")  # 4 crystals
 
 
-SETTINGS = EvalSettings(seed=1, n_step_each=1, presets=("cdvae", "paper"))
+SETTINGS = EvalSettings(seed=1, sampler=SamplerConfig(levels=3), presets=("cdvae", "paper"))
 
 
 def test_metrics_match_the_rows_and_speed_is_reported(dataset, tmp_path):

@@ -8,7 +8,7 @@ from ase.calculators.emt import EMT
 from hypothesis import given
 from hypothesis import strategies as st
 from pymatgen.core import Lattice, Structure
-from xtal_tools.bench._common import BenchTarget, Relaxer, derived_seed
+from xtal_tools.bench._common import BenchTarget, Relaxer
 from xtal_tools.bench.success import (
     SuccessSettings,
     plot_success,
@@ -103,7 +103,7 @@ def test_size_cut_is_strict_fewer_than(targets):
     assert result.summary()["n_targets_n_atoms<8"] == 1
 
 
-def test_each_target_has_its_own_seed_whatever_the_chunking(targets):
+def test_every_target_is_a_row_of_one_call_with_one_seed_whatever_the_chunking(targets):
     def make(f, k):
         return rock_salt() if k == 1 else None
 
@@ -113,8 +113,7 @@ def test_each_target_has_its_own_seed_whatever_the_chunking(targets):
         result = run_success(
             targets, sampler, SuccessSettings(num=2, seed=5, presets=("paper",), chunk=chunk)
         )
-        assert [c[3] for c in sampler.calls] == [derived_seed(5, i) for i in range(3)]
-        assert [c[0] for c in sampler.calls] == [["Na4Cl4"], ["Cu4"], ["Na12Cl12"]]
+        assert sampler.calls == [(["Na4Cl4", "Cu4", "Na12Cl12"], [t.pressure for t in targets], 2, 5)]
         runs.append(result.first_match["unrelaxed"]["paper"].tolist())
     assert runs == [[2, 0, 2]] * 3  # the 24-atom supercell is found too: the matcher reduces cells
 
@@ -125,7 +124,7 @@ def test_relaxation_turns_rattled_samples_into_matches_and_counts_failures():
     relaxer = Relaxer(EMT(), RelaxSettings(max_steps=100))
     settings = SuccessSettings(num=3, seed=7, presets=("paper",), modes=("unrelaxed", "relaxed"))
     result = run_success([target], sampler, settings, relaxer=relaxer)
-    assert sampler.calls == [(["Cu4"], [2.0], 3, derived_seed(7, 0))]
+    assert sampler.calls == [(["Cu4"], [2.0], 3, 7)]
     assert result.first_match["unrelaxed"]["paper"].tolist() == [0]  # rattled by ~0.5 Å: no match
     assert result.first_match["relaxed"]["paper"].tolist() == [2]  # sample 1 is None, 2 relaxes back
     np.testing.assert_allclose(result.curve("paper", "relaxed"), [0.0, 1.0, 1.0])

@@ -21,7 +21,7 @@ from tests.tools.test_bench_success import fcc_cu, rock_salt
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
-FAST = ["--steps-per-level", "1", "--seed", "3", "--device", "cpu"]
+FAST = ["--levels", "3", "--seed", "3", "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from tests.cond_vae._helpers import tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
-FAST = ["--steps-per-level", "1", "--seed", "3", "--device", "cpu", "--no-progress"]
+FAST = ["--levels", "3", "--seed", "3", "--device", "cpu", "--no-progress"]
 EMT_ARGS = ["--calculator", "emt", "--max-steps", "40"]
 
 

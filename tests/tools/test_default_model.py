@@ -44,7 +44,7 @@ def test_it_loads_and_matches_configs_default_toml_and_its_card():
 def test_csp_without_a_checkpoint_uses_the_default_model(tmp_path):
     out = tmp_path / "sio2"
     args = ["-f", "SiO2", "-u", "2", "-p", "0", "-n", "2", "--no-relax", "-o", str(out)]
-    fast = ["--steps-per-level", "1", "--seed", "0", "--device", "cpu", "--no-progress"]
+    fast = ["--levels", "3", "--seed", "0", "--device", "cpu", "--no-progress"]
     res = CliRunner().invoke(csp_module.app, [*args, *fast])
     assert res.exit_code == 0, res.output
     record = tomllib.loads((out / "run.toml").read_text())

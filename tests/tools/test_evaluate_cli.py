@@ -16,7 +16,7 @@ from xtal_tools.evaluate import app
 from tests.cond_vae._helpers import tiny_model
 
 runner = CliRunner()
-FAST = ["--steps-per-level", "1", "--seed", "1", "--device", "cpu", "--presets", "cdvae,paper"]
+FAST = ["--levels", "3", "--seed", "1", "--device", "cpu", "--presets", "cdvae,paper"]
 
 
 @pytest.fixture(scope="module")

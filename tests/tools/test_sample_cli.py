@@ -14,13 +14,13 @@ import torch
 from cond_vae.checkpoint import save_checkpoint
 from typer.testing import CliRunner
 from xtal_tools.sample import app
-from xtal_tools.sampling import chunk_seed, rank_chunks, read_rows
+from xtal_tools.sampling import read_rows
 
 from tests.cond_vae._helpers import tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
-FAST = ["--steps-per-level", "1", "--seed", "3", "--device", "cpu"]
+FAST = ["--levels", "3", "--batch-size", "4", "--seed", "3", "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")
@@ -140,17 +140,18 @@ def test_refuses_a_non_empty_output_folder_and_a_missing_checkpoint(checkpoint, 
     assert res.exit_code == 1 and "checkpoint" in res.output
 
 
-def test_chunks_cover_every_row_once_for_any_world_size():
-    for world in (1, 2, 3, 7):
-        rows = sorted(i for r in range(world) for c in rank_chunks(23, 4, r, world) for i in c)
-        assert rows == list(range(23))
-    assert chunk_seed(0, 1) != chunk_seed(0, 2) != chunk_seed(1, 1)
-
-
 @pytest.mark.slow
 def test_two_processes_write_what_one_process_writes(checkpoint, tmp_path, rows_csv):
     """torchrun with 2 gloo ranks against a plain single process, both with one thread each."""
-    common = ["-k", str(checkpoint), "--rows", str(rows_csv), "-n", "2", "--chunk-rows", "2", *FAST]
+    common = [
+        "-k",
+        str(checkpoint),
+        "--rows",
+        str(rows_csv),
+        "-n",
+        "2",
+        *FAST,
+    ]  # 3 blocks of 4: both ranks work
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     single, multi = tmp_path / "single", tmp_path / "multi"
     launch = [
@@ -178,12 +179,14 @@ def test_two_processes_write_what_one_process_writes(checkpoint, tmp_path, rows_
 
 def test_library_sharding_equals_single_process(checkpoint, tmp_path, rows_csv):
     """Ranks run in sequence here (no barrier): rank 0 merges the shards of every rank."""
+    from cond_vae import SamplerConfig
     from cond_vae.checkpoint import load_checkpoint
     from xtal_tools.sampling import SamplingJob, run_sampling
 
     model = load_checkpoint(checkpoint)
     rows = read_rows(rows_csv)
-    job = SamplingJob(num_per_row=2, seed=5, n_step_each=1, chunk_rows=2, formats=("extxyz",))
+    sampler = SamplerConfig(levels=3, batch_size=3)
+    job = SamplingJob(num_per_row=2, seed=5, sampler=sampler, formats=("extxyz",))
     run_sampling(model, rows, job, tmp_path / "one")
     assert run_sampling(model, rows, job, tmp_path / "two", rank=1, world_size=2) is None
     summary = run_sampling(model, rows, job, tmp_path / "two", rank=0, world_size=2)

@@ -21,7 +21,22 @@ from typing import Annotated
 import typer
 
 from xtal_tools._cli import EXPECTED_ERRORS, fail, quiet_known_warnings, recorded, resolve_device
-from xtal_tools._options import DataOption, DeviceOption, OutOption, SeedOption
+from xtal_tools._options import (
+    BatchSizeOption,
+    CorrectorStepsOption,
+    DataOption,
+    DeviceOption,
+    FinalDenoiseOption,
+    LevelsOption,
+    OutOption,
+    SamplerConfigOption,
+    SamplerMethodOption,
+    SeedOption,
+    SkinOption,
+    SnrOption,
+    StepLrOption,
+    StepsPerLevelOption,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
 
@@ -39,10 +54,6 @@ Targets = Annotated[
 Cell = Annotated[
     str, typer.Option(help="Target cell to sample: given, primitive or conventional.", rich_help_panel=_T)
 ]
-Steps = Annotated[
-    int, typer.Option(help="Langevin steps per noise level (reference: 100).", min=1, rich_help_panel=_S)
-]
-BatchSize = Annotated[int, typer.Option(help="Crystals per model batch.", min=1, rich_help_panel=_S)]
 Jobs = Annotated[int, typer.Option(help="Processes for structure matching.", min=1)]
 Overwrite = Annotated[bool, typer.Option(help="Allow a non-empty output directory.")]
 Calculator = Annotated[
@@ -191,17 +202,27 @@ def recon(
     use_mean: Annotated[bool, typer.Option(help="Decode the posterior mean instead of a sample.")] = False,
     seed: SeedOption = None,
     device: DeviceOption = None,
-    steps_per_level: Steps = 100,
-    batch_size: BatchSize = 256,
+    sampler_method: SamplerMethodOption = None,
+    levels: LevelsOption = None,
+    steps_per_level: StepsPerLevelOption = None,
+    step_lr: StepLrOption = None,
+    corrector_steps: CorrectorStepsOption = None,
+    snr: SnrOption = None,
+    final_denoise: FinalDenoiseOption = None,
+    skin: SkinOption = None,
+    batch_size: BatchSizeOption = None,
+    sampler_config: SamplerConfigOption = None,
     jobs: Jobs = 1,
     overwrite: Overwrite = False,
 ) -> None:
     """Table II: reconstruct every crystal of a split part; match rate and N-RMSD (normalised RMS
     displacement of get_rms_dist(pred, gt)), with reconstructions per second."""
+    from xtal_tools._options import resolve_sampler, sampler_record
     from xtal_tools._run_record import RunRecord
     from xtal_tools.bench.recon import run_recon
     from xtal_tools.evaluation import EvalSettings
 
+    opts = dict(locals())
     t0 = time.perf_counter()
     try:
         from xtal_data.torch_dataset import CrystalDataset
@@ -212,9 +233,8 @@ def recon(
         if data is None:
             raise ValueError("--data STORE is required")
         names = tuple(p.name for p in resolve_presets(presets))
-        settings = EvalSettings(
-            seed=seed or 0, n_step_each=steps_per_level, presets=names, jobs=jobs, batch_size=batch_size
-        )
+        sampler = resolve_sampler(opts, config_file=sampler_config)
+        settings = EvalSettings(seed=seed or 0, sampler=sampler, presets=names, jobs=jobs)
         model, dev = _load_model(checkpoint, device)
         targets = part_indices(data, split, part)[:limit]
         if len(targets) == 0:
@@ -224,7 +244,8 @@ def recon(
     except EXPECTED_ERRORS as err:
         fail(err)
     config = {"checkpoint": str(checkpoint), "data": data, "split": split, "part": part, "limit": limit,
-              "use_mean": use_mean, "device": dev, **settings.__dict__}  # fmt: skip
+              "use_mean": use_mean, "device": dev, "seed": settings.seed, "presets": list(settings.presets),
+              "jobs": settings.jobs, **sampler_record(sampler, model)}  # fmt: skip
     record = RunRecord.start(out, command="benchmark recon", config=config, seed=settings.seed)
     with recorded(record):
         results, rows = run_recon(model, dataset, settings, out, use_mean=use_mean)
@@ -260,8 +281,16 @@ def success(
     ] = False,
     seed: SeedOption = None,
     device: DeviceOption = None,
-    steps_per_level: Steps = 100,
-    batch_size: BatchSize = 256,
+    sampler_method: SamplerMethodOption = None,
+    levels: LevelsOption = None,
+    steps_per_level: StepsPerLevelOption = None,
+    step_lr: StepLrOption = None,
+    corrector_steps: CorrectorStepsOption = None,
+    snr: SnrOption = None,
+    final_denoise: FinalDenoiseOption = None,
+    skin: SkinOption = None,
+    batch_size: BatchSizeOption = None,
+    sampler_config: SamplerConfigOption = None,
     jobs: Jobs = 1,
     relax: Relax = None,
     calculator: Calculator = None,
@@ -276,6 +305,7 @@ def success(
     per preset, without and (with a calculator or --relax) with relaxation at the target pressure."""
     from xtal_eval import Parallel
 
+    from xtal_tools._options import resolve_sampler
     from xtal_tools._run_record import RunRecord
     from xtal_tools.bench._common import ModelSampler, SampleWriter
     from xtal_tools.bench.success import SuccessSettings, plot_success, run_success
@@ -283,6 +313,7 @@ def success(
     opts = dict(locals())
     t0 = time.perf_counter()
     try:
+        sampler_cfg = resolve_sampler(opts, config_file=sampler_config)
         model, dev = _load_model(checkpoint, device)
         relaxer, relax_config = _relaxer(opts, dev, default_on=True)
         modes = ("unrelaxed", "relaxed") if relaxer is not None else ("unrelaxed",)
@@ -294,8 +325,9 @@ def success(
         _start(out, overwrite)
     except EXPECTED_ERRORS as err:
         fail(err)
-    sampler = ModelSampler(model, n_step_each=steps_per_level, batch_size=batch_size)
-    config = _config(opts, dev, bench_targets, relax_config, **settings.__dict__, save_samples=save_samples)
+    sampler = ModelSampler(model, sampler=sampler_cfg)
+    config = _config(opts, dev, bench_targets, relax_config, sampler_cfg, model, **settings.__dict__,
+                     save_samples=save_samples)  # fmt: skip
     record = RunRecord.start(out, command="benchmark success", config=config, seed=settings.seed)
     writer = SampleWriter(out) if save_samples else None
     with recorded(record):
@@ -323,7 +355,9 @@ def _rate(n: int, seconds: float) -> float | None:
     return n / seconds if seconds > 0 else None
 
 
-def _config(opts: dict, dev: str, targets, relax_config: dict, **settings) -> dict:
+def _config(opts: dict, dev: str, targets, relax_config: dict, sampler, model, **settings) -> dict:
+    from xtal_tools._options import sampler_record
+
     source = (
         {"targets_csv": str(opts["targets"])}
         if opts["targets"] is not None
@@ -332,8 +366,7 @@ def _config(opts: dict, dev: str, targets, relax_config: dict, **settings) -> di
     return {
         "checkpoint": str(opts["checkpoint"]), **source, "limit": opts["limit"], "cell": opts["cell"],
         "n_targets": len(targets), "device": dev,
-        "sampler": {"n_step_each": opts["steps_per_level"], "batch_size": opts.get("batch_size", 0)},
-        **settings, "relax": relax_config,
+        **sampler_record(sampler, model), **settings, "relax": relax_config,
     }  # fmt: skip
 
 
@@ -350,12 +383,22 @@ def known_phase(
     runs: Annotated[int, typer.Option(help="Independent runs per target (paper: 5).", min=1)] = 5,
     budget: Annotated[int, typer.Option(help="Samplings at most per run (paper: 1000).", min=1)] = 1000,
     batch: Annotated[
-        int, typer.Option(help="Samplings drawn per model call.", min=1, rich_help_panel=_S)
+        int,
+        typer.Option(help="Samplings drawn per search batch (one engine call).", min=1, rich_help_panel=_S),
     ] = 50,
     preset: Annotated[str, typer.Option(help="Matcher preset deciding a match.")] = "paper",
     seed: SeedOption = None,
     device: DeviceOption = None,
-    steps_per_level: Steps = 100,
+    sampler_method: SamplerMethodOption = None,
+    levels: LevelsOption = None,
+    steps_per_level: StepsPerLevelOption = None,
+    step_lr: StepLrOption = None,
+    corrector_steps: CorrectorStepsOption = None,
+    snr: SnrOption = None,
+    final_denoise: FinalDenoiseOption = None,
+    skin: SkinOption = None,
+    batch_size: BatchSizeOption = None,
+    sampler_config: SamplerConfigOption = None,
     relax: Relax = None,
     calculator: Calculator = None,
     calculator_args: CalculatorArgs = None,
@@ -367,6 +410,7 @@ def known_phase(
 ) -> None:
     """Table IV: samplings until the first match with each target, over RUNS independent runs of at most
     BUDGET samplings; per target the success count k/RUNS and the mean samplings over successful runs."""
+    from xtal_tools._options import resolve_sampler
     from xtal_tools._run_record import RunRecord
     from xtal_tools.bench._common import ModelSampler
     from xtal_tools.bench.known_phase import KnownPhaseSettings, run_known_phase, summarise
@@ -375,14 +419,15 @@ def known_phase(
     t0 = time.perf_counter()
     try:
         settings = KnownPhaseSettings(runs=runs, budget=budget, batch=batch, seed=seed or 0, preset=preset)
+        sampler_cfg = resolve_sampler(opts, config_file=sampler_config)
         model, dev = _load_model(checkpoint, device)
         relaxer, relax_config = _relaxer(opts, dev, default_on=True)
         bench_targets = _targets(opts, model)
         _start(out, overwrite)
     except EXPECTED_ERRORS as err:
         fail(err)
-    sampler = ModelSampler(model, n_step_each=steps_per_level, batch_size=batch)
-    config = _config(opts, dev, bench_targets, relax_config, **settings.__dict__)
+    sampler = ModelSampler(model, sampler=sampler_cfg)
+    config = _config(opts, dev, bench_targets, relax_config, sampler_cfg, model, **settings.__dict__)
 
     def progress(target_id, run):
         found = f"found at {run.first_match}" if run.success else f"not found in {run.n_sampled}"

@@ -39,7 +39,21 @@ from xtal_tools._cli import (
     recorded,
     resolve_device,
 )
-from xtal_tools._options import DeviceOption, OutOption, SeedOption
+from xtal_tools._options import (
+    BatchSizeOption,
+    CorrectorStepsOption,
+    DeviceOption,
+    FinalDenoiseOption,
+    LevelsOption,
+    OutOption,
+    SamplerConfigOption,
+    SamplerMethodOption,
+    SeedOption,
+    SkinOption,
+    SnrOption,
+    StepLrOption,
+    StepsPerLevelOption,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
 
@@ -52,7 +66,6 @@ def _default_checkpoint() -> Path | None:
 
 DEFAULT_CHECKPOINT: Path | None = _default_checkpoint()
 _RELAX = "Relaxation"
-_SAMPLER = "Sampler"
 
 
 @app.command()
@@ -75,7 +88,7 @@ def csp(
         typer.Option(
             "--formula-units",
             "-u",
-            help="Formula units per cell: N, A-B or 1,2,4 (samples are dealt round-robin).",
+            help="Formula units per cell: N, A-B or 1,2,4 (samples are dealt round-robin over the cells).",
         ),
     ] = None,
     num: Annotated[int, typer.Option("--num", "-n", help="Structures to sample in total.", min=1)] = 20,
@@ -119,20 +132,16 @@ def csp(
         str, typer.Option(help="StructureMatcher preset for de-duplication: paper, cdvae, strict.")
     ] = "paper",
     symprec: Annotated[float, typer.Option(help="spglib symmetry tolerance (Å).", min=0)] = 0.1,
-    steps_per_level: Annotated[
-        int, typer.Option(help="Langevin steps per noise level.", min=1, rich_help_panel=_SAMPLER)
-    ] = 100,
-    step_lr: Annotated[
-        float, typer.Option(help="Langevin step-size scale.", rich_help_panel=_SAMPLER)
-    ] = 1e-4,
-    batch_size: Annotated[
-        int,
-        typer.Option(
-            help="Crystals per Langevin batch (each batch is one step of the progress bar).",
-            min=1,
-            rich_help_panel=_SAMPLER,
-        ),
-    ] = 32,
+    sampler_method: SamplerMethodOption = None,
+    levels: LevelsOption = None,
+    steps_per_level: StepsPerLevelOption = None,
+    step_lr: StepLrOption = None,
+    corrector_steps: CorrectorStepsOption = None,
+    snr: SnrOption = None,
+    final_denoise: FinalDenoiseOption = None,
+    skin: SkinOption = None,
+    batch_size: BatchSizeOption = None,
+    sampler_config: SamplerConfigOption = None,
     progress: Annotated[
         bool | None,
         typer.Option("--progress/--no-progress", help="Progress bars (default: when stderr is a terminal)."),
@@ -145,7 +154,7 @@ def csp(
     t0 = time.perf_counter()
     quiet_known_warnings()
     try:
-        settings, job, model, formulas, calc, config = _prepare(**locals())
+        settings, sampler, model, formulas, calc, config = _prepare(**locals())
     except EXPECTED_ERRORS as err:
         fail(err)
     empty = []
@@ -157,7 +166,7 @@ def csp(
         sub.mkdir(parents=True, exist_ok=True)
         record = RunRecord.start(sub, command="csp", config=config_p, seed=config["seed"])
         with recorded(record):
-            summary, ranked = _run(model, formulas, calc, settings_p, job, config_p, sub, progress)
+            summary, ranked = _run(model, formulas, calc, settings_p, sampler, config_p, sub, progress)
         summary["wall_s"] = round(time.perf_counter() - t_p, 2)
         record.finish(summary)
         _report(summary, ranked, sub, pressure=p)
@@ -173,11 +182,11 @@ def _prepare(**opts):
     """Check every input and load model and calculator before anything is written."""
     from xtal_eval import PRESETS
 
+    from xtal_tools._options import resolve_sampler, sampler_record
     from xtal_tools._run_record import installed_versions
     from xtal_tools.csp_job import cell_formulas, parse_formula_units
     from xtal_tools.relax import RelaxSettings, load_calculator
     from xtal_tools.sample import _check_out, _load
-    from xtal_tools.sampling import SamplingJob
 
     if not opts["formula"].strip():
         raise ValueError("--formula: empty formula")
@@ -189,10 +198,8 @@ def _prepare(**opts):
     )  # fmt: skip
     if opts["preset"] not in PRESETS:
         raise ValueError(f"--preset {opts['preset']!r}: choose from {', '.join(PRESETS)}")
-    job = SamplingJob(
-        seed=0 if opts["seed"] is None else opts["seed"], n_step_each=opts["steps_per_level"],
-        step_lr=opts["step_lr"], skin=None, batch_size=opts["batch_size"], formats=(),
-    )  # fmt: skip
+    sampler = resolve_sampler(opts, config_file=opts["sampler_config"])
+    seed = 0 if opts["seed"] is None else opts["seed"]
     kwargs = _calculator_kwargs(opts["calculator_args"])
     checkpoint = opts["checkpoint"] or DEFAULT_CHECKPOINT
     if checkpoint is None:
@@ -214,9 +221,9 @@ def _prepare(**opts):
         typer.echo(f"warning: {note}", err=True)
     config = {
         "checkpoint": str(checkpoint), "formula": opts["formula"], "formula_units": list(units or []),
-        "cell_formulas": formulas, "pressures_GPa": pressures, "num": opts["num"], "seed": job.seed,
+        "cell_formulas": formulas, "pressures_GPa": pressures, "num": opts["num"], "seed": seed,
         "device": dev, "preset": opts["preset"], "symprec": opts["symprec"],
-        "sampler": {"n_step_each": job.n_step_each, "step_lr": job.step_lr, "batch_size": job.batch_size},
+        **sampler_record(sampler, model),
         "relax": {"enabled": opts["relax"], "calculator": opts["calculator"] if opts["relax"] else "",
                   "calculator_args": json.dumps(kwargs, default=str), "fmax": settings.fmax,
                   "max_steps": settings.max_steps, "optimizer": settings.optimizer,
@@ -224,7 +231,7 @@ def _prepare(**opts):
         "warnings": notes,
         "dependency_versions": installed_versions(("ase", "pymatgen", "spglib", "chgnet")),
     }  # fmt: skip
-    return settings, job, model, formulas, calc, config
+    return settings, sampler, model, formulas, calc, config
 
 
 def _parse_pressures(text: str) -> list[float]:
@@ -252,13 +259,14 @@ def _calculator_kwargs(text: str | None) -> dict:
     return kwargs
 
 
-def _run(model, formulas, calc, settings, job, config, out: Path, progress):
+def _run(model, formulas, calc, settings, sampler, config, out: Path, progress):
     from xtal_tools.csp_job import rank_candidates, relax_samples, sample_structures, status_counts
     from xtal_tools.csp_report import write_results
 
     samples = sample_structures(
-        model, formulas, pressure=settings.pressure, num=config["num"], job=job, progress=progress
-    )
+        model, formulas, pressure=settings.pressure, num=config["num"], seed=config["seed"], sampler=sampler,
+        progress=progress,
+    )  # fmt: skip
     cands = relax_samples(samples, calc, settings, progress=progress)
     cands = rank_candidates(cands, preset=config["preset"], symprec=config["symprec"])
     ranked = [c for c in cands if c.status == "ranked"]

@@ -3,7 +3,7 @@
 The job, step by step (each step is a function here, so a notebook can run them one at a time)::
 
     formulas = cell_formulas("SiO2", (2, 3, 4), max_atoms=20)    # ['Si2O4', 'Si3O6', 'Si4O8']
-    samples = sample_structures(model, formulas, pressure=50.0, num=60, job=SamplingJob(seed=0))
+    samples = sample_structures(model, formulas, pressure=50.0, num=60, seed=0, sampler=SamplerConfig())
     cands = relax_samples(samples, calc, RelaxSettings(pressure=50.0))  # calc=None: no relaxation
     cands = rank_candidates(cands, preset="paper", symprec=0.1)
 
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from xtal_tools.relax import RelaxSettings, relax_structure
-from xtal_tools.sampling import SampleRow, SamplingJob, chunk_seed, validate_rows
+from xtal_tools.sampling import SampleRow, make_row_requests
 
 __all__ = [
     "Candidate",
@@ -126,36 +126,43 @@ def sample_structures(
     *,
     pressure: float,
     num: int,
-    job: SamplingJob,
+    seed: int,
+    sampler=None,
     progress: bool | None = None,
 ) -> list:
-    """``num`` samples (:class:`cond_vae.SampledStructure`), dealt round-robin over ``formulas``.
+    """``num`` samples (:class:`cond_vae.SampledStructure`) dealt round-robin over ``formulas``.
 
-    Sampled in chunks of ``job.batch_size`` with per-chunk seeds from ``job.seed`` (so the result
-    does not depend on how many chunks there are); ``row`` indexes the sample, 0..num-1.
+    How samples map to the engine's keys: the cell formulas are the request rows (row ``r`` is
+    ``formulas[r]`` at ``pressure``), and sample ``k`` of the job (``k = 0..num-1``) is sample index
+    ``k // F`` of row ``k % F`` (``F = len(formulas)``). So with one formula the job is exactly
+    ``tools/sample --formula F --pressure P --num N --seed S`` (one row, ``num_per_row = N``), and with
+    several it is ``tools/sample --rows`` over the cell formulas with ``--num ceil(N / F)``, of which
+    the first ``N`` in round-robin order are kept (the engine samples every row equally, so up to
+    ``F - 1`` structures are drawn and dropped). Returned in job order ``k``; ``sampler``: a
+    :class:`cond_vae.SamplerConfig` (default ``SamplerConfig()``).
     """
     import torch
-    from cond_vae import sample
+    from cond_vae import SamplerConfig
+    from cond_vae.sampling import sample_requests
     from tqdm.auto import tqdm
 
     if num < 1:
         raise ValueError(f"num must be >= 1, got {num}")
-    rows = [formulas[k % len(formulas)] for k in range(num)]
-    validate_rows([SampleRow(f, pressure) for f in dict.fromkeys(formulas)], model)
-    out = []
+    sampler = SamplerConfig() if sampler is None else sampler
+    formulas = list(formulas)
+    requests = make_row_requests([SampleRow(f, pressure) for f in formulas], model)
+    per_row = -(-num // len(formulas))
+    total = per_row * len(formulas)
     with (
         torch.inference_mode(),
-        tqdm(total=num, desc="sample", unit="structure", disable=_disable(progress)) as bar,
+        tqdm(total=total, desc="sample", unit="structure", disable=_disable(progress)) as bar,
     ):
-        for c, start in enumerate(range(0, num, job.batch_size)):
-            chunk = rows[start : start + job.batch_size]
-            samples = sample(
-                model, chunk, pressure, num_per_row=1, seed=chunk_seed(job.seed, c),
-                n_step_each=job.n_step_each, step_lr=job.step_lr, skin=job.skin, batch_size=job.batch_size,
-            )  # fmt: skip
-            out += [replace(s, row=start + s.row) for s in samples]
-            bar.update(len(chunk))
-    return out
+        samples = sample_requests(
+            model, requests, num_per_row=per_row, seed=seed, sampler=sampler, progress=bar.update
+        )
+    by_key = {(s.row, s.index): s for s in samples}
+    f = len(formulas)
+    return [by_key[(k % f, k // f)] for k in range(num)]
 
 
 def relax_samples(
@@ -175,7 +182,7 @@ def relax_samples(
     from xtal_eval import relaxation_rmsd, structure_valid
 
     width = len(str(max(len(samples) - 1, 1)))
-    out, failed, unconverged = [], 0, 0
+    out, failed, unconverged = [], 0, 0  # candidate k is the k-th sample of the job: id s<k>
     valid = sum(s.valid for s in samples)
     bar = tqdm(
         total=valid,
@@ -184,8 +191,8 @@ def relax_samples(
         disable=True if calculator is None else _disable(progress),
     )
     with bar:
-        for s in samples:
-            cid = f"s{s.row:0{width}d}"
+        for k, s in enumerate(samples):
+            cid = f"s{k:0{width}d}"
             if not s.valid:
                 out.append(Candidate(cid, s.formula, "invalid_cell", reason=s.reason))
                 continue

@@ -17,7 +17,22 @@ from typing import Annotated
 import typer
 
 from xtal_tools._cli import EXPECTED_ERRORS, fail, recorded, resolve_device
-from xtal_tools._options import DataOption, DeviceOption, OutOption, SeedOption
+from xtal_tools._options import (
+    BatchSizeOption,
+    CorrectorStepsOption,
+    DataOption,
+    DeviceOption,
+    FinalDenoiseOption,
+    LevelsOption,
+    OutOption,
+    SamplerConfigOption,
+    SamplerMethodOption,
+    SeedOption,
+    SkinOption,
+    SnrOption,
+    StepLrOption,
+    StepsPerLevelOption,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
 
@@ -25,13 +40,11 @@ Checkpoint = Annotated[Path, typer.Option("--checkpoint", "-k", help="Checkpoint
 Split = Annotated[str, typer.Option(help="Split stored in the data store.")]
 Part = Annotated[str, typer.Option(help="Part of the split to evaluate on.")]
 Limit = Annotated[int | None, typer.Option(help="Evaluate only the first N targets.", min=1)]
-Steps = Annotated[int, typer.Option(help="Langevin steps per noise level (reference: 100).", min=1)]
 Presets = Annotated[
     str | None,
     typer.Option(help="Comma-separated matcher presets: cdvae, paper, strict (default: all; gen: paper)."),
 ]
 Jobs = Annotated[int, typer.Option(help="Processes for structure matching.", min=1)]
-BatchSize = Annotated[int, typer.Option(help="Crystals per model batch.", min=1)]
 UseMean = Annotated[bool, typer.Option(help="recon: decode the posterior mean instead of a sample.")]
 
 
@@ -45,13 +58,13 @@ def _run(
     limit: int | None,
     seed: int | None,
     device,
-    steps: int,
+    sampler_opts: dict,
     presets: str,
     jobs: int,
-    batch_size: int,
     **kwargs,
 ) -> None:
     from xtal_tools import evaluation
+    from xtal_tools._options import resolve_sampler, sampler_record
     from xtal_tools._run_record import RunRecord
 
     try:
@@ -63,12 +76,9 @@ def _run(
         from xtal_eval import resolve_presets
 
         resolve_presets(names)  # unknown names fail here, before any sampling
+        sampler = resolve_sampler(sampler_opts, config_file=sampler_opts["sampler_config"])
         settings = evaluation.EvalSettings(
-            seed=0 if seed is None else seed,
-            n_step_each=steps,
-            presets=names,
-            jobs=jobs,
-            batch_size=batch_size,
+            seed=0 if seed is None else seed, sampler=sampler, presets=names, jobs=jobs
         )
         dev = resolve_device(device.value if device is not None else None)
         from cond_vae.checkpoint import load_checkpoint
@@ -92,7 +102,10 @@ def _run(
         "limit": limit,
         "n_targets": len(dataset),
         "device": dev,
-        **settings.__dict__,
+        "seed": settings.seed,
+        "presets": list(settings.presets),
+        "jobs": settings.jobs,
+        **sampler_record(sampler, model),
         **kwargs,
     }
     record = RunRecord.start(out, command=f"evaluate {command}", config=config, seed=settings.seed)
@@ -100,7 +113,7 @@ def _run(
         result = getattr(evaluation, f"evaluate_{command}")(model, dataset, settings, out, **kwargs)
         from xtal_eval.report import write_csv, write_json
 
-        write_json(out / "summary.json", result.summary)
+        write_json(out / "summary.json", {**result.summary, **sampler_record(sampler, model)})
         write_csv(out / "items.csv", result.rows)
     record.finish({k: v for k, v in result.summary.items() if not isinstance(v, dict | list)})
     typer.echo(_headline(result.summary))
@@ -144,16 +157,25 @@ def evaluate(
     limit: Limit = None,
     seed: SeedOption = None,
     device: DeviceOption = None,
-    steps_per_level: Steps = 100,
     presets: Presets = None,
     jobs: Jobs = 1,
-    batch_size: BatchSize = 256,
+    sampler_method: SamplerMethodOption = None,
+    levels: LevelsOption = None,
+    steps_per_level: StepsPerLevelOption = None,
+    step_lr: StepLrOption = None,
+    corrector_steps: CorrectorStepsOption = None,
+    snr: SnrOption = None,
+    final_denoise: FinalDenoiseOption = None,
+    skin: SkinOption = None,
+    batch_size: BatchSizeOption = None,
+    sampler_config: SamplerConfigOption = None,
     num: Annotated[int, typer.Option("--num", "-n", help="csp: samples per target.", min=1)] = 20,
     use_mean: UseMean = False,
 ) -> None:
     """Evaluate CHECKPOINT on a store split: recon (match rate, mean normalised RMSD; Table II), csp (match
     rate at 1 and NUM samples with RMSE, success curve; Fig. 3) or gen (validity, Wasserstein distances of
     density and number of elements, uniqueness)."""
+    opts = dict(locals())
     extra = {Task.recon: {"use_mean": use_mean}, Task.csp: {"num": num}, Task.gen: {}}[task]
     _run(
         task.value,
@@ -165,10 +187,9 @@ def evaluate(
         limit,
         seed,
         device,
-        steps_per_level,
+        opts,
         presets or DEFAULT_PRESETS[task],
         jobs,
-        batch_size,
         **extra,
     )
 

@@ -11,6 +11,11 @@ it without torch), and returns a JSON-ready summary plus one row per target.
 * :func:`evaluate_gen`: one sample per test formula and pressure; validity, Wasserstein distances of
   density and number of elements to the test set, uniqueness.
 
+Sampling goes through :mod:`cond_vae.sampling` with ``settings.sampler`` (a :class:`cond_vae.SamplerConfig`):
+:func:`sample_targets` asks for every target as one request row (row ``i`` is target ``i``) with one
+seed, so its structures are exactly what ``tools/sample --rows`` writes for the targets' cell formulas
+and pressures with the same seed and sampler; :func:`evaluate_recon` calls :func:`cond_vae.reconstruct`.
+
 A decoded cell that is not a valid lattice (``cond_vae`` reports a reason) counts as a failed
 prediction: unmatched and invalid. It is never replaced by anything.
 """
@@ -22,6 +27,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,20 +39,31 @@ __all__ = [
     "evaluate_csp",
     "evaluate_gen",
     "sample_targets",
+    "RECON_CHUNK",
 ]
+
+RECON_CHUNK = 1024  # crystals encoded and reconstructed per cond_vae.reconstruct call
 
 
 @dataclass(frozen=True)
 class EvalSettings:
-    """Sampler and scoring settings shared by the three evaluations."""
+    """Sampler and scoring settings shared by the three evaluations.
+
+    ``sampler``: a :class:`cond_vae.SamplerConfig` (default ``SamplerConfig()``).
+    """
 
     seed: int = 0
-    n_step_each: int = 100
-    step_lr: float = 1e-4
-    skin: float | None = None
-    batch_size: int = 256
+    sampler: Any = None
     presets: tuple[str, ...] = ("cdvae", "paper", "strict")
     jobs: int = 1
+
+    def __post_init__(self) -> None:
+        from cond_vae import SamplerConfig
+
+        if self.sampler is None:
+            object.__setattr__(self, "sampler", SamplerConfig())
+        if not isinstance(self.sampler, SamplerConfig):
+            raise TypeError(f"sampler must be a cond_vae.SamplerConfig, got {type(self.sampler).__name__}")
 
 
 @dataclass(frozen=True)
@@ -89,24 +106,26 @@ def _write_extxyz(structures, ids, path: Path) -> None:
 def evaluate_recon(
     model, dataset, settings: EvalSettings, out_dir: Path, *, use_mean: bool = False
 ) -> EvalResult:
-    """Reconstruction of every crystal of ``dataset``; writes ``gt.extxyz`` and ``pred.extxyz`` (by id)."""
+    """Reconstruction of every crystal of ``dataset``; writes ``gt.extxyz`` and ``pred.extxyz`` (by id).
+
+    :func:`cond_vae.reconstruct` keys its noise by ``(seed, crystal index in the batch it is given)``
+    and encodes that batch at once, so the dataset goes in chunks of :data:`RECON_CHUNK` crystals (a
+    fixed size: the result does not depend on ``settings.sampler.batch_size`` beyond float rounding).
+    Chunk 0 (every dataset of up to 1,024 crystals) is ``reconstruct(model, batch, seed=settings.seed)``
+    exactly; chunk ``c > 0`` uses ``seed = derived_seed(settings.seed, c)``.
+    """
     from cond_vae import reconstruct
     from xtal_eval import Parallel, reconstruction
 
+    from xtal_tools.bench._common import derived_seed
+
     t0 = time.perf_counter()
     preds = []
-    for start in range(0, len(dataset), settings.batch_size):
-        idx = np.arange(start, min(start + settings.batch_size, len(dataset)))
+    for c, start in enumerate(range(0, len(dataset), RECON_CHUNK)):
+        idx = np.arange(start, min(start + RECON_CHUNK, len(dataset)))
         batch = dataset.batch(idx).to(dtype=next(model.parameters()).dtype)
-        preds += reconstruct(
-            model,
-            batch,
-            seed=settings.seed + start,
-            use_mean=use_mean,
-            n_step_each=settings.n_step_each,
-            step_lr=settings.step_lr,
-            skin=settings.skin,
-        )
+        seed = settings.seed if c == 0 else derived_seed(settings.seed, c)
+        preds += reconstruct(model, batch, seed=seed, sampler=settings.sampler, use_mean=use_mean)
     model_s = time.perf_counter() - t0
     gts = _targets(dataset)
     pred_structs = [None if c is None else c.to_pymatgen() for c in preds]
@@ -154,27 +173,23 @@ def evaluate_recon(
 
 
 def sample_targets(model, dataset, settings: EvalSettings, num: int):
-    """``num`` samples for the cell formula and pressure of every crystal of ``dataset``.
+    """``num`` samples for the cell formula and pressure of every crystal of ``dataset`` (row ``i`` is
+    crystal ``i``, one seed: ``settings.seed``).
 
     Returns ``(groups, failed, seconds)``: per crystal a list of ``num`` pymatgen structures (None for a
     cell the sampler rejected), the rejections counted by reason, and the model's wall time in s.
     """
-    from cond_vae import sample
+    import torch
+    from cond_vae.sampling import make_requests, sample_requests
 
     formulas = [cell_formula(dataset.crystal(i).atom_types) for i in range(len(dataset))]
-    pressures = dataset.properties["pressure"].tolist()
+    properties = {k: v.tolist() for k, v in dataset.properties.items() if k != "pressure"}
+    requests = make_requests(model, formulas, dataset.properties["pressure"].tolist(), properties=properties)
     t0 = time.perf_counter()
-    samples = sample(
-        model,
-        formulas,
-        pressures,
-        num_per_row=num,
-        seed=settings.seed,
-        n_step_each=settings.n_step_each,
-        step_lr=settings.step_lr,
-        skin=settings.skin,
-        batch_size=settings.batch_size,
-    )
+    with torch.inference_mode():
+        samples = sample_requests(
+            model, requests, num_per_row=num, seed=settings.seed, sampler=settings.sampler
+        )
     model_s = time.perf_counter() - t0
     groups: list[list] = [[] for _ in formulas]
     for s in samples:

@@ -10,8 +10,14 @@ Many rows (a CSV with columns formula, pressure [GPa] and optionally id), across
 
 Writes ``cif/`` (one CIF per valid structure), ``samples.extxyz``, ``samples.csv`` (every sample,
 valid or not, with the reason) and ``run.toml`` into DIR. The output is the same for any number of
-processes with the same seed (on the same kind of device and the same number of threads per
-process: floating-point reductions are order dependent).
+processes with the same seed and sampler settings (on the same kind of device and the same number of
+threads per process: floating-point reductions are order dependent), and the same as ``tools/csp``,
+``tools/benchmark`` and ``tools/evaluate`` sample for the same rows.
+
+The sampler (``--sampler pc|langevin|ode``, ``--levels``, ``--steps-per-level``, ...; every command that
+samples shares these flags) can also come from ``--sampler-config FILE.toml`` (a ``[sampler]`` table,
+or a previous run's ``run.toml``); flags override the file. ``run.toml`` records the resolved
+``[sampler]`` table and the decoder calls per structure.
 """
 
 from __future__ import annotations
@@ -23,7 +29,21 @@ from typing import Annotated
 import typer
 
 from xtal_tools._cli import EXPECTED_ERRORS, fail, recorded, resolve_device
-from xtal_tools._options import DeviceOption, OutOption, SeedOption
+from xtal_tools._options import (
+    BatchSizeOption,
+    CorrectorStepsOption,
+    DeviceOption,
+    FinalDenoiseOption,
+    LevelsOption,
+    OutOption,
+    SamplerConfigOption,
+    SamplerMethodOption,
+    SeedOption,
+    SkinOption,
+    SnrOption,
+    StepLrOption,
+    StepsPerLevelOption,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
 
@@ -40,31 +60,27 @@ def sample(
     num: Annotated[int, typer.Option("--num", "-n", help="Structures per row.", min=1)] = 10,
     seed: SeedOption = None,
     device: DeviceOption = None,
-    steps_per_level: Annotated[
-        int, typer.Option(help="Langevin steps per noise level (reference: 100).", min=1)
-    ] = 100,
-    step_lr: Annotated[float, typer.Option(help="Langevin step-size scale (reference: 1e-4).")] = 1e-4,
-    skin: Annotated[
-        float,
-        typer.Option(
-            help="Neighbour-list skin in Å; 0 rebuilds the graph at every step (same result; measured "
-            "faster on CPU, see docs/benchmarks/cond_vae_sampling.md).",
-            min=0,
-        ),
-    ] = 0.0,
-    batch_size: Annotated[int, typer.Option(help="Crystals per Langevin batch.", min=1)] = 500,
-    chunk_rows: Annotated[
-        int, typer.Option(help="Rows per work unit (each has its own seed; units are dealt to ranks).", min=1)
-    ] = 64,
+    sampler_method: SamplerMethodOption = None,
+    levels: LevelsOption = None,
+    steps_per_level: StepsPerLevelOption = None,
+    step_lr: StepLrOption = None,
+    corrector_steps: CorrectorStepsOption = None,
+    snr: SnrOption = None,
+    final_denoise: FinalDenoiseOption = None,
+    skin: SkinOption = None,
+    batch_size: BatchSizeOption = None,
+    sampler_config: SamplerConfigOption = None,
     fmt: Annotated[
         list[str] | None, typer.Option("--format", help="cif, extxyz, store (repeatable).")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Allow a non-empty output directory.")] = False,
 ) -> None:
     """Sample structures and write them to OUT."""
+    from xtal_tools._options import resolve_sampler, sampler_record
     from xtal_tools._run_record import RunRecord
     from xtal_tools.sampling import SampleRow, SamplingJob, read_rows, validate_rows
 
+    opts = dict(locals())
     rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     try:
         if (formula is None) == (rows is None):
@@ -80,11 +96,7 @@ def sample(
         job = SamplingJob(
             num_per_row=num,
             seed=0 if seed is None else seed,
-            n_step_each=steps_per_level,
-            step_lr=step_lr,
-            skin=skin if skin > 0 else None,
-            batch_size=batch_size,
-            chunk_rows=chunk_rows,
+            sampler=resolve_sampler(opts, config_file=sampler_config),
             formats=tuple(fmt or ("cif", "extxyz")),
         )
         _check_out(out, overwrite)
@@ -96,7 +108,8 @@ def sample(
     except EXPECTED_ERRORS as err:
         fail(err)
     config = {"checkpoint": str(checkpoint), "num_rows": len(row_list), "device": dev,
-              "world_size": world_size, **{k: getattr(job, k) for k in job.__dataclass_fields__}}  # fmt: skip
+              "world_size": world_size, "num_per_row": job.num_per_row, "seed": job.seed,
+              "formats": list(job.formats), **sampler_record(job.sampler, model)}  # fmt: skip
     record = RunRecord.start(out, command="sample", config=config, seed=job.seed)
     with recorded(record):
         summary = _run(model, barrier, row_list, job, out, rank, world_size)
@@ -109,6 +122,7 @@ def sample(
             "written": summary.written,
             "failed": summary.failed,
             "wall_s": summary.wall_s,
+            "decoder_calls": summary.decoder_calls,
         }
     )
     failed = ", ".join(f"{n} {reason}" for reason, n in summary.failed.items()) or "none"

@@ -1,28 +1,30 @@
 """Sampling jobs: (formula, pressure) rows in, ordered samples out, on one process or many.
 
-The rows are cut into fixed chunks of ``chunk_rows`` rows; chunk ``k`` is sampled with its own seed
-derived from ``(seed, k)``. Chunks are dealt to ranks round-robin, so the merged output is the same
-for any number of processes: a run under ``torchrun --nproc-per-node 4`` writes exactly what a
-single process writes with the same seed (the test suite checks this with two CPU processes).
+A thin layer over :mod:`cond_vae.sampling`: the rows become requests (:func:`cond_vae.sampling.make_requests`,
+every row checked before anything is sampled), :func:`cond_vae.sampling.sample_requests` samples this
+rank's share, and the structures are written. Every random number of a structure is keyed by
+``(seed, row, sample index)``, so the output is the same for any number of processes: a run under
+``torchrun --nproc-per-node 4`` writes exactly what a single process writes with the same seed and
+sampler settings (the test suite checks this with two CPU processes), and what ``tools/csp``,
+``tools/benchmark`` and ``tools/evaluate`` sample for the same rows.
 
 Under a launcher that sets ``RANK`` / ``WORLD_SIZE`` (torchrun, SLURM via torchrun, ...), every rank
-writes its samples to ``OUT/.shards/rank-<r>.json`` and rank 0 merges them in row order once all
-shards are complete. Nothing appears in ``OUT`` before the merge has succeeded.
+writes its samples to ``OUT/.shards/rank-<r>.json`` (:func:`cond_vae.sampling.write_shard`) and rank 0
+merges them in (row, index) order once all shards are complete (:func:`cond_vae.sampling.merge_shards`).
+Nothing appears in ``OUT`` before the merge has succeeded.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import os
 import shutil
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 __all__ = [
     "SampleRow",
@@ -31,8 +33,7 @@ __all__ = [
     "read_rows",
     "validate_rows",
     "check_pressure",
-    "chunk_seed",
-    "rank_chunks",
+    "make_row_requests",
     "run_sampling",
 ]
 
@@ -48,21 +49,23 @@ class SampleRow:
 
 @dataclass(frozen=True)
 class SamplingJob:
-    """Sampler settings of one job (see :func:`cond_vae.sample` for their meaning)."""
+    """One job: ``num_per_row`` structures per row, ``seed``, the ``sampler`` settings
+    (a :class:`cond_vae.SamplerConfig`; default ``SamplerConfig()``) and the output ``formats``."""
 
     num_per_row: int = 1
     seed: int = 0
-    n_step_each: int = 100
-    step_lr: float = 1e-4
-    skin: float | None = None
-    batch_size: int = 500
-    chunk_rows: int = 64
+    sampler: Any = None
     formats: tuple[str, ...] = ("cif", "extxyz")
 
     def __post_init__(self) -> None:
-        for name in ("num_per_row", "n_step_each", "batch_size", "chunk_rows"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        from cond_vae import SamplerConfig
+
+        if self.sampler is None:
+            object.__setattr__(self, "sampler", SamplerConfig())
+        if not isinstance(self.sampler, SamplerConfig):
+            raise TypeError(f"sampler must be a cond_vae.SamplerConfig, got {type(self.sampler).__name__}")
+        if self.num_per_row < 1:
+            raise ValueError(f"num_per_row must be >= 1, got {self.num_per_row}")
         unknown = set(self.formats) - {"cif", "extxyz", "store"}
         if unknown:
             raise ValueError(f"unknown output format(s) {sorted(unknown)}: choose from cif, extxyz, store")
@@ -78,6 +81,7 @@ class SamplingSummary:
     failed: dict[str, int] = field(default_factory=dict)
     outputs: tuple[str, ...] = ()
     wall_s: float = 0.0
+    decoder_calls: int = 0
 
 
 def check_pressure(value: object, where: str) -> float:
@@ -122,101 +126,36 @@ def read_rows(path: str | os.PathLike) -> list[SampleRow]:
     return rows
 
 
-def chunk_seed(seed: int, chunk: int) -> int:
-    """An independent 63-bit seed for chunk ``chunk`` of a job seeded with ``seed``."""
-    return int(np.random.SeedSequence([int(seed), int(chunk)]).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-def rank_chunks(num_rows: int, chunk_rows: int, rank: int, world_size: int) -> list[range]:
-    """Row ranges of the chunks rank ``rank`` of ``world_size`` samples (round-robin over chunks)."""
-    starts = range(0, num_rows, chunk_rows)
-    return [range(s, min(s + chunk_rows, num_rows)) for k, s in enumerate(starts) if k % world_size == rank]
-
-
 def validate_rows(rows: Sequence[SampleRow], model) -> None:
     """Check every row against the model (elements, atom count, pressure); ValueError names the row."""
-    from cond_vae import parse_formula
+    make_row_requests(rows, model)
 
-    cfg = model.config
+
+def make_row_requests(rows: Sequence[SampleRow], model) -> list:
+    """The rows as :class:`cond_vae.sampling.SampleRequest` (row ``i`` is request ``i``).
+
+    Raises:
+        ValueError: a bad row (unknown element, empty formula, too many atoms, bad pressure), named
+            by its index (and id).
+    """
+    from cond_vae.sampling import make_requests
+
+    rows = list(rows)
+    if not rows:
+        raise ValueError("no rows to sample")
     for i, row in enumerate(rows):
-        where = f"row {i}" + (f" ({row.id})" if row.id else "")
-        try:
-            parse_formula(row.formula, max_atoms=cfg.max_atoms, num_elements=cfg.num_elements)
-        except ValueError as err:
-            raise ValueError(f"{where}: {err}") from None
-        check_pressure(row.pressure, where)
-
-
-def _sample_rank(model, rows, job: SamplingJob, rank: int, world_size: int) -> list:
-    from cond_vae import sample
-
-    out = []
-    for chunk in rank_chunks(len(rows), job.chunk_rows, rank, world_size):
-        samples = sample(
-            model,
-            [rows[i].formula for i in chunk],
-            [rows[i].pressure for i in chunk],
-            num_per_row=job.num_per_row,
-            seed=chunk_seed(job.seed, chunk.start // job.chunk_rows),
-            n_step_each=job.n_step_each,
-            step_lr=job.step_lr,
-            skin=job.skin,
-            batch_size=job.batch_size,
+        check_pressure(row.pressure, f"row {i}" + (f" ({row.id})" if row.id else ""))
+    try:
+        return make_requests(
+            model, [r.formula for r in rows], [r.pressure for r in rows], ids=[r.id for r in rows]
         )
-        out += [replace(s, row=chunk.start + s.row) for s in samples]
-    return out
-
-
-def _to_json(s) -> dict:
-    c = s.crystal
-    return {
-        "row": s.row,
-        "index": s.index,
-        "formula": s.formula,
-        "conditions": s.conditions,
-        "reason": s.reason,
-        "crystal": None
-        if c is None
-        else {
-            "atom_types": c.atom_types.tolist(),
-            "frac_coords": c.frac_coords.tolist(),
-            "lattice": c.lattice.tolist(),
-        },
-    }
-
-
-def _from_json(d: dict):
-    from cond_vae import SampledStructure
-    from xtal_graph import Crystal
-
-    c = d["crystal"]
-    crystal = None
-    if c is not None:
-        crystal = Crystal(
-            atom_types=np.asarray(c["atom_types"], dtype=np.int64),
-            frac_coords=np.asarray(c["frac_coords"], dtype=np.float64),
-            lattice=np.asarray(c["lattice"], dtype=np.float64),
-            properties=dict(d["conditions"]),
-            id=f"{d['row']}-{d['index']}",
-        )
-    return SampledStructure(d["row"], d["index"], d["formula"], dict(d["conditions"]), crystal, d["reason"])
-
-
-def _write_atomic_json(path: Path, payload) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload))
-    os.replace(tmp, path)
-
-
-def _wait_for_shards(shard_dir: Path, world_size: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        missing = [r for r in range(world_size) if not (shard_dir / f"rank-{r}.json").exists()]
-        if not missing:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"ranks {missing} wrote no shard in {shard_dir} within {timeout_s:.0f} s")
-        time.sleep(0.2)
+    except ValueError as err:
+        message = str(err)
+        for i, row in enumerate(rows):  # name the row's id too, as the CSV has it
+            if row.id and message.startswith(f"row {i} "):
+                message = f"row {i} ({row.id}){message[len(f'row {i}') :]}"
+                break
+        raise ValueError(message) from None
 
 
 def _write_outputs(samples, rows, job: SamplingJob, out_dir: Path) -> tuple[int, tuple[str, ...]]:
@@ -275,37 +214,35 @@ def run_sampling(
 ) -> SamplingSummary | None:
     """Sample ``job.num_per_row`` structures per row and write them to ``out_dir``.
 
-    With ``world_size > 1`` every rank calls this with the same arguments; each samples its chunks,
-    writes its shard, and rank 0 merges and returns the summary (other ranks return ``None``).
-    ``barrier`` (e.g. ``torch.distributed.barrier``) is called after the shard is written; without
-    it, rank 0 polls the shard folder.
+    With ``world_size > 1`` every rank calls this with the same arguments; each samples its share
+    (blocks of ``job.sampler.batch_size`` structures dealt round-robin), writes its shard, and rank 0
+    merges and returns the summary (other ranks return ``None``). ``barrier`` (e.g.
+    ``torch.distributed.barrier``) is called after the shard is written; without it, rank 0 polls the
+    shard folder.
 
     Raises:
         ValueError: a bad row (unknown element, empty formula, too many atoms, bad pressure), named
             by its index, before any sampling starts.
     """
+    from cond_vae.sampling import merge_shards, sample_requests, write_shard
+
     t0 = time.perf_counter()
     rows = list(rows)
-    if not rows:
-        raise ValueError("no rows to sample")
-    validate_rows(rows, model)
+    requests = make_row_requests(rows, model)
     out_dir = Path(out_dir)
     shard_dir = out_dir / ".shards"
     shard_dir.mkdir(parents=True, exist_ok=True)
-    samples = _sample_rank(model, rows, job, rank, world_size)
+    samples = sample_requests(
+        model, requests, num_per_row=job.num_per_row, seed=job.seed, sampler=job.sampler,
+        rank=rank, world_size=world_size,
+    )  # fmt: skip
     if world_size > 1:
-        _write_atomic_json(shard_dir / f"rank-{rank}.json", [_to_json(s) for s in samples])
+        write_shard(shard_dir, rank, samples)
         if barrier is not None:
             barrier()
         if rank != 0:
             return None
-        _wait_for_shards(shard_dir, world_size, shard_timeout_s)
-        samples = [
-            _from_json(d)
-            for r in range(world_size)
-            for d in json.loads((shard_dir / f"rank-{r}.json").read_text())
-        ]
-    samples.sort(key=lambda s: (s.row, s.index))
+        samples = merge_shards(shard_dir, world_size, timeout_s=shard_timeout_s)
     written, outputs = _write_outputs(samples, rows, job, out_dir)
     shutil.rmtree(shard_dir, ignore_errors=True)
     failed = Counter(s.reason.split(":")[0] for s in samples if not s.valid)
@@ -316,4 +253,5 @@ def run_sampling(
         failed=dict(failed),
         outputs=outputs,
         wall_s=time.perf_counter() - t0,
+        decoder_calls=sum(int(s.extra.get("decoder_calls", 0)) for s in samples),
     )

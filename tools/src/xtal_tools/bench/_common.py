@@ -3,8 +3,10 @@
 * :class:`BenchTarget`: one known structure and the pressure (GPa) to predict it at; read from a
   store split (:func:`store_targets`) or from a CSV of CIF files and pressures (:func:`read_targets_csv`).
 * :class:`Sampler`: ``sampler(formulas, pressures, num=k, seed=s)`` returns ``k`` pymatgen structures
-  (``None`` for a rejected cell) per row. :class:`ModelSampler` wraps :func:`cond_vae.sample`; tests
-  and other generators plug in anything with the same call.
+  (``None`` for a rejected cell) per row. :class:`ModelSampler` wraps the sampling engine
+  (:func:`cond_vae.sampling.sample_requests`: row ``i`` is ``(formulas[i], pressures[i])``, sample ``j``
+  of it is keyed by ``(seed, i, j)``, exactly as ``tools/sample --rows`` with the same seed and
+  sampler); tests and other generators plug in anything with the same call.
 * :class:`Relaxer`: relaxes a list of structures at one pressure with an ASE calculator; a failed
   relaxation gives ``None`` (never a match) and is counted.
 * :func:`machine_info`, :func:`write_png`: what every ``summary.json`` records, atomic plot writing.
@@ -27,6 +29,7 @@ import numpy as np
 __all__ = [
     "BenchTarget",
     "ModelSampler",
+    "SampleGroup",
     "RelaxCounts",
     "Relaxer",
     "SampleWriter",
@@ -208,28 +211,50 @@ class Sampler(Protocol):
     ) -> list[list[Any]]: ...
 
 
+class SampleGroup(Sequence):
+    """The samples of one row as pymatgen structures (``None`` for a rejected cell), made when read.
+
+    Holds the engine's :class:`cond_vae.SampledStructure` list (``samples``); each item is converted on
+    access and not kept, so a benchmark holding every target's samples keeps only numpy arrays alive.
+    """
+
+    def __init__(self, samples: Sequence):
+        self.samples = list(samples)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        s = self.samples[i]
+        return s.to_pymatgen() if s.valid else None
+
+
 @dataclass(frozen=True)
 class ModelSampler:
-    """:func:`cond_vae.sample` as a :class:`Sampler` (``n_step_each`` Langevin steps on each noise level)."""
+    """The sampling engine as a :class:`Sampler`: one call samples every row with one seed.
+
+    ``sampler``: a :class:`cond_vae.SamplerConfig` (default ``SamplerConfig()``). Returns one
+    :class:`SampleGroup` per row.
+    """
 
     model: Any
-    n_step_each: int = 100
-    step_lr: float = 1e-4
-    batch_size: int = 256
+    sampler: Any = None
 
-    def __call__(self, formulas, pressures, *, num: int, seed: int) -> list[list[Any]]:
+    def __call__(self, formulas, pressures, *, num: int, seed: int) -> list[SampleGroup]:
         import torch
-        from cond_vae import sample
+        from cond_vae import SamplerConfig
+        from cond_vae.sampling import make_requests, sample_requests
 
+        sampler = SamplerConfig() if self.sampler is None else self.sampler
+        requests = make_requests(self.model, list(formulas), list(pressures))
         with torch.inference_mode():
-            samples = sample(
-                self.model, list(formulas), list(pressures), num_per_row=num, seed=seed,
-                n_step_each=self.n_step_each, step_lr=self.step_lr, batch_size=self.batch_size,
-            )  # fmt: skip
-        groups: list[list[Any]] = [[] for _ in formulas]
+            samples = sample_requests(self.model, requests, num_per_row=num, seed=seed, sampler=sampler)
+        groups: list[list] = [[] for _ in requests]
         for s in samples:
-            groups[s.row].append(s.to_pymatgen() if s.valid else None)
-        return groups
+            groups[s.row].append(s)
+        return [SampleGroup(g) for g in groups]
 
 
 @dataclass

@@ -9,7 +9,12 @@ count ``k/R`` (runs that found the phase within the budget) and the mean number 
 first match over the successful runs (the paper: 5 runs, budget 1000).
 
 Run ``r`` of target ``t`` has seed ``derived_seed(seed, t, r)`` and draws its batch ``b`` with
-``derived_seed(run_seed, b)``, so a run's samples do not depend on the other targets or runs.
+``derived_seed(run_seed, b)``, so a run's samples do not depend on the other targets or runs. How this
+maps to the sampling engine (a search stops at its first match, so each batch is its own request):
+batch ``b`` of run ``r`` of target ``t`` is one row, the target's cell formula at its pressure, with
+``num_per_row = batch size`` and ``seed = derived_seed(derived_seed(seed, t, r), b)``; it is exactly
+``tools/sample --formula F --pressure P --num <size> --seed <that seed>`` with the same sampler settings
+(``SearchRun.seed`` records the run seed).
 
     phases = run_known_phase(targets, ModelSampler(model), KnownPhaseSettings(runs=5, budget=1000))
     phases[0].successes, phases[0].mean_samplings

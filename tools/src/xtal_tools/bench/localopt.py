@@ -35,7 +35,22 @@ import numpy as np
 import typer
 
 from xtal_tools._cli import EXPECTED_ERRORS, fail, recorded, resolve_device
-from xtal_tools._options import DataOption, DeviceOption, OutOption, SeedOption
+from xtal_tools._options import (
+    BatchSizeOption,
+    CorrectorStepsOption,
+    DataOption,
+    DeviceOption,
+    FinalDenoiseOption,
+    LevelsOption,
+    OutOption,
+    SamplerConfigOption,
+    SamplerMethodOption,
+    SeedOption,
+    SkinOption,
+    SnrOption,
+    StepLrOption,
+    StepsPerLevelOption,
+)
 from xtal_tools.bench.localopt_plots import SOURCES, relative_enthalpies, summarise
 from xtal_tools.relax import RelaxSettings
 
@@ -233,7 +248,7 @@ _EMPTY = {
 
 
 # ------------------------------------------------------------------ command line
-_R, _S, _T = "Relaxation", "Sampler", "Targets"
+_R, _T = "Relaxation", "Targets"
 
 
 def localopt_command(
@@ -267,12 +282,16 @@ def localopt_command(
     ] = 150,
     optimizer: Annotated[str, typer.Option(help="fire or bfgs.", rich_help_panel=_R)] = "fire",
     cell_filter: Annotated[str, typer.Option(help="frechet, exp or none.", rich_help_panel=_R)] = "frechet",
-    steps_per_level: Annotated[
-        int, typer.Option(help="Langevin steps per noise level (reference: 100).", min=1, rich_help_panel=_S)
-    ] = 100,
-    batch_size: Annotated[
-        int, typer.Option(help="Crystals per model batch.", min=1, rich_help_panel=_S)
-    ] = 256,
+    sampler_method: SamplerMethodOption = None,
+    levels: LevelsOption = None,
+    steps_per_level: StepsPerLevelOption = None,
+    step_lr: StepLrOption = None,
+    corrector_steps: CorrectorStepsOption = None,
+    snr: SnrOption = None,
+    final_denoise: FinalDenoiseOption = None,
+    skin: SkinOption = None,
+    batch_size: BatchSizeOption = None,
+    sampler_config: SamplerConfigOption = None,
     seed: SeedOption = None,
     device: DeviceOption = None,
     progress: Annotated[
@@ -290,12 +309,12 @@ def localopt_command(
     t0 = time.perf_counter()
     quiet_known_warnings()
     try:
-        model, dev, targets, calc, settings, config = _prepare(dict(locals()))
+        model, dev, targets, calc, settings, config, sampler_cfg = _prepare(dict(locals()))
     except EXPECTED_ERRORS as err:
         fail(err)
     record = RunRecord.start(out, command="benchmark localopt", config=config, seed=settings.seed)
     with recorded(record):
-        sampler = ModelSampler(model, n_step_each=steps_per_level, batch_size=batch_size)
+        sampler = ModelSampler(model, sampler=sampler_cfg)
         result = run_localopt(sampler, targets, settings, calculator=calc, progress=progress)
         from xtal_tools.bench.localopt_plots import write_results
 
@@ -318,6 +337,7 @@ def _prepare(opts: dict):
     from cond_vae.checkpoint import load_checkpoint
 
     from xtal_tools._cli import pressure_notes
+    from xtal_tools._options import resolve_sampler, sampler_record
     from xtal_tools.baselines import require_pyxtal
     from xtal_tools.relax import load_calculator
     from xtal_tools.sample import _check_out
@@ -326,6 +346,7 @@ def _prepare(opts: dict):
     if opts["data"] is None:
         raise ValueError("--data STORE is required")
     require_pyxtal()  # before any sampling
+    sampler = resolve_sampler(opts, config_file=opts["sampler_config"])
     pressures = tuple(check_pressure(p, "--pressures") for p in opts["pressures"].split(",") if p.strip())
     relax = RelaxSettings(fmax=opts["fmax"], max_steps=opts["max_steps"], optimizer=opts["optimizer"],
                           cell_filter=opts["cell_filter"])  # fmt: skip
@@ -358,10 +379,10 @@ def _prepare(opts: dict):
         "part": opts["part"], "limit": opts["limit"], "targets": [list(t) for t in targets],
         "pressures_GPa": list(pressures),
         "num_per_target": settings.num_per_target, "seed": seed, "device": dev,
-        "sampler": {"n_step_each": opts["steps_per_level"], "batch_size": opts["batch_size"]},
+        **sampler_record(sampler, model),
         "relax": {"calculator": opts["calculator"], "calculator_args": json.dumps(kwargs, default=str),
                   **{k: v for k, v in relax.__dict__.items() if k != "pressure"}},
         "random": {"min_distance_scale": settings.min_distance_scale, "volume": "generated structure's"},
         "warnings": notes,
     }  # fmt: skip
-    return model, dev, targets, calc, settings, config
+    return model, dev, targets, calc, settings, config, sampler

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xtal_tools.bench._common import BenchTarget, Relaxer, Sampler, derived_seed
+from xtal_tools.bench._common import BenchTarget, Relaxer, Sampler
 
 __all__ = [
     "MODES",
@@ -40,11 +40,14 @@ MODES = ("unrelaxed", "relaxed")
 class SuccessSettings:
     """What to measure and how to batch it.
 
-    ``num`` samplings per target; target ``i`` is sampled with seed ``derived_seed(seed, i)``, so its
-    samples do not depend on the other targets. ``presets``, ``size_cut`` (the small-cell subset is
+    ``num`` samplings per target, drawn in one sampler call with one ``seed`` over every target (row
+    ``i`` is target ``i``): with :class:`~xtal_tools.bench._common.ModelSampler` they are exactly what
+    ``tools/sample --rows`` (the targets' cell formulas and pressures, in order) writes with ``--num
+    num --seed seed`` and the same sampler settings; a target's samples depend only on the seed, its
+    position and its formula and pressure. ``presets``, ``size_cut`` (the small-cell subset is
     ``n_atoms < size_cut``) and ``modes`` (``unrelaxed`` and/or ``relaxed``) choose the curves.
-    ``chunk`` targets are sampled, relaxed and scored together, then their structures are dropped
-    (memory stays bounded at 3,547 targets x 800 samplings).
+    ``chunk`` targets are converted to pymatgen, relaxed and scored together, then their structures
+    are dropped (the model's samples stay as numpy arrays; a :class:`ModelSampler` converts on read).
     """
 
     num: int = 20
@@ -200,18 +203,19 @@ def run_success(
     seconds = {"sample": 0.0, "relax": 0.0, "match": 0.0}
     parts: dict[str, dict[str, list]] = {m: {p: [] for p in settings.presets} for m in settings.modes}
     n_invalid = n_errors = 0
+    t0 = time.perf_counter()
+    every = list(sampler([t.formula for t in targets], [t.pressure for t in targets], num=settings.num,
+                         seed=settings.seed))  # fmt: skip
+    seconds["sample"] += time.perf_counter() - t0
+    if len(every) != len(targets):
+        raise ValueError(f"the sampler returned {len(every)} rows, not {len(targets)}")
     for start in range(0, len(targets), settings.chunk):
         chunk = targets[start : start + settings.chunk]
-        t0 = time.perf_counter()
         groups = []
-        for i, t in enumerate(chunk, start=start):
-            (group,) = sampler(
-                [t.formula], [t.pressure], num=settings.num, seed=derived_seed(settings.seed, i)
-            )
+        for group in every[start : start + settings.chunk]:
             if len(group) != settings.num:
                 raise ValueError(f"the sampler returned {len(group)} samples, not {settings.num}")
-            groups.append(group)
-        seconds["sample"] += time.perf_counter() - t0
+            groups.append(list(group))
         n_invalid += sum(s is None for g in groups for s in g)
         samples: dict[str, list] = {}
         if "unrelaxed" in settings.modes:
@@ -230,6 +234,8 @@ def run_success(
         for m, by_preset in firsts.items():
             for p, first in by_preset.items():
                 parts[m][p].append(first)
+        del groups, samples
+        every[start : start + settings.chunk] = [None] * len(chunk)  # drop this chunk's samples
     return SuccessResult(
         targets=tuple(targets),
         first_match={m: {p: np.concatenate(v) for p, v in by.items()} for m, by in parts.items()},
