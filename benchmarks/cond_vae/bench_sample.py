@@ -2,7 +2,8 @@
 
 For each config (``tiny``, ``4m``), neighbour-list setting (``skin=None``: a fresh radius graph at
 every step, as the reference; ``skin=1.0`` Å: Verlet reuse) and number of steps per level, the
-whole sampler (``cond_vae.sample``: latent, lattice, all 50 noise levels) runs on one batch of
+whole sampler (``cond_vae.sample`` with ``SamplerConfig.reference(steps_per_level=n, skin=...)``:
+latent, lattice, all 50 noise levels) runs on one batch of
 MP-20 cell formulas (from ``../shared/data/mp_20/val.feather`` when present, else a fixed list),
 timed side by side in one process. The reference's 50 x 100 steps are extrapolated from the
 largest measured steps-per-level (time per decoder call x 5,000): with more steps per level the
@@ -26,7 +27,7 @@ import time
 from pathlib import Path
 
 import torch
-from cond_vae import CondCDVAE, CondCDVAEConfig, sample
+from cond_vae import CondCDVAE, CondCDVAEConfig, SamplerConfig, sample
 
 ROOT = Path(__file__).resolve().parents[2]
 MP20 = ROOT.parent / "shared" / "data" / "mp_20" / "val.feather"
@@ -65,35 +66,39 @@ def build(name: str, crystals) -> CondCDVAE:
 
 
 def run(model, formulas, *, n_step_each: int, skin, num_per_row: int, seed: int = 0) -> dict:
-    import cond_vae._sampling as sampling
+    """One timed ``cond_vae.sample`` call with the reference's Langevin at ``n_step_each`` steps per level;
+    graph and triplet builds counted on the engine's neighbour lists, decoder calls as batched calls."""
+    import cond_vae.sampling._engine as engine
 
-    counts = {"calls": 0, "builds": 0, "triplets": 0}
-    original = sampling.langevin_dynamics
+    counts = {"builds": 0, "triplets": 0}
+    original = engine.NeighborList
 
-    def counted(*args, **kwargs):
-        result = original(*args, **kwargs)
-        counts["calls"] += result.num_decoder_calls
-        counts["builds"] += result.num_graph_builds
-        counts["triplets"] += result.extra["num_triplet_builds"]
-        return result
+    class Counted(original):
+        def graph(self, frac, lattice):
+            builds, trips = self.num_builds, self.num_triplet_builds
+            out = super().graph(frac, lattice)
+            counts["builds"] += self.num_builds - builds
+            counts["triplets"] += self.num_triplet_builds - trips
+            return out
 
-    sampling.langevin_dynamics = counted
+    sampler = SamplerConfig.reference(steps_per_level=n_step_each, skin=skin)
+    engine.NeighborList = Counted
     try:
         start = time.perf_counter()
-        out = sample(
-            model, formulas, 0.0, num_per_row=num_per_row, seed=seed, n_step_each=n_step_each, skin=skin
-        )
+        out = sample(model, formulas, 0.0, num_per_row=num_per_row, seed=seed, sampler=sampler)
         seconds = time.perf_counter() - start
     finally:
-        sampling.langevin_dynamics = original
+        engine.NeighborList = original
+    blocks = -(-len(out) // sampler.batch_size)
     return {
         "structures": len(out),
         "valid": sum(s.valid for s in out),
         "atoms": sum(s.crystal.num_atoms for s in out if s.valid),
         "seconds": seconds,
-        "decoder_calls": counts["calls"],
+        "decoder_calls": blocks * sampler.decoder_calls(len(model.sigmas)),  # batched calls
         "graph_builds": counts["builds"],
         "triplet_builds": counts["triplets"],
+        "sampler": sampler.to_dict(),
     }
 
 

@@ -2,7 +2,13 @@
 per source dataset, next to random-structure baselines (PyXtal and uniform P1) drawn in the same run.
 
     python benchmarks/default_model/model_card_eval.py --checkpoint CKPT --data all.zarr \
-        --per-dataset 100 --num 20 --steps-per-level 20 --out card-eval/
+        --per-dataset 100 --num 20 --sampler langevin --steps-per-level 20 --out card-eval/
+
+The sampler options are those of every tool (``--sampler``, ``--levels``, ``--steps-per-level``,
+``--step-lr``, ``--corrector-steps``, ``--snr``, ``--final-denoise/--no-final-denoise``, ``--skin``,
+``--batch-size``, ``--sampler-config FILE.toml``), defaulting to ``SamplerConfig()``; the card's published
+numbers used the reference's Langevin at 3 steps per level (``--sampler langevin --steps-per-level 3
+--no-final-denoise``). ``results.json`` records the resolved ``sampler`` table.
 
 Parts can run separately (``--parts baselines`` needs no trained model's time; ``--datasets`` splits the
 work over processes) and be combined afterwards: ``--merge DIR1 DIR2 ... --out DIR``.
@@ -70,10 +76,10 @@ def validity_of(groups, n_requested: int) -> dict:
     }
 
 
-def sample_model(model, dataset, *, num: int, seed: int, steps: int, batch_size: int):
+def sample_model(model, dataset, *, num: int, seed: int, sampler):
     from xtal_tools.evaluation import EvalSettings, sample_targets
 
-    settings = EvalSettings(seed=seed, n_step_each=steps, batch_size=batch_size)
+    settings = EvalSettings(seed=seed, sampler=sampler)
     groups, failed, _ = sample_targets(model, dataset, settings, num)
     return groups, failed
 
@@ -86,10 +92,10 @@ def random_groups(targets, *, kind: str, num: int, seed: int):
     return result.structures, dict(result.failures)
 
 
-def recon_metrics(model, dataset, *, seed: int, steps: int, batch_size: int, jobs: int, out: Path) -> dict:
+def recon_metrics(model, dataset, *, seed: int, sampler, jobs: int, out: Path) -> dict:
     from xtal_tools.evaluation import EvalSettings, evaluate_recon
 
-    settings = EvalSettings(seed=seed, n_step_each=steps, presets=PRESETS, jobs=jobs, batch_size=batch_size)
+    settings = EvalSettings(seed=seed, sampler=sampler, presets=PRESETS, jobs=jobs)
     out.mkdir(parents=True, exist_ok=True)
     res = evaluate_recon(model, dataset, settings, out)
     return {
@@ -97,6 +103,21 @@ def recon_metrics(model, dataset, *, seed: int, steps: int, batch_size: int, job
         for m in res.summary["metrics"]
         if m["gate"] == "none"
     }
+
+
+def add_sampler_arguments(ap: argparse.ArgumentParser) -> None:
+    """The tools' sampler options (None: not given; resolved by ``xtal_tools._options.resolve_sampler``)."""
+    g = ap.add_argument_group("sampler (default: cond_vae.SamplerConfig())")
+    g.add_argument("--sampler", dest="sampler_method", choices=("pc", "langevin", "ode"))
+    g.add_argument("--levels", type=int, help="noise levels visited (0: all)")
+    g.add_argument("--steps-per-level", type=int, help="langevin: steps on each level")
+    g.add_argument("--step-lr", type=float, help="langevin: step-size constant")
+    g.add_argument("--corrector-steps", type=int, help="pc: corrector steps on each level")
+    g.add_argument("--snr", type=float, help="pc: corrector signal-to-noise ratio")
+    g.add_argument("--final-denoise", action=argparse.BooleanOptionalAction, default=None)
+    g.add_argument("--skin", type=float, help="neighbour-list skin (Å)")
+    g.add_argument("--batch-size", type=int, help="structures per decoder call")
+    g.add_argument("--sampler-config", type=Path, help="TOML file with a [sampler] table")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -107,8 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--part", default="test")
     ap.add_argument("--per-dataset", type=int, default=100)
     ap.add_argument("--num", type=int, default=20)
-    ap.add_argument("--steps-per-level", type=int, default=20)
-    ap.add_argument("--batch-size", type=int, default=200)
+    add_sampler_arguments(ap)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--datasets", default="Perov-5,Carbon-24,MP-20")
@@ -120,6 +140,9 @@ def main(argv: list[str] | None = None) -> None:
         merge(args.merge, args.out)
         return
     parts = set(args.parts.split(","))
+    from xtal_tools._options import resolve_sampler, sampler_record
+
+    sampler = resolve_sampler(vars(args), config_file=args.sampler_config)
 
     import torch
     from cond_vae.checkpoint import load_checkpoint
@@ -142,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         "machine": {"platform": platform.platform(), "cpus": __import__("os").cpu_count(),
                     "torch": torch.__version__, "threads": torch.get_num_threads()},
         "settings": {k: str(v) for k, v in vars(args).items()},
+        **sampler_record(sampler, model),
         "datasets": {},
     }  # fmt: skip
     for name in args.datasets.split(","):
@@ -154,20 +178,12 @@ def main(argv: list[str] | None = None) -> None:
         if "recon" in parts:
             t0 = time.perf_counter()
             entry["recon"] = recon_metrics(
-                model, ds, seed=args.seed, steps=args.steps_per_level, batch_size=args.batch_size,
-                jobs=args.jobs, out=args.out / name / "recon",
+                model, ds, seed=args.seed, sampler=sampler, jobs=args.jobs, out=args.out / name / "recon",
             )  # fmt: skip
             entry["recon_seconds"] = time.perf_counter() - t0
         if "model" in parts:
             t0 = time.perf_counter()
-            groups, failed = sample_model(
-                model,
-                ds,
-                num=args.num,
-                seed=args.seed,
-                steps=args.steps_per_level,
-                batch_size=args.batch_size,
-            )
+            groups, failed = sample_model(model, ds, num=args.num, seed=args.seed, sampler=sampler)
             entry["sample_seconds"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             entry["model"] = {
