@@ -178,3 +178,10 @@ def test_a_bad_sampler_value_fails_clearly_and_writes_nothing(checkpoint, tmp_pa
     res = runner.invoke(sample_app, [*args, "--sampler", "euler"])
     assert res.exit_code == 1 and "method must be one of" in res.output
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_flag_the_method_does_not_read_is_reported():
+    with pytest.warns(UserWarning, match="--steps-per-level is ignored by --sampler pc"):
+        assert _options.resolve_sampler({"steps_per_level": 10}) == SamplerConfig(steps_per_level=10)
+    with pytest.warns(UserWarning, match="--snr is ignored by --sampler langevin"):
+        _options.resolve_sampler({"sampler_method": "langevin", "snr": 0.2})

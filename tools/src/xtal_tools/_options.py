@@ -217,7 +217,21 @@ def resolve_sampler(opts: dict, *, config_file: str | Path | None = None):
     changes = {k: v for k, v in flags.items() if v is not None}
     if changes.get("levels") == 0:
         changes["levels"] = None
-    return base.replace(**changes)
+    config = base.replace(**changes)
+    for name in unused_flags(config, changes):
+        import warnings
+
+        flag = "--" + name.replace("_", "-")
+        warnings.warn(f"{flag} is ignored by --sampler {config.method}", UserWarning, stacklevel=2)
+    return config
+
+
+_METHOD_FIELDS = {"steps_per_level": "langevin", "step_lr": "langevin", "corrector_steps": "pc", "snr": "pc"}
+
+
+def unused_flags(config, given) -> list[str]:
+    """The fields in ``given`` that ``config.method`` does not read (e.g. ``steps_per_level`` with pc)."""
+    return [k for k in given if _METHOD_FIELDS.get(k, config.method) != config.method]
 
 
 def sampler_record(sampler, model=None) -> dict:
