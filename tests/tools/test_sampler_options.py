@@ -182,6 +182,33 @@ def test_a_bad_sampler_value_fails_clearly_and_writes_nothing(checkpoint, tmp_pa
 
 def test_a_flag_the_method_does_not_read_is_reported():
     with pytest.warns(UserWarning, match="--steps-per-level is ignored by --sampler pc"):
-        assert _options.resolve_sampler({"steps_per_level": 10}) == SamplerConfig(steps_per_level=10)
+        got = _options.resolve_sampler({"sampler_method": "pc", "steps_per_level": 10})
+    assert got == SamplerConfig(method="pc", steps_per_level=10)
     with pytest.warns(UserWarning, match="--snr is ignored by --sampler langevin"):
         _options.resolve_sampler({"sampler_method": "langevin", "snr": 0.2})
+
+
+def test_csp_and_evaluate_record_the_sampler(checkpoint, model, tmp_path):
+    from xtal_tools.csp import app as csp_app
+
+    out = tmp_path / "csp"
+    args = [
+        "-k",
+        str(checkpoint),
+        "-f",
+        FORMULA,
+        "-p",
+        "5",
+        "-n",
+        "2",
+        "--no-relax",
+        "--no-progress",
+        "-o",
+        str(out),
+    ]
+    res = runner.invoke(csp_app, [*args, "--seed", "1", "--sampler", "ode", *FLAGS])
+    assert res.exit_code == 0, res.output
+    config = tomllib.loads((out / "run.toml").read_text())["config"]
+    expected = SamplerConfig(method="ode", levels=3, batch_size=4)
+    assert SamplerConfig.from_dict(config["sampler"]) == expected
+    assert config["decoder_calls_per_structure"] == expected.decoder_calls(len(model.sigmas)) == 3
