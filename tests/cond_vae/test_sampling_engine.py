@@ -20,6 +20,7 @@ from cond_vae.sampling import (
     plan,
     sample_requests,
     visited_levels,
+    visited_sigmas,
     write_shard,
 )
 
@@ -104,6 +105,7 @@ def test_given_lattices_are_kept(model):
         SamplerConfig(method="ode", levels=25),
         SamplerConfig(method="langevin", levels=20, steps_per_level=3),
         SamplerConfig.reference(),
+        SamplerConfig(method="ode", levels=120),
     ],
 )
 def test_plan_length_is_the_advertised_decoder_calls(config):
@@ -118,6 +120,10 @@ def test_reference_setting_is_5000_calls_and_levels_are_evenly_spread():
     assert visited_levels(50, None) == list(range(50))
     assert visited_levels(50, 5) == [0, 12, 24, 37, 49]
     assert visited_levels(50, 1) == [49]
+    sigmas = torch.logspace(1, -2, 50, dtype=torch.float64)
+    finer = visited_sigmas(sigmas, 99)  # every level of the model and one between each pair
+    assert len(finer) == 99 and finer[0] == 10.0 and finer[-1] == float(sigmas[-1])
+    np.testing.assert_allclose(finer[::2], sigmas.tolist(), rtol=1e-12)
     with pytest.raises(ValueError, match="method"):
         SamplerConfig(method="euler")
     with pytest.raises(ValueError, match="unknown key"):
@@ -200,3 +206,43 @@ def test_a_sampler_that_stops_early_is_caught_by_the_toy(toy):
     delta = (out.crystal.frac_coords - toy.sites.numpy() + 0.5) % 1 - 0.5
     assert float(np.std(delta * toy.a)) > 3 * toy.tau
     assert math.isfinite(float(np.std(delta)))
+
+
+# ----------------------------------------------------------------------------- devices
+@pytest.mark.cuda
+def test_keyed_numbers_agree_on_cpu_and_cuda():
+    keys = torch.tensor([_noise.structure_key(3, r, 0) for r in range(100)])
+    cpu = _noise.normal(keys, _noise.NOISE, 5, 3, torch.float64)
+    gpu = _noise.normal(keys.cuda(), _noise.NOISE, 5, 3, torch.float64).cpu()
+    torch.testing.assert_close(gpu, cpu, rtol=0, atol=1e-12)
+    assert torch.equal(_noise._bits(keys, 1, 2, 4), _noise._bits(keys.cuda(), 1, 2, 4).cpu())
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sampling_on_cuda_agrees_with_cpu(dtype):
+    """The deterministic sampler, few levels: the same structures on both devices within tolerance."""
+    torch.manual_seed(0)
+    cpu_model = tiny_model(random_crystals(16, seed=1), dtype=dtype)
+    gpu_model = tiny_model(random_crystals(16, seed=1), dtype=dtype).cuda()
+    gpu_model.load_state_dict(cpu_model.state_dict())
+    sampler = SamplerConfig(method="ode", levels=4)
+    a = _run(cpu_model, sampler)
+    b = _run(gpu_model, sampler)
+    tol = 1e-9 if dtype == torch.float64 else 1e-4
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_allclose(x.crystal.lattice, y.crystal.lattice, atol=tol * 10)
+        delta = (x.crystal.frac_coords - y.crystal.frac_coords + 0.5) % 1 - 0.5
+        assert np.abs(delta).max() < tol * 100
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("method", ["pc", "langevin", "ode"])
+def test_each_sampler_runs_on_cuda_seeded(method):
+    torch.manual_seed(0)
+    model = tiny_model(random_crystals(16, seed=1), dtype=torch.float32).cuda()
+    sampler = SamplerConfig(method=method, levels=6)
+    a, b = _run(model, sampler), _run(model, sampler)
+    for x, y in zip(a, b, strict=True):
+        assert x.valid and np.array_equal(x.crystal.lattice, y.crystal.lattice)  # same latents and cells
+        assert ((x.crystal.frac_coords >= 0) & (x.crystal.frac_coords < 1)).all()

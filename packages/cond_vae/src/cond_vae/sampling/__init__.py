@@ -15,7 +15,7 @@ from ._config import DEFAULT_SAMPLER, METHODS, SamplerConfig
 from ._engine import SampledStructure, SampleRequest, job_blocks, run_block, sample_requests
 from ._protocol import CondCDVAEScore, Proposal, ScoreModel, as_score_model
 from ._records import from_record, merge_shards, to_record, write_shard
-from ._samplers import Step, plan, visited_levels
+from ._samplers import Step, plan, visited_levels, visited_sigmas
 
 __all__ = [
     "DEFAULT_SAMPLER",
@@ -39,5 +39,6 @@ __all__ = [
     "sample_requests",
     "to_record",
     "visited_levels",
+    "visited_sigmas",
     "write_shard",
 ]

@@ -26,14 +26,17 @@ class SamplerConfig:
       * ``"ode"``: the probability-flow ODE (Euler between visited levels): deterministic given the
         latent and the starting coordinates.
 
-    ``levels``: how many of the model's noise levels are visited (evenly spaced in index, the first and
-    the last always included; ``None``: all). ``final_denoise``: one last noise-free step from the
+    ``levels``: how many noise levels are visited: ``None`` all of the model's; fewer: a subset evenly
+    spaced in index, the first and the last always included; more: a finer geometric schedule between
+    the model's largest and smallest level. ``final_denoise``: one last noise-free step from the
     smallest level to sigma = 0 (Tweedie's formula). ``skin`` (Å): Verlet-list reuse, same results.
     ``batch_size``: structures per decoder call; results do not depend on it beyond float rounding
     (the random numbers of a structure are a function of (seed, row, sample index) alone).
     """
 
-    method: str = "pc"
+    # default: the probability-flow ODE on the model's 50 levels (50 decoder calls, 100x fewer than the
+    # reference); chosen from the measured curve in docs/benchmarks/sampler.md
+    method: str = "ode"
     levels: int | None = None
     steps_per_level: int = 1  # langevin: steps on each level
     step_lr: float = 1e-4  # langevin: the reference's step-size constant
@@ -68,7 +71,7 @@ class SamplerConfig:
         return dataclasses.replace(self, **changes)
 
     def num_levels(self, available: int) -> int:
-        return available if self.levels is None else min(self.levels, available)
+        return available if self.levels is None else self.levels
 
     def decoder_calls(self, available_levels: int = 50) -> int:
         """Decoder calls per structure with a model of ``available_levels`` noise levels."""

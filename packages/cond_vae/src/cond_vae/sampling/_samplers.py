@@ -49,12 +49,21 @@ def visited_levels(num_available: int, levels: int | None) -> list[int]:
     return sorted({round(i * (num_available - 1) / (k - 1)) for i in range(k)})
 
 
+def visited_sigmas(sigmas: Tensor, levels: int | None) -> list[float]:
+    """The noise levels (Å) a sampler visits: a subset of the model's (``levels`` <= L), or, for more
+    levels than the model has, a geometric schedule between its largest and smallest level (the
+    score takes any sigma; the model's own schedule is geometric)."""
+    values = [float(s) for s in sigmas.tolist()]
+    if levels is None or levels <= len(values):
+        return [values[i] for i in visited_levels(len(values), levels)]
+    ratio = (values[-1] / values[0]) ** (1.0 / (levels - 1))
+    return [values[0] * ratio**i for i in range(levels - 1)] + [values[-1]]
+
+
 def plan(config: SamplerConfig, sigmas: Tensor) -> list[Step]:
     """The decoder calls of one structure, in order (``len(plan) == config.decoder_calls(L)``)."""
-    values = [float(s) for s in sigmas.tolist()]
-    sigma_min = values[-1]
-    idx = visited_levels(len(values), config.levels)
-    levels = [values[i] for i in idx]
+    levels = visited_sigmas(sigmas, config.levels)
+    sigma_min = float(sigmas[-1])
     steps: list[Step] = []
     if config.method == "langevin":
         for s in levels:
