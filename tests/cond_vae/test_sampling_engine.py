@@ -95,6 +95,51 @@ def test_given_lattices_are_kept(model):
         np.testing.assert_allclose(s.crystal.lattice, cells[s.row], atol=1e-12)
 
 
+def test_explicit_jobs_are_the_same_structures_as_the_full_request(model):
+    sampler = SamplerConfig(method="ode", levels=4, batch_size=5)  # other blocks: equal to rounding
+    full = {(x.row, x.index): x for x in _run(model, sampler)}
+    requests = make_requests(model, FORMULAS, PRESSURES)
+    some = sample_requests(
+        model, requests, num_per_row=0, seed=5, sampler=sampler, jobs=[(3, 2), (0, 1), (2, 0)]
+    )
+    assert [(x.row, x.index) for x in some] == [(3, 2), (0, 1), (2, 0)]
+    for x in some:
+        assert np.array_equal(x.crystal.lattice, full[(x.row, x.index)].crystal.lattice)
+        np.testing.assert_allclose(
+            x.crystal.frac_coords, full[(x.row, x.index)].crystal.frac_coords, atol=1e-9
+        )
+    with pytest.raises(ValueError, match="name no request row"):
+        sample_requests(model, requests, num_per_row=1, seed=5, sampler=sampler, jobs=[(9, 0)])
+
+
+def test_a_block_may_mix_given_and_predicted_lattices(model):
+    cell = np.diag([5.0, 5.5, 6.0])
+    requests = make_requests(model, FORMULAS, PRESSURES, lattices=[cell, None, cell, None])
+    sampler = SamplerConfig(method="ode", levels=3)
+    one = sample_requests(model, requests, num_per_row=1, seed=1, sampler=sampler.replace(batch_size=4))
+    alone = sample_requests(model, requests, num_per_row=1, seed=1, sampler=sampler.replace(batch_size=1))
+    for a, b in zip(one, alone, strict=True):
+        np.testing.assert_allclose(a.crystal.lattice, b.crystal.lattice, atol=1e-12)
+    np.testing.assert_allclose(one[0].crystal.lattice, cell, atol=1e-12)
+    assert not np.allclose(one[1].crystal.lattice, cell)
+
+
+def test_reconstruct_in_chunks_with_global_rows_equals_one_call(model):
+    from cond_vae import reconstruct
+    from xtal_graph import collate
+
+    crystals = random_crystals(6, seed=4)
+    sampler = SamplerConfig(method="ode", levels=3)
+    whole = reconstruct(model, collate(crystals, dtype=torch.float64), seed=2, sampler=sampler)
+    parts = reconstruct(model, collate(crystals[:4], dtype=torch.float64), seed=2, sampler=sampler)
+    parts += reconstruct(
+        model, collate(crystals[4:], dtype=torch.float64), seed=2, sampler=sampler, rows=[4, 5]
+    )
+    for a, b in zip(whole, parts, strict=True):
+        np.testing.assert_allclose(a.frac_coords, b.frac_coords, atol=1e-9)
+        np.testing.assert_allclose(a.lattice, b.lattice, atol=1e-12)
+
+
 # ----------------------------------------------------------------------------- plans
 @pytest.mark.parametrize(
     "config",

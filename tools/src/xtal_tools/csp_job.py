@@ -136,10 +136,9 @@ def sample_structures(
     ``formulas[r]`` at ``pressure``), and sample ``k`` of the job (``k = 0..num-1``) is sample index
     ``k // F`` of row ``k % F`` (``F = len(formulas)``). So with one formula the job is exactly
     ``tools/sample --formula F --pressure P --num N --seed S`` (one row, ``num_per_row = N``), and with
-    several it is ``tools/sample --rows`` over the cell formulas with ``--num ceil(N / F)``, of which
-    the first ``N`` in round-robin order are kept (the engine samples every row equally, so up to
-    ``F - 1`` structures are drawn and dropped). Returned in job order ``k``; ``sampler``: a
-    :class:`cond_vae.SamplerConfig` (default ``SamplerConfig()``).
+    several they are the first ``N`` (in round-robin order) of ``tools/sample --rows`` over the cell
+    formulas with ``--num ceil(N / F)``; exactly ``N`` are drawn (the engine's ``jobs``). Returned in
+    job order ``k``; ``sampler``: a :class:`cond_vae.SamplerConfig` (default ``SamplerConfig()``).
     """
     import torch
     from cond_vae import SamplerConfig
@@ -151,18 +150,16 @@ def sample_structures(
     sampler = SamplerConfig() if sampler is None else sampler
     formulas = list(formulas)
     requests = make_row_requests([SampleRow(f, pressure) for f in formulas], model)
-    per_row = -(-num // len(formulas))
-    total = per_row * len(formulas)
+    f = len(formulas)
+    jobs = [(k % f, k // f) for k in range(num)]  # sample k of the job: index k // F of row k % F
     with (
         torch.inference_mode(),
-        tqdm(total=total, desc="sample", unit="structure", disable=_disable(progress)) as bar,
+        tqdm(total=num, desc="sample", unit="structure", disable=_disable(progress)) as bar,
     ):
         samples = sample_requests(
-            model, requests, num_per_row=per_row, seed=seed, sampler=sampler, progress=bar.update
+            model, requests, num_per_row=1, seed=seed, sampler=sampler, progress=bar.update, jobs=jobs
         )
-    by_key = {(s.row, s.index): s for s in samples}
-    f = len(formulas)
-    return [by_key[(k % f, k // f)] for k in range(num)]
+    return samples
 
 
 def relax_samples(

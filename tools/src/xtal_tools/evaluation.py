@@ -108,24 +108,21 @@ def evaluate_recon(
 ) -> EvalResult:
     """Reconstruction of every crystal of ``dataset``; writes ``gt.extxyz`` and ``pred.extxyz`` (by id).
 
-    :func:`cond_vae.reconstruct` keys its noise by ``(seed, crystal index in the batch it is given)``
-    and encodes that batch at once, so the dataset goes in chunks of :data:`RECON_CHUNK` crystals (a
-    fixed size: the result does not depend on ``settings.sampler.batch_size`` beyond float rounding).
-    Chunk 0 (every dataset of up to 1,024 crystals) is ``reconstruct(model, batch, seed=settings.seed)``
-    exactly; chunk ``c > 0`` uses ``seed = derived_seed(settings.seed, c)``.
+    The dataset is encoded in chunks of :data:`RECON_CHUNK` crystals; :func:`cond_vae.reconstruct`
+    keys crystal ``i``'s random numbers by ``(seed, i)`` (its index in the dataset), so the result is
+    ``reconstruct(model, whole_dataset, seed=settings.seed)`` whatever the chunking.
     """
     from cond_vae import reconstruct
     from xtal_eval import Parallel, reconstruction
 
-    from xtal_tools.bench._common import derived_seed
-
     t0 = time.perf_counter()
     preds = []
-    for c, start in enumerate(range(0, len(dataset), RECON_CHUNK)):
+    for start in range(0, len(dataset), RECON_CHUNK):
         idx = np.arange(start, min(start + RECON_CHUNK, len(dataset)))
         batch = dataset.batch(idx).to(dtype=next(model.parameters()).dtype)
-        seed = settings.seed if c == 0 else derived_seed(settings.seed, c)
-        preds += reconstruct(model, batch, seed=seed, sampler=settings.sampler, use_mean=use_mean)
+        preds += reconstruct(
+            model, batch, seed=settings.seed, sampler=settings.sampler, use_mean=use_mean, rows=idx.tolist()
+        )
     model_s = time.perf_counter() - t0
     gts = _targets(dataset)
     pred_structs = [None if c is None else c.to_pymatgen() for c in preds]

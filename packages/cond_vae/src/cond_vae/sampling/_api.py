@@ -116,13 +116,15 @@ def reconstruct(
     sampler: SamplerConfig = DEFAULT_SAMPLER,
     use_mean: bool = False,
     true_lattice: bool = False,
+    rows: Sequence[int] | None = None,
 ) -> list[Crystal | None]:
     """Encode true structures, decode them (lattice head + sampler) with their atoms and conditions.
 
-    ``use_mean=False`` samples ``z`` from the posterior (the reference's recon protocol, noise keyed by
-    ``(seed, crystal index)``); ``True`` uses its mean. ``true_lattice``: decode coordinates in the true
-    cells. Invalid predicted cells give ``None`` at their position. Crystals are decoded in blocks of
-    ``sampler.batch_size``.
+    ``use_mean=False`` samples ``z`` from the posterior (the reference's recon protocol); ``True`` uses
+    its mean. Every random number of crystal ``i`` is keyed by ``(seed, rows[i])`` (default: its index
+    in ``batch``), so a data set reconstructed in chunks with their global ``rows`` gives what one call
+    gives. ``true_lattice``: decode coordinates in the true cells. Invalid predicted cells give
+    ``None`` at their position. Crystals are decoded in blocks of ``sampler.batch_size``.
     """
     from . import _noise
 
@@ -133,9 +135,10 @@ def reconstruct(
     out: list[Crystal | None] = []
     try:
         stats = model.encode(batch, model.condition_vector(batch))
-        keys = torch.tensor(
-            [_noise.structure_key(seed, i, 0) for i in range(batch.num_crystals)], device=stats.mu.device
-        )
+        rows = list(range(batch.num_crystals)) if rows is None else [int(r) for r in rows]
+        if len(rows) != batch.num_crystals:
+            raise ValueError(f"rows: {len(rows)} values for {batch.num_crystals} crystals")
+        keys = torch.tensor([_noise.structure_key(seed, r, 0) for r in rows], device=stats.mu.device)
         eps = _noise.normal(keys, _noise.LATENT, 0, stats.mu.shape[1], stats.mu.dtype)
         z = stats.mu if use_mean else stats.mu + torch.exp(0.5 * stats.logvar) * eps
         starts = (torch.cumsum(batch.num_atoms, 0) - batch.num_atoms).tolist()
@@ -144,7 +147,7 @@ def reconstruct(
             lattice = tuple(map(tuple, batch.lattice[i].double().cpu().tolist())) if true_lattice else None
             conditions = {k: float(v[i]) for k, v in batch.properties.items()}
             atoms = tuple(int(a) for a in batch.atom_types[s : s + n].tolist())
-            jobs.append((SampleRequest(atoms, conditions, lattice=lattice), i, 0))
+            jobs.append((SampleRequest(atoms, conditions, lattice=lattice), rows[i], 0))
         size = sampler.batch_size
         for b in range(0, len(jobs), size):
             done = run_block(

@@ -20,7 +20,7 @@ from xtal_graph import Crystal, cart_to_frac, frac_to_cart, wrap_frac
 from .._neighbors import NeighborList
 from . import _noise
 from ._config import DEFAULT_SAMPLER, SamplerConfig
-from ._protocol import ScoreModel, as_score_model
+from ._protocol import Proposal, ScoreModel, as_score_model
 from ._samplers import displacement, plan
 
 __all__ = ["SampleRequest", "SampledStructure", "sample_requests", "run_block", "job_blocks"]
@@ -79,19 +79,32 @@ def sample_requests(
     rank: int = 0,
     world_size: int = 1,
     progress: Callable[[int], None] | None = None,
+    jobs: Sequence[tuple[int, int]] | None = None,
 ) -> list[SampledStructure]:
     """This rank's structures for ``num_per_row`` samples of every request, in (row, index) order.
 
     ``model``: a :class:`~cond_vae.CondCDVAE` or any :class:`ScoreModel`. ``progress(n)`` is called
-    with the number of structures finished after each block.
+    with the number of structures finished after each block. ``jobs``: sample exactly these
+    ``(row, sample index)`` pairs, in this order (``num_per_row`` is then ignored); each has the
+    random numbers it has in a full request, so a subset, or more samples later, continue a job.
     """
-    if num_per_row < 1:
+    if jobs is None and num_per_row < 1:
         raise ValueError(f"num_per_row must be >= 1, got {num_per_row}")
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} outside 0..{world_size - 1}")
     score_model = as_score_model(model)
     out: list[SampledStructure] = []
-    blocks = job_blocks(len(requests), num_per_row, sampler.batch_size)
+    if jobs is None:
+        blocks = job_blocks(len(requests), num_per_row, sampler.batch_size)
+    else:
+        jobs = [(int(r), int(k)) for r, k in jobs]
+        bad = [(r, k) for r, k in jobs if not (0 <= r < len(requests) and k >= 0)]
+        if bad:
+            raise ValueError(
+                f"jobs {bad[:5]} name no request row (0..{len(requests) - 1}) or a negative index"
+            )
+        size = sampler.batch_size
+        blocks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
     module = getattr(score_model, "model", None)
     was_training = bool(module is not None and module.training)
     if module is not None:
@@ -148,20 +161,7 @@ def run_block(
     if latent is None:
         latent = _noise.normal(keys, _noise.LATENT, 0, max(score_model.latent_dim, 1), dtype)
         latent = latent[:, : score_model.latent_dim]
-    given = [req.lattice for req, _, _ in jobs]
-    lattice = None
-    if any(g is not None for g in given):
-        if not all(g is not None for g in given):
-            raise ValueError("either every request of a block gives a lattice or none does")
-        lattice = torch.tensor(given, device=device, dtype=dtype)
-    proposal = score_model.propose(
-        atom_types=atom_types,
-        batch=batch,
-        num_atoms=num_atoms,
-        conditions=conds,
-        latent=latent,
-        lattice=lattice,
-    )
+    proposal = _propose(score_model, jobs, atom_types, batch, num_atoms, conds, latent, device, dtype)
     keep = torch.tensor([r == "" for r in proposal.reasons], device=device)
     frac = torch.zeros((atom_types.shape[0], 3), device=device, dtype=dtype)
     calls = 0
@@ -191,6 +191,33 @@ def run_block(
         )
         offset += n
     return out
+
+
+def _propose(score_model, jobs, atom_types, batch, num_atoms, conds, latent, device, dtype) -> Proposal:
+    """The proposal of a block; rows that give a lattice keep it (a block may mix both kinds)."""
+    given = [req.lattice for req, _, _ in jobs]
+    kw = {
+        "atom_types": atom_types,
+        "batch": batch,
+        "num_atoms": num_atoms,
+        "conditions": conds,
+        "latent": latent,
+    }
+    has = [g is not None for g in given]
+    if not any(has):
+        return score_model.propose(**kw, lattice=None)
+    predicted = None if all(has) else score_model.propose(**kw, lattice=None)
+    cells = torch.stack(
+        [
+            torch.tensor(g, device=device, dtype=dtype) if g is not None else predicted.lattice[i].to(dtype)
+            for i, g in enumerate(given)
+        ]
+    )  # (C, 3, 3)
+    fixed = score_model.propose(**kw, lattice=cells)
+    if predicted is None:
+        return fixed
+    reasons = tuple(f if h else p for f, p, h in zip(fixed.reasons, predicted.reasons, has, strict=True))
+    return Proposal(cond=fixed.cond, lattice=cells, reasons=reasons)
 
 
 def _integrate(score_model, sampler, atom_types, num_atoms, lattice, cond, atom_keys) -> tuple[Tensor, int]:
