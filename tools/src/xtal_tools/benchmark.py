@@ -144,9 +144,9 @@ def _relaxer(opts: dict, dev: str, *, default_on: bool):
 
 
 def _start(out: Path, overwrite: bool):
-    from xtal_tools.sample import _check_out
+    from xtal_tools.sample import _prepare_out
 
-    _check_out(out, overwrite)
+    _prepare_out(out, overwrite)
 
 
 def _finish(

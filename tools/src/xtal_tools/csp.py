@@ -186,7 +186,7 @@ def _prepare(**opts):
     from xtal_tools._run_record import installed_versions
     from xtal_tools.csp_job import cell_formulas, parse_formula_units
     from xtal_tools.relax import RelaxSettings, load_calculator
-    from xtal_tools.sample import _check_out, _load
+    from xtal_tools.sample import _load, _prepare_out
 
     if not opts["formula"].strip():
         raise ValueError("--formula: empty formula")
@@ -215,7 +215,7 @@ def _prepare(**opts):
         if opts["calculator"].strip().lower() == "chgnet":
             kwargs.setdefault("device", dev)
         calc = load_calculator(opts["calculator"], **kwargs)
-    _check_out(opts["out"], opts["overwrite"])
+    _prepare_out(opts["out"], opts["overwrite"])
     notes = pressure_notes(model, pressures)
     for note in notes:
         typer.echo(f"warning: {note}", err=True)

@@ -105,6 +105,7 @@ def sample(
         dev = resolve_device(device.value if device is not None else None)
         model, barrier = _load(checkpoint, dev, world_size)
         validate_rows(row_list, model)  # every row is checked before anything is written
+        _make_out(out)  # only now: a bad request or checkpoint leaves no folder behind
     except EXPECTED_ERRORS as err:
         fail(err)
     config = {"checkpoint": str(checkpoint), "num_rows": len(row_list), "device": dev,
@@ -133,17 +134,28 @@ def sample(
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an unusable ``--out`` before any work, without creating it."""
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"--out {out} exists and is not a directory")
     if out.is_dir() and not overwrite and any(p.name != ".shards" for p in out.iterdir()):
         if int(os.environ.get("RANK", 0)) == 0:
             raise FileExistsError(f"--out {out} is not empty (pass --overwrite to write into it)")
+    existing = next(p for p in (out, *out.absolute().parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise ValueError(f"--out {out}: cannot create it ({existing} is not a writable folder)")
+
+
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    """Check ``--out`` and create it (for commands that call this once every input is validated)."""
+    _check_out(out, overwrite)
+    _make_out(out)
+
+
+def _make_out(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ValueError(f"--out {out}: cannot create it ({err.strerror})") from None
-    if not os.access(out, os.W_OK):
-        raise ValueError(f"--out {out}: not writable")
 
 
 def _load(checkpoint: Path, device: str, world_size: int):

@@ -340,7 +340,7 @@ def _prepare(opts: dict):
     from xtal_tools._options import resolve_sampler, sampler_record
     from xtal_tools.baselines import require_pyxtal
     from xtal_tools.relax import load_calculator
-    from xtal_tools.sample import _check_out
+    from xtal_tools.sample import _prepare_out
     from xtal_tools.sampling import check_pressure
 
     if opts["data"] is None:
@@ -370,7 +370,7 @@ def _prepare(opts: dict):
     if opts["calculator"].strip().lower() == "chgnet":
         kwargs.setdefault("device", dev)
     calc = load_calculator(opts["calculator"], **kwargs)
-    _check_out(opts["out"], opts["overwrite"])
+    _prepare_out(opts["out"], opts["overwrite"])
     notes = pressure_notes(model, list(pressures))  # the sampler extrapolates; relaxation still applies P
     for note in notes:
         typer.echo(f"warning: {note}", err=True)
