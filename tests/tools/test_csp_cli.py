@@ -203,19 +203,23 @@ def test_bad_input_fails_clearly_and_writes_nothing(checkpoint, tmp_path, args, 
 
 def test_several_pressures_run_one_job_each_into_sub_folders(checkpoint, tmp_path):
     out = tmp_path / "run"
-    args = ["-k", str(checkpoint), "-f", "Cu", "-u", "2", "-p", "0,25", "-n", "3", "-o", str(out)]
+    args = ["-k", str(checkpoint), "-f", "Cu", "-u", "2", "-p", "10,25", "-n", "3", "-o", str(out)]
     res = runner.invoke(app, [*args, *EMT_ARGS, *FAST])
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in out.iterdir()) == ["0GPa", "25GPa"]
-    for sub, p in (("0GPa", 0.0), ("25GPa", 25.0)):
-        record = tomllib.loads((out / sub / "run.toml").read_text())
-        assert record["run"]["status"] == "completed"
-        assert record["config"]["pressure_GPa"] == p
+    assert sorted(p.name for p in out.iterdir()) == ["10GPa", "25GPa"]
+    records = {}
+    for sub, p in (("10GPa", 10.0), ("25GPa", 25.0)):
+        records[p] = tomllib.loads((out / sub / "run.toml").read_text())
+        assert records[p]["run"]["status"] == "completed"
+        assert records[p]["config"]["pressure_GPa"] == p
         assert len(_table(out / sub)) == 3
-    assert "0 GPa:" in res.output and "25 GPa:" in res.output
-    # the tiny model was fitted on pressures in about [1.5, 18] GPa: 0 and 25 GPa are flagged, once
-    assert res.output.count("warning: the model extrapolates: pressure [0.0, 25.0]") == 1
-    assert record["config"]["warnings"]
+    assert "10 GPa:" in res.output and "25 GPa:" in res.output
+    # the tiny model was fitted on pressures in about [1.5, 18] GPa: 25 GPa is flagged, once, and only
+    # the 25 GPa run records the warning
+    assert res.output.count("warning: the model extrapolates: pressure [25.0]") == 1
+    assert records[25.0]["config"]["warnings"] and not records[10.0]["config"].get("warnings")
+    meta = json.loads((out / "10GPa" / "candidates.json").read_text())
+    assert "extrapolates" not in json.dumps(meta)
 
 
 def test_unwritable_output_folder_and_missing_checkpoint(checkpoint, tmp_path, monkeypatch):

@@ -162,7 +162,10 @@ def csp(
         sub = out if len(config["pressures_GPa"]) == 1 else out / f"{p:g}GPa"
         t_p = time.perf_counter()
         settings_p = dataclasses.replace(settings, pressure=p)
-        config_p = {k: v for k, v in config.items() if k != "pressures_GPa"} | {"pressure_GPa": p}
+        config_p = {k: v for k, v in config.items() if k not in ("pressures_GPa", "warnings")} | {
+            "pressure_GPa": p,
+            "warnings": pressure_notes(model, [p]),  # each pressure's run records its own warnings
+        }
         sub.mkdir(parents=True, exist_ok=True)
         record = RunRecord.start(sub, command="csp", config=config_p, seed=config["seed"])
         with recorded(record):
