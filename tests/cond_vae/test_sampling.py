@@ -99,7 +99,13 @@ def test_bad_formulas_fail_clearly(model, formula, match):
 
 
 @pytest.mark.parametrize(
-    ("pressure", "match"), [(float("nan"), "finite"), ("high", "not a number"), (None, "not a number")]
+    ("pressure", "match"),
+    [
+        (float("nan"), "finite"),
+        ("high", "not a number"),
+        (None, "not a number"),
+        (1e9, "1e\\+09 GPa is beyond any physical sense"),
+    ],
 )
 def test_bad_pressures_fail_clearly(model, pressure, match):
     with pytest.raises(ValueError, match=f"pressure .*{match}"):

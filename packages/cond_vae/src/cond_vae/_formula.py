@@ -99,8 +99,15 @@ def _parse(formula: str) -> Counter[str]:
     return stack[0]
 
 
+# Above this no crystal structure prediction makes physical sense for this model (the highest pressures
+# of published structure searches are a few TPa); a typo such as 1e9 GPa is refused, not sampled.
+MAX_PRESSURE_GPA = 10_000.0
+
+
 def check_scalar(value: object, *, name: str = "pressure", unit: str = "GPa") -> float:
-    """A finite float from ``value`` (number or numeric string), else ``ValueError`` naming it."""
+    """A finite float from ``value`` (number or numeric string), else ``ValueError`` naming it.
+
+    A pressure beyond ``MAX_PRESSURE_GPA`` in magnitude is refused as well."""
     if isinstance(value, bool):
         raise ValueError(f"{name} {value!r}: not a number")
     try:
@@ -109,4 +116,9 @@ def check_scalar(value: object, *, name: str = "pressure", unit: str = "GPa") ->
         raise ValueError(f"{name} {value!r}: not a number ({unit})") from None
     if not math.isfinite(out):
         raise ValueError(f"{name} {value!r}: must be finite ({unit})")
+    if name == "pressure" and abs(out) > MAX_PRESSURE_GPA:
+        raise ValueError(
+            f"pressure {out:g} GPa is beyond any physical sense for crystal structure prediction "
+            f"(more than {MAX_PRESSURE_GPA:,.0f} GPa in magnitude); check the unit (GPa, not kbar or Pa)"
+        )
     return out
