@@ -194,3 +194,25 @@ def test_library_sharding_equals_single_process(checkpoint, tmp_path, rows_csv):
     one = (tmp_path / "one" / "samples.extxyz").read_text()
     assert one == (tmp_path / "two" / "samples.extxyz").read_text()
     assert np.isclose(float(_samples_csv(tmp_path / "two")[-1]["pressure_GPa"]), 3.0)
+
+
+def test_an_unseen_element_is_one_plain_warning_line(tmp_path):
+    """Through the real entry point (tools/sample): the shipped model records the 87 elements it was
+    trained on; fermium is not among them."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    default = root / "tools" / "src" / "xtal_tools" / "models" / "default"
+    args = [sys.executable, str(root / "tools" / "sample"), "--checkpoint", str(default),
+            "--formula", "Fm2O4", "--pressure", "0", "--num", "1", "--levels", "2",
+            "--out", str(tmp_path / "out")]  # fmt: skip
+    res = subprocess.run(
+        args, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert res.returncode == 0, res.stderr
+    lines = [line for line in res.stderr.splitlines() if "never occurred" in line]
+    expected = "warning: row 0 (Fm2O4): Fm never occurred in this model's training data; its structures"
+    assert lines == [expected + " for this formula are a guess"]
+    assert "UserWarning" not in res.stderr

@@ -28,6 +28,23 @@ def resolve_device(device: str | None) -> str:
     return device
 
 
+def tidy_warnings() -> None:
+    """Show each distinct warning once, as one ``warning: <message>`` line on stderr (not Python's
+    ``file:line: UserWarning`` form with a source line). Installed by the command entry points only."""
+    import sys
+    import warnings
+
+    shown: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = str(message)
+        if text not in shown:
+            shown.add(text)
+            print(f"warning: {text}", file=file or sys.stderr, flush=True)
+
+    warnings.showwarning = show
+
+
 @contextmanager
 def recorded(record):
     """Mark ``record`` (a ``RunRecord``) failed on any exception; expected errors exit via :func:`fail`."""

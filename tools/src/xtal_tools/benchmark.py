@@ -458,6 +458,9 @@ _register_localopt()
 
 
 def main() -> None:
+    from xtal_tools._cli import tidy_warnings
+
+    tidy_warnings()
     app()
 
 

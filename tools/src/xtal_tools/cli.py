@@ -43,3 +43,11 @@ def _main(
     ] = False,
 ) -> None:
     """Cond-CDVAE tools."""
+
+
+def main() -> None:
+    """The ``xtal`` command: warnings as one tidy line each, then the app."""
+    from xtal_tools._cli import tidy_warnings
+
+    tidy_warnings()
+    app()

@@ -298,6 +298,9 @@ def _report(summary, ranked, out: Path, *, pressure: float, top: int = 5) -> Non
 
 
 def main() -> None:
+    from xtal_tools._cli import tidy_warnings
+
+    tidy_warnings()
     app()
 
 

@@ -195,6 +195,9 @@ def evaluate(
 
 
 def main() -> None:
+    from xtal_tools._cli import tidy_warnings
+
+    tidy_warnings()
     app()
 
 

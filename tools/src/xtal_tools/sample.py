@@ -190,6 +190,9 @@ def _run(model, barrier, rows, job, out: Path, rank: int, world_size: int):
 
 
 def main() -> None:
+    from xtal_tools._cli import tidy_warnings
+
+    tidy_warnings()
     app()
 
 

@@ -135,6 +135,9 @@ def _run(run_config, out: Path, resume: str | None) -> dict:
 
 
 def main() -> None:
+    from xtal_tools._cli import tidy_warnings
+
+    tidy_warnings()
     app()
 
 

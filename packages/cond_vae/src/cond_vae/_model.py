@@ -67,6 +67,9 @@ class CondCDVAE(nn.Module):
 
     def __init__(self, config: CondCDVAEConfig) -> None:
         super().__init__()
+        # what the training data covered (elements, condition ranges, largest cell); set by training,
+        # saved in and read from checkpoints; None when unknown
+        self.trained_on: dict | None = None
         self.config = config
         self.conditions = ConditionEncoder(
             num_elements=config.num_elements,

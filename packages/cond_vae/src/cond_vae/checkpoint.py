@@ -52,6 +52,7 @@ def save_checkpoint(directory: str | os.PathLike, model: CondCDVAE, *, extra: di
         "config": model.config.to_dict(),
         "scalers": model.scalers_dict(),
         "versions": package_versions(),
+        "trained_on": getattr(model, "trained_on", None),  # what the training data covered (see below)
         "extra": extra or {},
     }
     text = json.dumps(info, indent=2, allow_nan=False)  # fails before anything is written
@@ -112,6 +113,7 @@ def load_checkpoint(directory: str | os.PathLike, map_location: str | torch.devi
     first_param = next(name for name, _ in model.named_parameters())
     model.to(dtype=state[first_param].dtype)
     model.load_state_dict(state, strict=True)
+    model.trained_on = info.get("trained_on")  # elements, conditions' ranges, sizes (None: not recorded)
     return model.to(map_location)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -63,6 +64,7 @@ def make_requests(
     }
     for name, values in conds.items():
         model.conditions.check_query(name, torch.tensor(values, dtype=torch.float64))
+    _warn_unseen_elements(model, formulas, parsed)
     lattices = [None] * len(parsed) if lattices is None else _as_list(lattices, len(parsed), "lattices")
     ids = [None] * len(parsed) if ids is None else list(ids)
     return [
@@ -77,6 +79,26 @@ def make_requests(
         )
         for i, p in enumerate(parsed)
     ]
+
+
+def _warn_unseen_elements(model, formulas, parsed) -> None:
+    """Warn, in plain words, when a request holds an element the training data never had."""
+    seen = (getattr(model, "trained_on", None) or {}).get("elements")
+    if not seen:
+        return
+    from pymatgen.core import Element
+
+    known = set(seen)
+    for i, p in enumerate(parsed):
+        new = sorted({int(z) for z in p.atom_types} - known)
+        if new:
+            names = ", ".join(Element.from_Z(z).symbol for z in new)
+            warnings.warn(
+                f"row {i} ({formulas[i]}): {names} never occurred in this model's training data; its "
+                "structures for this formula are a guess",
+                UserWarning,
+                stacklevel=3,
+            )
 
 
 @torch.no_grad()

@@ -40,6 +40,33 @@ def scaler_items(data: Sequence[Crystal], chunk: int = 4096) -> Iterable[Crystal
     return data
 
 
+def coverage(data: Sequence[Crystal], condition_names: Sequence[str]) -> dict:
+    """What a training set covers, recorded in every checkpoint as ``trained_on``: the elements (atomic
+    numbers), the range of each scalar condition (raw units, e.g. GPa), the largest cell, the count."""
+    elements: set[int] = set()
+    ranges: dict[str, list[float]] = {}
+    largest = 0
+    for item in scaler_items(data):
+        if isinstance(item, CrystalBatch):
+            atoms, sizes, props = item.atom_types, item.num_atoms, item.properties
+        else:
+            atoms = torch.as_tensor(item.atom_types)
+            sizes = torch.tensor([len(item.atom_types)])
+            props = {k: torch.tensor([float(v)]) for k, v in item.properties.items()}
+        elements.update(int(z) for z in torch.unique(atoms).tolist())
+        largest = max(largest, int(sizes.max()))
+        for name in condition_names:
+            lo, hi = float(props[name].min()), float(props[name].max())
+            old = ranges.get(name, [lo, hi])
+            ranges[name] = [min(old[0], lo), max(old[1], hi)]
+    return {
+        "elements": sorted(elements),
+        "conditions": ranges,
+        "max_atoms": largest,
+        "num_crystals": len(data),
+    }
+
+
 def head_batch(data: Sequence[Crystal], size: int, dtype: torch.dtype) -> CrystalBatch:
     """The first ``min(size, len(data))`` crystals as one batch (to fit the decoder's scale factors)."""
     idx = list(range(min(size, len(data))))

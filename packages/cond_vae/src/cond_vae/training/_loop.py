@@ -184,6 +184,7 @@ class _Trainer:
                 raise ValueError("model_config is required unless resuming from a checkpoint")
             model = CondCDVAE(model_config)
             model.fit_scalers(_data.scaler_items(self.train_data))
+        model.trained_on = _data.coverage(self.train_data, model.config.condition_names)
         if self.dtype == torch.float64:
             model = model.to(torch.float64)  # scalers are float64 already; never cast them to float32
         model = model.to(self.ctx.device)
