@@ -291,3 +291,11 @@ def test_each_sampler_runs_on_cuda_seeded(method):
     for x, y in zip(a, b, strict=True):
         assert x.valid and np.array_equal(x.crystal.lattice, y.crystal.lattice)  # same latents and cells
         assert ((x.crystal.frac_coords >= 0) & (x.crystal.frac_coords < 1)).all()
+
+
+def test_progress_counts_whole_structures_after_every_call(model):
+    ticks: list[int] = []
+    sampler = SamplerConfig(method="ode", levels=7, batch_size=5)
+    out = _run(model, sampler, progress=ticks.append)  # 12 structures in blocks of 5, 5, 2
+    assert sum(ticks) == len(out) == 12 and all(t >= 1 for t in ticks)
+    assert len(ticks) > 3  # reported during blocks, not only at their ends

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from xtal_tools.relax import RelaxSettings, relax_structure
-from xtal_tools.sampling import SampleRow, make_row_requests
+from xtal_tools.sampling import BAR, SampleRow, make_row_requests
 
 __all__ = [
     "Candidate",
@@ -154,7 +154,7 @@ def sample_structures(
     jobs = [(k % f, k // f) for k in range(num)]  # sample k of the job: index k // F of row k % F
     with (
         torch.inference_mode(),
-        tqdm(total=num, desc="sample", unit="structure", disable=_disable(progress)) as bar,
+        tqdm(total=num, desc="sample", unit="structure", disable=_disable(progress), bar_format=BAR) as bar,
     ):
         samples = sample_requests(
             model, requests, num_per_row=1, seed=seed, sampler=sampler, progress=bar.update, jobs=jobs

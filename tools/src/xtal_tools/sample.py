@@ -74,6 +74,7 @@ def sample(
         list[str] | None, typer.Option("--format", help="cif, extxyz, store (repeatable).")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Allow a non-empty output directory.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Sample structures and write them to OUT."""
     from xtal_tools._options import resolve_sampler, sampler_record
@@ -113,7 +114,7 @@ def sample(
               "formats": list(job.formats), **sampler_record(job.sampler, model)}  # fmt: skip
     record = RunRecord.start(out, command="sample", config=config, seed=job.seed)
     with recorded(record):
-        summary = _run(model, barrier, row_list, job, out, rank, world_size)
+        summary = _run(model, barrier, row_list, job, out, rank, world_size, progress)
     if summary is None:  # a non-zero rank: rank 0 reports
         return
     record.finish(
@@ -174,13 +175,15 @@ def _load(checkpoint: Path, device: str, world_size: int):
     return load_checkpoint(checkpoint, map_location=device), barrier
 
 
-def _run(model, barrier, rows, job, out: Path, rank: int, world_size: int):
+def _run(model, barrier, rows, job, out: Path, rank: int, world_size: int, progress: bool = True):
     import torch
 
     from xtal_tools.sampling import run_sampling
 
     with torch.inference_mode():
-        summary = run_sampling(model, rows, job, out, rank=rank, world_size=world_size, barrier=barrier)
+        summary = run_sampling(
+            model, rows, job, out, rank=rank, world_size=world_size, barrier=barrier, progress=progress
+        )
     if world_size > 1:
         import torch.distributed as dist
 

@@ -38,6 +38,10 @@ __all__ = [
 ]
 
 
+# progress in whole structures although the engine reports fractions of a block after every call
+BAR = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total_fmt} structures [{elapsed}<{remaining}]"
+
+
 @dataclass(frozen=True)
 class SampleRow:
     """One request: a full-cell ``formula`` (e.g. ``"Si4O8"``) at ``pressure`` GPa; optional ``id``."""
@@ -211,6 +215,7 @@ def run_sampling(
     world_size: int = 1,
     barrier=None,
     shard_timeout_s: float = 24 * 3600,
+    progress: bool = True,
 ) -> SamplingSummary | None:
     """Sample ``job.num_per_row`` structures per row and write them to ``out_dir``.
 
@@ -232,10 +237,16 @@ def run_sampling(
     out_dir = Path(out_dir)
     shard_dir = out_dir / ".shards"
     shard_dir.mkdir(parents=True, exist_ok=True)
-    samples = sample_requests(
-        model, requests, num_per_row=job.num_per_row, seed=job.seed, sampler=job.sampler,
-        rank=rank, world_size=world_size,
-    )  # fmt: skip
+    from tqdm.auto import tqdm
+
+    total = -(-len(rows) * job.num_per_row // world_size)  # about this rank's share
+    with tqdm(
+        total=total, desc="sample", unit="structure", disable=not progress or rank != 0, bar_format=BAR
+    ) as bar:
+        samples = sample_requests(
+            model, requests, num_per_row=job.num_per_row, seed=job.seed, sampler=job.sampler,
+            rank=rank, world_size=world_size, progress=bar.update,
+        )  # fmt: skip
     if world_size > 1:
         write_shard(shard_dir, rank, samples)
         if barrier is not None:

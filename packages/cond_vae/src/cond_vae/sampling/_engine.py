@@ -84,7 +84,8 @@ def sample_requests(
     """This rank's structures for ``num_per_row`` samples of every request, in (row, index) order.
 
     ``model``: a :class:`~cond_vae.CondCDVAE` or any :class:`ScoreModel`. ``progress(n)`` is called
-    with the number of structures finished after each block. ``jobs``: sample exactly these
+    after every decoder call with the whole structures its block has finished since the last call
+    (the calls add up to the number of structures). ``jobs``: sample exactly these
     ``(row, sample index)`` pairs, in this order (``num_per_row`` is then ignored); each has the
     random numbers it has in a full request, so a subset, or more samples later, continue a job.
     """
@@ -112,14 +113,26 @@ def sample_requests(
     try:
         for b in range(rank, len(blocks), world_size):
             out += run_block(
-                score_model, [(requests[r], r, k) for r, k in blocks[b]], seed=seed, sampler=sampler
-            )
-            if progress is not None:
-                progress(len(blocks[b]))
+                score_model, [(requests[r], r, k) for r, k in blocks[b]], seed=seed, sampler=sampler,
+                on_step=None if progress is None else _Ticker(len(blocks[b]), progress),
+            )  # fmt: skip
     finally:
         if module is not None:
             module.train(was_training)
     return out
+
+
+class _Ticker:
+    """Turns a block's ``(done, total)`` decoder calls into whole finished structures for ``progress``."""
+
+    def __init__(self, size: int, progress: Callable[[int], None]) -> None:
+        self.size, self.progress, self.reported = size, progress, 0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = self.size * done // total
+        if now > self.reported:
+            self.progress(now - self.reported)
+            self.reported = now
 
 
 def _device_dtype(score_model: ScoreModel) -> tuple[torch.device, torch.dtype]:
@@ -139,11 +152,12 @@ def run_block(
     seed: int,
     sampler: SamplerConfig,
     latent: Tensor | None = None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> list[SampledStructure]:
     """Sample one block of jobs ``(request, row, index)`` together (one decoder call per step).
 
     ``latent (C, Z)``: given latent vectors (e.g. a posterior's, to reconstruct); default: drawn from
-    the jobs' keys.
+    the jobs' keys. ``on_step(done, total)``: called after each decoder call (``done`` of ``total``).
     """
     device, dtype = _device_dtype(score_model)
     atom_lists = [req.atom_types for req, _, _ in jobs]
@@ -168,9 +182,12 @@ def run_block(
     if bool(keep.any()):
         atom_keep = keep[batch]
         frac[atom_keep], calls = _integrate(
+            on_step,
             score_model, sampler, atom_types[atom_keep], num_atoms[keep], proposal.lattice[keep].to(dtype),
             proposal.cond[keep], atom_keys[atom_keep],
         )  # fmt: skip
+    elif on_step is not None:  # no usable cell: the block is done
+        on_step(1, 1)
     out, offset = [], 0
     lattice_np = proposal.lattice.double().cpu().numpy()
     frac_np = frac.double().cpu().numpy()
@@ -220,7 +237,9 @@ def _propose(score_model, jobs, atom_types, batch, num_atoms, conds, latent, dev
     return Proposal(cond=fixed.cond, lattice=cells, reasons=reasons)
 
 
-def _integrate(score_model, sampler, atom_types, num_atoms, lattice, cond, atom_keys) -> tuple[Tensor, int]:
+def _integrate(
+    on_step, score_model, sampler, atom_types, num_atoms, lattice, cond, atom_keys
+) -> tuple[Tensor, int]:
     """Run the sampler's plan from uniform coordinates; returns ``frac (N, 3)`` and the decoder calls."""
     dtype, device = lattice.dtype, lattice.device
     c = num_atoms.shape[0]
@@ -242,4 +261,6 @@ def _integrate(score_model, sampler, atom_types, num_atoms, lattice, cond, atom_
         unwrapped = cart_to_frac(frac_to_cart(frac, lattice, batch=batch) + move, lattice, batch=batch)
         frac = wrap_frac(unwrapped)
         neighbors.moved(move, torch.round(unwrapped - frac).long())
+        if on_step is not None:
+            on_step(t + 1, len(steps))
     return frac, len(steps)
