@@ -1,5 +1,5 @@
 """``xtal``: one umbrella command over the tools (``xtal train``, ``sample``, ``csp``, ``evaluate``,
-``benchmark``).
+``benchmark``, ``model-info``).
 
 The same commands are runnable from a checkout as ``tools/train``, ``tools/sample``,
 ``tools/evaluate``, ``tools/csp`` and ``tools/benchmark``; this app only registers them and adds
@@ -12,18 +12,19 @@ from typing import Annotated
 
 import typer
 
-from xtal_tools import benchmark, csp, evaluate, sample, train
+from xtal_tools import benchmark, csp, evaluate, model_info, sample, train
 
 app = typer.Typer(
     name="xtal",
-    add_completion=False,
+    add_completion=True,  # xtal --install-completion / --show-completion
     no_args_is_help=True,
-    help="Cond-CDVAE tools: train, sample, csp, evaluate, benchmark.",
+    help="Cond-CDVAE tools: train, sample, csp, evaluate, benchmark, model-info.",
 )
 app.command("train", help=train.train.__doc__)(train.train)
 app.command("sample", help=sample.sample.__doc__)(sample.sample)
 app.command("csp", help=csp.csp.__doc__)(csp.csp)
 app.command("evaluate", help=evaluate.evaluate.__doc__)(evaluate.evaluate)
+app.command("model-info", help=model_info.model_info.__doc__)(model_info.model_info)
 app.add_typer(benchmark.app, name="benchmark")
 
 
