@@ -263,3 +263,21 @@ def test_script_runs_from_a_checkout():
         [sys.executable, str(ROOT / "tools" / "csp"), "--help"], capture_output=True, text=True
     )
     assert res.returncode == 0 and "--formula-units" in res.stdout and "--calculator" in res.stdout
+
+
+def test_enthalpy_above_lowest_column_and_space_groups_agree_with_pymatgen(emt_run):
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    out = emt_run[0]
+    ranked = [r for r in _table(out) if r["status"] == "ranked"]
+    h0 = float(ranked[0]["enthalpy_per_atom_eV"])
+    for r in ranked:
+        above = float(r["enthalpy_above_lowest_meV_per_atom"])
+        assert math.isclose(above, 1000 * (float(r["enthalpy_per_atom_eV"]) - h0), abs_tol=1e-9)
+        s = Structure.from_file(out / r["cif"])
+        sga = SpacegroupAnalyzer(s, symprec=0.1)  # what a pymatgen user gets at the same tolerance
+        assert (r["spacegroup"], int(r["spacegroup_number"])) == (
+            sga.get_space_group_symbol(),
+            sga.get_space_group_number(),
+        )
+    assert float(ranked[0]["enthalpy_above_lowest_meV_per_atom"]) == 0.0

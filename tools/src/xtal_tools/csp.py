@@ -294,7 +294,10 @@ def _report(summary, ranked, out: Path, *, pressure: float, top: int = 5) -> Non
             if c.enthalpy_per_atom == c.enthalpy_per_atom
             else "unrelaxed"
         )
-        typer.echo(f"  {c.rank:3d}  {c.formula:<10} {c.spacegroup:<10} ({c.spacegroup_number:3d})  H = {h}")
+        flag = "  (relaxation not converged)" if c.converged is False else ""
+        typer.echo(
+            f"  {c.rank:3d}  {c.formula:<10} {c.spacegroup:<10} ({c.spacegroup_number:3d})  H = {h}{flag}"
+        )
 
 
 def main() -> None:

@@ -228,14 +228,18 @@ def relax_samples(
     return out
 
 
+ANGLE_TOLERANCE = 5.0  # degrees: pymatgen's SpacegroupAnalyzer default, so both tools agree
+
+
 def spacegroup(structure, symprec: float = 0.1) -> tuple[str, int]:
-    """(Hermann-Mauguin symbol, number) from spglib; ("P1", 1) when spglib finds no symmetry dataset."""
+    """(Hermann-Mauguin symbol, number) as pymatgen's ``SpacegroupAnalyzer(structure, symprec)`` gives
+    them (spglib with a 5-degree angle tolerance); ("P1", 1) when no symmetry dataset is found."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         import spglib
 
         cell = (structure.lattice.matrix, structure.frac_coords, [site.specie.Z for site in structure])
-        data = spglib.get_symmetry_dataset(cell, symprec=symprec)
+        data = spglib.get_symmetry_dataset(cell, symprec=symprec, angle_tolerance=ANGLE_TOLERANCE)
     return ("P1", 1) if data is None else (str(data.international), int(data.number))
 
 

@@ -26,8 +26,8 @@ __all__ = ["COLUMNS", "candidate_row", "plot_candidates", "write_results"]
 
 COLUMNS = (
     "rank", "id", "formula", "num_atoms", "spacegroup", "spacegroup_number", "enthalpy_per_atom_eV",
-    "energy_per_atom_eV", "volume_per_atom_A3", "density_g_cm3", "rmsd_A", "converged", "steps",
-    "status", "duplicate_of", "reason", "cif",
+    "enthalpy_above_lowest_meV_per_atom", "energy_per_atom_eV", "volume_per_atom_A3", "density_g_cm3",
+    "rmsd_A", "converged", "steps", "status", "duplicate_of", "reason", "cif",
 )  # fmt: skip
 OUTPUTS = ("ranked", "failed", "candidates.csv", "candidates.json", "enthalpy.png")
 
@@ -42,8 +42,12 @@ def cif_name(c: Candidate, width: int = 3) -> str:
     return ""
 
 
-def candidate_row(c: Candidate, width: int = 3) -> dict[str, Any]:
-    """One table row: numbers as floats (None when unknown), ``converged`` None when not relaxed."""
+def candidate_row(c: Candidate, width: int = 3, lowest: float | None = None) -> dict[str, Any]:
+    """One table row: numbers as floats (None when unknown), ``converged`` None when not relaxed;
+    ``lowest``: the lowest ranked enthalpy per atom (eV), for the column above it (meV/atom)."""
+    above = None
+    if lowest is not None and math.isfinite(c.enthalpy_per_atom):
+        above = 1000.0 * (c.enthalpy_per_atom - lowest)
     return {
         "rank": c.rank or None,
         "id": c.id,
@@ -52,6 +56,7 @@ def candidate_row(c: Candidate, width: int = 3) -> dict[str, Any]:
         "spacegroup": c.spacegroup or None,
         "spacegroup_number": c.spacegroup_number or None,
         "enthalpy_per_atom_eV": finite_or_none(c.enthalpy_per_atom),
+        "enthalpy_above_lowest_meV_per_atom": above,
         "energy_per_atom_eV": finite_or_none(c.energy_per_atom),
         "volume_per_atom_A3": finite_or_none(c.volume_per_atom),
         "density_g_cm3": finite_or_none(c.density),
@@ -131,11 +136,14 @@ def write_results(
     (staging / "ranked").mkdir(parents=True)
     try:
         width = max(3, len(str(sum(c.status == "ranked" for c in candidates))))
-        rows = [candidate_row(c, width) for c in candidates]
+        enthalpies = [c.enthalpy_per_atom for c in candidates if c.status == "ranked"]
+        finite = [h for h in enthalpies if math.isfinite(h)]
+        lowest = min(finite) if finite else None
+        rows = [candidate_row(c, width, lowest) for c in candidates]
         for c, row in zip(candidates, rows, strict=True):
             if row["cif"]:
-                structure = c.final if c.status == "ranked" else c.initial
                 (staging / row["cif"]).parent.mkdir(exist_ok=True)
+                structure = c.final if c.status == "ranked" else c.initial
                 structure.to(filename=str(staging / row["cif"]), fmt="cif")
         with (staging / "candidates.csv").open("w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=COLUMNS)
