@@ -84,7 +84,10 @@ class EncoderGraphData(torch.utils.data.Dataset):
         return int(self._ptr[-1])
 
     def batch(self, indices: Sequence[int] | np.ndarray) -> CrystalBatch:
-        """The crystals ``indices`` as one batch carrying their encoder edges (batch-wide indices)."""
+        """The crystals ``indices`` as one batch carrying their encoder edges (batch-wide indices).
+
+        Floats stay in the wrapped data's dtype (float64 for a list of crystals), as the training
+        loader expects: it casts each batch to the training dtype."""
         indices = [int(i) for i in indices]
         base = self._plain_batch(indices)
         idx = np.asarray(indices, dtype=np.int64)
