@@ -69,7 +69,9 @@ def build_variants(crystals, config, seed: int):
 
 
 def time_variants(variants, *, reps: int, warmup: int, threads: int):
-    """Interleaved CPU seconds per variant: full step, encoder fwd+bwd, encoder graph only."""
+    """Interleaved CPU seconds per variant (medians): full step, encoder fwd+bwd, encoder graph only.
+
+    Each round steps every variant once, starting from a different one each round."""
     import torch
     from cond_vae._encoder_graph import encoder_graph
     from cond_vae.training._distributed import DistContext
@@ -78,8 +80,10 @@ def time_variants(variants, *, reps: int, warmup: int, threads: int):
     torch.set_num_threads(threads)
     ctx = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"), owns_group=False)
     rows = {name: {"step": [], "step_wall": [], "encoder": [], "graph": []} for name in variants}
+    names = list(variants)
     for rep in range(warmup + reps):
-        for name, (model, params, optimizer, batch) in variants.items():
+        for name in names[rep % len(names) :] + names[: rep % len(names)]:  # rotate the order
+            model, params, optimizer, batch = variants[name]
             t0, w0 = time.process_time(), time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
             stats = train_step(
@@ -109,6 +113,28 @@ def time_variants(variants, *, reps: int, warmup: int, threads: int):
     }
 
 
+def profile_step(variants, name: str, top: int = 15) -> list[dict]:
+    """The ``top`` operators by self CPU time in one training step of variant ``name``."""
+    import torch
+    from cond_vae.training._distributed import DistContext
+    from cond_vae.training._step import train_step
+
+    model, params, optimizer, batch = variants[name]
+    ctx = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"), owns_group=False)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        optimizer.zero_grad(set_to_none=True)
+        train_step(
+            net=model, params=params, micro=[batch], seed=0, step=99, ctx=ctx, teacher_forcing=True,
+            autocast=False, grad_clip=0.5, grad_clip_mode="value",
+        )  # fmt: skip
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    return [
+        {"op": e.key, "calls": e.count, "self_cpu_share": round(e.self_cpu_time_total / total, 3)}
+        for e in events[:top]
+    ]
+
+
 def graph_sizes(variants):
     from cond_vae._encoder_graph import encoder_graph
 
@@ -130,6 +156,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3, help="timed rounds over the variants")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, nargs="+", default=[1])
+    parser.add_argument("--profile", action="store_true", help="also profile one cached-radius step")
     args = parser.parse_args()
 
     import torch
@@ -153,6 +180,9 @@ def main() -> None:
         result["timings"][f"{threads} thread(s)"] = time_variants(
             variants, reps=args.reps, warmup=args.warmup, threads=threads
         )
+    if args.profile:
+        torch.set_num_threads(1)
+        result["profile_radius_cached"] = profile_step(variants, "radius, cached")
     result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=1))
 
