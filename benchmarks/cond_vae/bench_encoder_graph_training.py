@@ -61,9 +61,8 @@ def main() -> None:
     results, models = {}, {}
     for name, (model_cfg, mode) in variants.items():
         start = time.process_time()
-        res = train(
-            cfg.replace(encoder_graphs=mode), model_cfg, train_data, val_data, out / name.replace(", ", "_")
-        )
+        run_dir = out / name.replace(", ", "_").replace(" ", "_")
+        res = train(cfg.replace(encoder_graphs=mode), model_cfg, train_data, val_data, run_dir)
         cpu = time.process_time() - start
         models[name] = res.model.state_dict()
         vals = read_metrics(res.out_dir / "metrics.csv")
