@@ -138,3 +138,12 @@ def test_training_with_and_without_the_cache_is_the_same_run(tmp_path):
     ):
         assert torch.equal(p, q), name
     assert runs[0].last_val == runs[1].last_val
+
+
+def test_encoder_graph_kind_is_checked_and_old_configs_default_to_radius():
+    with pytest.raises(ValueError, match="graph must be one of"):
+        EncoderConfig(graph="knn")
+    config = tiny_model().config
+    table = config.to_dict()
+    del table["encoder"]["graph"]  # a config written before the field existed
+    assert type(config).from_dict(table).encoder.graph == "radius"
