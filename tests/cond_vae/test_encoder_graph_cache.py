@@ -147,3 +147,24 @@ def test_encoder_graph_kind_is_checked_and_old_configs_default_to_radius():
     table = config.to_dict()
     del table["encoder"]["graph"]  # a config written before the field existed
     assert type(config).from_dict(table).encoder.graph == "radius"
+
+
+def test_with_encoder_graphs_modes(tmp_path):
+    from cond_vae.training._graph_cache import sidecar_beside, with_encoder_graphs
+
+    crystals = random_crystals(4, seed=6)
+    enc = EncoderConfig(cutoff=4.0, max_neighbors=8)
+    assert with_encoder_graphs(crystals, encoder=enc, dtype=torch.float32, where="none") is crystals
+    cached = with_encoder_graphs(crystals, encoder=enc, dtype=torch.float32, where="memory")
+    assert with_encoder_graphs(cached, encoder=enc, dtype=torch.float32, where="memory") is cached
+    with pytest.raises(ValueError, match="built with"):
+        with_encoder_graphs(cached, encoder=enc, dtype=torch.float64, where="memory")
+    with pytest.raises(ValueError, match="read from a store"):
+        with_encoder_graphs(crystals, encoder=enc, dtype=torch.float32, where="store")
+    a = sidecar_beside(str(tmp_path / "mp20.zarr"), cached.settings)
+    b = sidecar_beside(
+        str(tmp_path / "mp20.zarr"), EncoderGraphData(crystals, enc, dtype=torch.float64).settings
+    )
+    assert a.parent == tmp_path and a.name.startswith("mp20.zarr.encoder_graph-radius-") and a != b
+    with pytest.raises(ValueError, match="local store"):
+        sidecar_beside("s3://bucket/mp20.zarr", cached.settings)

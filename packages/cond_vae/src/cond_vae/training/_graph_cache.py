@@ -15,6 +15,7 @@ Arrays of the file: ``ids (M,)`` str, ``edge_ptr (M + 1,)`` int64, ``edge_index 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -28,7 +29,7 @@ from xtal_graph import Crystal, CrystalBatch, collate
 from cond_vae._config import EncoderConfig
 from cond_vae._encoder_graph import encoder_edges, encoder_graph_settings
 
-__all__ = ["EncoderGraphData"]
+__all__ = ["EncoderGraphData", "sidecar_beside", "with_encoder_graphs"]
 
 _CHUNK = 512  # crystals per vectorised build
 
@@ -158,6 +159,37 @@ class EncoderGraphData(torch.utils.data.Dataset):
                     kept[str(key)] = (index[:, ptr[r] : ptr[r + 1]], offsets[ptr[r] : ptr[r + 1]])
         kept.update(zip(self._ids(), zip(self._index, self._offsets, strict=True), strict=True))
         _write_npz(self.sidecar, kept, self.settings)
+
+
+def with_encoder_graphs(data: Any, *, encoder: EncoderConfig, dtype: torch.dtype, where: str) -> Any:
+    """``data`` whose batches carry their precomputed encoder edges (``TrainConfig.encoder_graphs``).
+
+    ``where``: ``"none"`` (``data`` unchanged: graphs built at every step), ``"memory"``, ``"store"``
+    (a sidecar beside the local xtal-data store ``data`` was read from) or a sidecar file path.
+    An ``EncoderGraphData`` is kept as it is if its settings match the model's.
+    """
+    if where == "none":
+        return data
+    settings = encoder_graph_settings(encoder, dtype)
+    if isinstance(data, EncoderGraphData):
+        if data.settings != settings:
+            raise ValueError(f"the data's encoder graphs were built with {data.settings}, not {settings}")
+        return data
+    if where == "store":
+        if not hasattr(data, "url"):
+            raise ValueError("encoder_graphs = 'store' needs data read from a store (open_store_split)")
+        where = str(sidecar_beside(data.url, settings))
+    return EncoderGraphData(data, encoder, dtype=dtype, sidecar=None if where == "memory" else where)
+
+
+def sidecar_beside(url: str, settings: dict[str, Any]) -> Path:
+    """The sidecar path beside a local store: ``<store>.encoder_graph-<kind>-<hash of settings>.npz``
+    (other settings give another file). Remote stores (``s3://`` ...) need an explicit path."""
+    if "://" in url and not url.startswith("file://"):
+        raise ValueError(f"encoder_graphs = 'store' needs a local store, got {url}; give a file path")
+    store = Path(url.removeprefix("file://")).resolve()
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    return store.with_name(f"{store.name}.encoder_graph-{settings['graph']}-{digest}.npz")
 
 
 def _write_npz(path: Path, graphs: dict[str, tuple[np.ndarray, ...]], settings: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ Output directory::
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import signal
 import sys
@@ -27,12 +28,11 @@ from torch.nn.parallel import DistributedDataParallel
 from xtal_graph import Crystal
 
 from cond_vae._config import CondCDVAEConfig
-from cond_vae._encoder_graph import encoder_graph_settings
 from cond_vae._model import CondCDVAE
 from cond_vae.checkpoint import WEIGHTS, package_versions, read_checkpoint_info
 from cond_vae.training import _data, _distributed, _state, _toml
 from cond_vae.training._config import TrainConfig
-from cond_vae.training._graph_cache import EncoderGraphData
+from cond_vae.training._graph_cache import with_encoder_graphs
 from cond_vae.training._metrics import MetricsLog, ValMetrics
 from cond_vae.training._step import NonFiniteLossError, train_step, validate
 
@@ -110,8 +110,11 @@ class _Trainer:
         self.ckpt_dir = out_dir / "checkpoints"
         resume = self._resolve_resume(resume_from)
         self.model = self._build_model(model_config, resume)
-        self.train_data = self._with_encoder_graphs(self.train_data)
-        self.val_data = None if self.val_data is None else self._with_encoder_graphs(self.val_data)
+        graphs = functools.partial(
+            with_encoder_graphs, encoder=self.model.config.encoder, dtype=self.dtype, where=cfg.encoder_graphs
+        )  # the encoder's graph of every true structure, built once (TrainConfig.encoder_graphs)
+        self.train_data = graphs(self.train_data)
+        self.val_data = None if self.val_data is None else graphs(self.val_data)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.net = (
             DistributedDataParallel(
@@ -154,18 +157,6 @@ class _Trainer:
         self.last_train_loss: float | None = None
 
     # ------------------------------------------------------------------ set-up
-    def _with_encoder_graphs(self, data):
-        """``data`` whose batches carry their precomputed encoder edges (``TrainConfig.encoder_graphs``)."""
-        where = self.cfg.encoder_graphs
-        if where == "none":
-            return data
-        encoder = self.model.config.encoder
-        if isinstance(data, EncoderGraphData):
-            if data.settings != encoder_graph_settings(encoder, self.dtype):
-                raise ValueError("the data's encoder graphs were built with other settings than the model's")
-            return data
-        return EncoderGraphData(data, encoder, dtype=self.dtype, sidecar=None if where == "memory" else where)
-
     def _resolve_resume(self, resume_from) -> Path | None:
         existing = _state.latest_checkpoint(self.ckpt_dir)
         if resume_from is not None and str(resume_from) == "auto":
