@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,9 @@ class EncoderGraphData(torch.utils.data.Dataset):
         if self.sidecar is not None:
             self._load_sidecar()
         missing = [i for i in range(n) if self._index[i] is None]
+        if encoder.graph == "crystalnn" and len(missing) > 256:
+            print(f"building the CrystalNN encoder graphs of {len(missing)} crystals (about 60 ms each)"
+                  + (f"; they will be kept in {self.sidecar}" if self.sidecar else ""), file=sys.stderr)  # fmt: skip
         for start in range(0, len(missing), _CHUNK):
             self._build(missing[start : start + _CHUNK])
         if self.sidecar is not None and missing:
