@@ -65,8 +65,9 @@ class EncoderGraphData(torch.utils.data.Dataset):
             self._load_sidecar()
         missing = [i for i in range(n) if self._index[i] is None]
         if encoder.graph == "crystalnn" and len(missing) > 256:
-            print(f"building the CrystalNN encoder graphs of {len(missing)} crystals (about 60 ms each)"
-                  + (f"; they will be kept in {self.sidecar}" if self.sidecar else ""), file=sys.stderr)  # fmt: skip
+            kept = f"; kept in {self.sidecar}" if self.sidecar else ""
+            message = f"building CrystalNN encoder graphs of {len(missing)} crystals (~60 ms each){kept}"
+            print(message, file=sys.stderr)
         for start in range(0, len(missing), _CHUNK):
             self._build(missing[start : start + _CHUNK])
         if self.sidecar is not None and missing:
