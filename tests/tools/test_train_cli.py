@@ -127,3 +127,26 @@ def test_store_batches_equal_collated_crystals(store):
         for name in ("atom_types", "frac_coords", "lattice", "num_atoms", "batch"):
             assert torch.equal(getattr(batch, name), getattr(slow, name)), name
         assert torch.equal(batch.properties["pressure"], slow.properties["pressure"])
+
+
+def test_encoder_graph_sidecar_beside_the_store(store):
+    """encoder_graphs = 'store': a sidecar beside the store, reread by the next run; the batches carry
+    the same edges as the graph built on the fly."""
+    import torch
+    from cond_vae import EncoderConfig
+    from cond_vae._encoder_graph import encoder_edges
+    from cond_vae.training import DataConfig, open_store_split
+    from cond_vae.training._data import iterate_micro_batches
+    from cond_vae.training._graph_cache import with_encoder_graphs
+
+    train, _ = open_store_split(DataConfig(path=store, split="random"))
+    enc = EncoderConfig(cutoff=5.0, max_neighbors=12)
+    first = with_encoder_graphs(train, encoder=enc, dtype=torch.float32, where="store")
+    files = list(Path(store).parent.glob("tiny.zarr.encoder_graph-radius-*.npz"))
+    assert len(files) == 1 and first.sidecar == files[0]
+    again = with_encoder_graphs(train, encoder=enc, dtype=torch.float32, where="store")
+    groups = [[0, 2, 5], [4, 1, 3]]
+    for cached in (first, again):
+        for batch in iterate_micro_batches(cached, groups, dtype=torch.float32, num_workers=0):
+            edge_index, cell_offsets = encoder_edges(batch.replace(edge_index=None, cell_offsets=None), enc)
+            assert torch.equal(batch.edge_index, edge_index) and torch.equal(batch.cell_offsets, cell_offsets)

@@ -14,7 +14,9 @@ from typing import Any
 
 from score_decoder import GemNetConfig
 
-__all__ = ["CondCDVAEConfig", "EncoderConfig", "ScalarCondition"]
+__all__ = ["ENCODER_GRAPHS", "CondCDVAEConfig", "EncoderConfig", "ScalarCondition"]
+
+ENCODER_GRAPHS = ("radius", "crystalnn")
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,14 @@ class ScalarCondition:
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    """Periodic DimeNet++ encoder (radius graph from xtal_graph, lengths in Å)."""
+    """Periodic DimeNet++ encoder (lengths in Å).
+
+    ``graph``: the encoder's graph of the true structure. ``"radius"``: every neighbour within
+    ``cutoff``, the ``max_neighbors`` nearest per atom (xtal_graph's radius graph). ``"crystalnn"``:
+    the reference's CrystalNN bonds (pymatgen; precompute them with
+    ``cond_vae.training.EncoderGraphData``), for which ``cutoff`` only shapes the radial basis
+    (contributions vanish beyond it) and ``max_neighbors`` is unused.
+    """
 
     hidden_channels: int = 128
     num_blocks: int = 4
@@ -61,6 +70,11 @@ class EncoderConfig:
     num_before_skip: int = 1
     num_after_skip: int = 2
     num_output_layers: int = 3
+    graph: str = "radius"  # "radius" or "crystalnn"
+
+    def __post_init__(self) -> None:
+        if self.graph not in ENCODER_GRAPHS:
+            raise ValueError(f"EncoderConfig: graph must be one of {ENCODER_GRAPHS}, got {self.graph!r}")
 
 
 @dataclass(frozen=True)

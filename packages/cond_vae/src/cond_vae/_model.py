@@ -1,7 +1,8 @@
 """``CondCDVAE``: composes conditioning, encoder, latent, lattice head and the GemNet score decoder.
 
 Graphs are built with xtal_graph functions here, outside the networks: the encoder's on the true
-structure, the decoder's on the noisy one (radius graphs with each network's cutoff and cap).
+structure (a radius or CrystalNN graph, or the edges the batch carries from a cache, see
+``_encoder_graph``), the decoder's on the noisy one (a radius graph with its cutoff and cap).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from xtal_graph import (
 from ._conditioning import ConditionEncoder
 from ._config import CondCDVAEConfig
 from ._encoder import LatentStats, PeriodicDimeNetPP
+from ._encoder_graph import encoder_graph
 from ._lattice import LatticeHead, lattice_to_scaled_params, scaled_params_to_lattice
 from ._losses import LossOutput, coord_loss_per_crystal, kl_per_crystal, noise_levels
 from ._scalers import RunningStats, Standardizer
@@ -194,16 +196,15 @@ class CondCDVAE(nn.Module):
         )
 
     def encode(self, batch: CrystalBatch, cond: Tensor | None = None) -> LatentStats:
-        """Posterior ``mu, logvar (C, Z)`` of a batch of true structures."""
+        """Posterior ``mu, logvar (C, Z)`` of a batch of true structures.
+
+        Uses ``batch.edge_index`` / ``cell_offsets`` as the encoder graph when the batch carries them
+        (they must have been built with this model's ``config.encoder`` settings, as
+        ``cond_vae.training.EncoderGraphData`` does); otherwise builds the graph now.
+        """
         cond = self.condition_vector(batch) if cond is None else cond
-        enc = self.config.encoder
-        graph, trips = build_graph(
-            batch.frac_coords,
-            batch.lattice,
-            batch.num_atoms,
-            cutoff=enc.cutoff,
-            max_neighbors=enc.max_neighbors,
-        )
+        # the batch's precomputed edges (a training cache) when present, else built now
+        graph, trips = encoder_graph(batch, self.config.encoder)
         return self.encoder(
             atom_types=batch.atom_types,
             batch=batch.batch,

@@ -13,6 +13,7 @@ Conventions (used by every package of the toolkit):
 """
 
 from .batch import Crystal, CrystalBatch, collate
+from .crystalnn import crystalnn_edges
 from .lattice import (
     LatticeParams,
     cart_to_frac,
@@ -24,7 +25,7 @@ from .lattice import (
     volume,
     wrap_frac,
 )
-from .radius import PeriodicGraph, radius_graph_pbc
+from .radius import PeriodicGraph, periodic_graph, radius_graph_pbc
 from .triplets import Triplets, triplets
 
 __version__ = "0.1.0"
@@ -38,10 +39,12 @@ __all__ = [
     "__version__",
     "cart_to_frac",
     "collate",
+    "crystalnn_edges",
     "frac_to_cart",
     "lattice_from_params",
     "lattice_to_params",
     "minimum_image",
+    "periodic_graph",
     "perpendicular_widths",
     "radius_graph_pbc",
     "triplets",

@@ -125,6 +125,11 @@ class CrystalBatch:
         batch: ``(N,)`` long crystal index of each atom.
         properties: per-crystal properties, each ``(C,)`` (e.g. ``"pressure"`` in GPa).
         ids: ``C`` identifiers (or None).
+        edge_index: optional precomputed graph of these structures (e.g. the encoder's, from a
+            cache): ``(2, E)`` long, row 0 the source ``j``, row 1 the target ``i``, batch-wide atom
+            indices; ``None`` when the consumer builds its own graph.
+        cell_offsets: ``(E, 3)`` long integer image of each source, present exactly when
+            ``edge_index`` is.
 
     Construction checks shapes only (no device sync); :meth:`validate` checks values.
     """
@@ -136,9 +141,20 @@ class CrystalBatch:
     batch: Tensor
     properties: Mapping[str, Tensor] = field(default_factory=dict)
     ids: tuple[str | None, ...] = ()
+    edge_index: Tensor | None = None
+    cell_offsets: Tensor | None = None
 
     def __post_init__(self) -> None:
         n, c = self.atom_types.shape[0], self.lattice.shape[0]
+        if (self.edge_index is None) != (self.cell_offsets is None):
+            raise ValueError("edge_index and cell_offsets: give both or neither")
+        if self.edge_index is not None:
+            e = self.edge_index.shape[-1]
+            if self.edge_index.ndim != 2 or self.edge_index.shape[0] != 2:
+                raise ValueError(f"edge_index: expected shape (2, E), got {tuple(self.edge_index.shape)}")
+            if tuple(self.cell_offsets.shape) != (e, 3):
+                got = tuple(self.cell_offsets.shape)
+                raise ValueError(f"cell_offsets: expected shape ({e}, 3), got {got}")
         expected = {
             "atom_types": (n,),
             "frac_coords": (n, 3),
@@ -215,6 +231,8 @@ class CrystalBatch:
             batch=move(self.batch),
             properties={k: move(v) for k, v in self.properties.items()},
             ids=self.ids,
+            edge_index=None if self.edge_index is None else move(self.edge_index),
+            cell_offsets=None if self.cell_offsets is None else move(self.cell_offsets),
         )
 
     def replace(self, **changes: Any) -> CrystalBatch:

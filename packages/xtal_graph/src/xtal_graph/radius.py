@@ -27,7 +27,7 @@ from ._checks import check_flat_batch
 from ._ragged import ragged_expand, segment_starts
 from .lattice import perpendicular_widths
 
-__all__ = ["PeriodicGraph", "radius_graph_pbc"]
+__all__ = ["PeriodicGraph", "periodic_graph", "radius_graph_pbc"]
 
 _PAD = 1e-9  # relative padding of every image range; candidates are then checked exactly
 
@@ -320,6 +320,41 @@ def radius_graph_pbc(
     return PeriodicGraph(
         edge_index=torch.stack([src, dst]),
         cell_offsets=offsets,
+        vectors=torch.stack([x, y, z], dim=1),
+        distances=torch.sqrt(x * x + y * y + z * z),
+    )
+
+
+def periodic_graph(
+    frac_coords: Tensor, lattice: Tensor, edge_index: Tensor, cell_offsets: Tensor, batch: Tensor
+) -> PeriodicGraph:
+    """A :class:`PeriodicGraph` over given edges (e.g. a precomputed or CrystalNN graph).
+
+    The edge set is taken as is; ``vectors`` (Å) and ``distances`` (Å) are computed from the inputs
+    with the same arithmetic as :func:`radius_graph_pbc`, so the radius graph's own edges give
+    bit-identical vectors, and they carry gradients with respect to ``frac_coords`` and ``lattice``.
+
+    Args:
+        frac_coords: ``(N, 3)`` fractional coordinates.
+        lattice: ``(C, 3, 3)`` lattices in Å, rows = lattice vectors.
+        edge_index: ``(2, E)`` long; row 0 the source ``j``, row 1 the target ``i`` (same crystal).
+        cell_offsets: ``(E, 3)`` integer image of each source.
+        batch: ``(N,)`` long crystal index of each atom.
+    """
+    if edge_index.ndim != 2 or edge_index.shape[0] != 2:
+        raise ValueError(f"edge_index: expected shape (2, E), got {tuple(edge_index.shape)}")
+    if tuple(cell_offsets.shape) != (edge_index.shape[1], 3):
+        got = tuple(cell_offsets.shape)
+        raise ValueError(f"cell_offsets: expected shape ({edge_index.shape[1]}, 3), got {got}")
+    dtype = torch.promote_types(frac_coords.dtype, lattice.dtype)
+    src, dst = edge_index.long()
+    pairs = (dst, src, _take(batch, dst))  # every edge is its own "pair"
+    pair = torch.arange(src.shape[0], device=src.device)
+    images = [cell_offsets[:, k].to(dtype) for k in range(3)]
+    x, y, z = _edge_vectors(frac_coords.to(dtype), lattice.to(dtype), pairs, pair, images)
+    return PeriodicGraph(
+        edge_index=torch.stack([src, dst]),
+        cell_offsets=cell_offsets.long(),
         vectors=torch.stack([x, y, z], dim=1),
         distances=torch.sqrt(x * x + y * y + z * z),
     )

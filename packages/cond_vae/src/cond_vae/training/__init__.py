@@ -8,6 +8,7 @@ of the number of processes, and ``_state`` for the pickle-free resumable checkpo
 """
 
 from cond_vae.training._config import DataConfig, TrainConfig
+from cond_vae.training._graph_cache import EncoderGraphData
 from cond_vae.training._loop import SkippedBatch, TrainResult, train
 from cond_vae.training._metrics import ValMetrics, read_metrics
 from cond_vae.training._runconfig import MODEL_PRESETS, RunConfig, load_run_config, model_config_from_table
@@ -18,6 +19,7 @@ from cond_vae.training._store import open_store_split
 __all__ = [
     "MODEL_PRESETS",
     "DataConfig",
+    "EncoderGraphData",
     "LoopState",
     "NonFiniteLossError",
     "RunConfig",

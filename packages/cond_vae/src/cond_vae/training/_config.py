@@ -40,6 +40,10 @@ class TrainConfig:
     val_batch_size: int | None = None  # default: batch_size
     drop_last: bool = False
     num_workers: int = 0
+    # the encoder's graph of each training/validation crystal: "memory" (built once per run),
+    # "none" (rebuilt at every step), "store" (a sidecar .npz beside a local xtal-data store, named
+    # after the graph settings) or the path of a sidecar .npz; a sidecar keeps graphs across runs
+    encoder_graphs: str = "memory"
     max_epochs: int = 600
     max_steps: int | None = None  # stop early after this many steps (checkpointed, resumable)
     # stop after this many minutes of this process's loop (checkpointed, resumable): a training relay
@@ -95,6 +99,7 @@ class TrainConfig:
         need(self.log_every_steps >= 1, "log_every_steps must be >= 1")
         need(self.on_nonfinite in ("raise", "skip"), "on_nonfinite must be 'raise' or 'skip'")
         need(self.num_workers >= 0, "num_workers must be >= 0")
+        need(bool(self.encoder_graphs), "encoder_graphs must be 'memory', 'none', 'store' or a file path")
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)

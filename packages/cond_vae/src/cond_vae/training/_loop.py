@@ -12,6 +12,7 @@ Output directory::
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import signal
 import sys
@@ -31,6 +32,7 @@ from cond_vae._model import CondCDVAE
 from cond_vae.checkpoint import WEIGHTS, package_versions, read_checkpoint_info
 from cond_vae.training import _data, _distributed, _state, _toml
 from cond_vae.training._config import TrainConfig
+from cond_vae.training._graph_cache import with_encoder_graphs
 from cond_vae.training._metrics import MetricsLog, ValMetrics
 from cond_vae.training._step import NonFiniteLossError, train_step, validate
 
@@ -108,6 +110,11 @@ class _Trainer:
         self.ckpt_dir = out_dir / "checkpoints"
         resume = self._resolve_resume(resume_from)
         self.model = self._build_model(model_config, resume)
+        graphs = functools.partial(
+            with_encoder_graphs, encoder=self.model.config.encoder, dtype=self.dtype, where=cfg.encoder_graphs
+        )  # the encoder's graph of every true structure, built once (TrainConfig.encoder_graphs)
+        self.train_data = graphs(self.train_data)
+        self.val_data = None if self.val_data is None else graphs(self.val_data)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.net = (
             DistributedDataParallel(
