@@ -40,6 +40,7 @@ from cond_vae.training._step import NonFiniteLossError, train_step, validate
 _RESUMABLE_CHANGES = {
     "max_epochs", "max_steps", "max_minutes", "init_from", "progress", "checkpoint_every_steps",
     "keep_checkpoints", "log_every_steps", "tensorboard", "num_workers", "max_nonfinite_skips",
+    "encoder_graphs",  # where cached encoder graphs live: the same graphs, bit for bit (tested)
 }  # fmt: skip
 
 SCALE_FIT_CRYSTALS = 128  # training crystals the decoder's scale factors are fitted on (a new run)
