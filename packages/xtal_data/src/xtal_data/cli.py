@@ -34,24 +34,35 @@ def _friendly(fn):
 @_friendly
 def ingest(
     source: str = typer.Argument(
-        ..., help="CSV/feather/parquet, folder of CIF/POSCAR, .extxyz, ASE .db; path or URL"
+        ..., help="CSV/feather/parquet, CIF/POSCAR folder, .extxyz, ASE .db, VASP/CALYPSO folders; path/URL"
     ),
     store: str = typer.Argument(..., help="store path or fsspec URL (created if absent)"),
     pressure: float | None = typer.Option(None, help="constant pressure in GPa (needed without a column)"),
     pressure_column: str = typer.Option("pressure", help="table column / info key holding pressure (GPa)"),
     id_column: str | None = typer.Option(None, help="id column (default: material_id, id or name)"),
     cif_column: str = typer.Option("cif", help="column holding CIF text"),
+    source_type: str = typer.Option(
+        "auto", help="auto (from the name), vasp (tree of VASP calculation folders), calypso (searches)"
+    ),
+    keep_fraction: float | None = typer.Option(
+        None, help="calypso: keep the lowest-enthalpy fraction of each search (paper: 0.5)"
+    ),
+    keep_unconverged: bool = typer.Option(False, help="vasp/calypso: keep unconverged runs (converged = 0)"),
     workers: int | None = typer.Option(None, help="parsing processes (default: all cores)"),
     batch_size: int = typer.Option(4096, help="structures per committed append"),
     progress: bool = typer.Option(True, help="show a progress bar"),
     report: str | None = typer.Option(None, help="write every skipped record (id, reason) to this JSON file"),
 ) -> None:
-    """Ingest SOURCE into STORE; malformed records are skipped and reported."""
+    """Ingest SOURCE into STORE; malformed records are skipped and reported.
+
+    VASP / CALYPSO results (--source-type vasp|calypso) take their pressure from PSTRESS (kBar -> GPa);
+    --pressure then only fills in for calculations without INCAR/OUTCAR/vasprun.xml and must agree."""
     from xtal_data.ingest import ingest as run
 
     result = run(
         source, store, pressure=pressure, pressure_column=pressure_column, id_column=id_column,
         cif_column=cif_column, workers=workers, batch_size=batch_size, progress=progress,
+        source_type=source_type, keep_fraction=keep_fraction, require_converged=not keep_unconverged,
     )  # fmt: skip
     typer.echo(result.summary())
     if report is not None:

@@ -7,6 +7,7 @@ earlier batches readable and none half-written; re-running the same ingestion sk
 from __future__ import annotations
 
 import itertools
+import math
 import multiprocessing
 import os
 import re
@@ -15,10 +16,11 @@ import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from xtal_data import __version__
 from xtal_data.records import CrystalArrays, CrystalRecord
+from xtal_data.search_sources import CalypsoConfig, iter_calypso, iter_vasp_tree
 from xtal_data.sources import (
     PressureSpec,
     Skip,
@@ -31,7 +33,9 @@ from xtal_data.sources import (
     source_kind,
 )
 from xtal_data.store import CrystalStore
+from xtal_data.vasp import VaspReadConfig
 
+SOURCE_TYPES = ("auto", "vasp", "calypso")
 DUPLICATE_IN_SOURCE = "duplicate id in source"
 DUPLICATE_IN_STORE = "id already in store"
 
@@ -107,8 +111,29 @@ def iter_source(
     pressure: PressureSpec,
     id_column: str | None = None,
     cif_column: str = "cif",
+    source_type: str = "auto",
+    keep_fraction: float | None = None,
+    require_converged: bool = True,
 ) -> tuple[Iterator[TextItem | CrystalRecord | Skip], dict]:
-    """Items of any supported source plus an info dict (kind, columns used)."""
+    """Items of any supported source plus an info dict (kind, columns used).
+
+    ``source_type``: ``"auto"`` (from the name: table, folder of CIF/POSCAR, xyz, ASE db), ``"vasp"``
+    (a tree of VASP calculation folders) or ``"calypso"`` (CALYPSO search folders); see
+    :mod:`xtal_data.search_sources`.
+    """
+    if source_type not in SOURCE_TYPES:
+        raise ValueError(f"unknown source type {source_type!r}: choose one of {', '.join(SOURCE_TYPES)}")
+    if source_type != "calypso" and keep_fraction is not None:
+        raise ValueError("keep_fraction (lowest-enthalpy part of each search) needs source type 'calypso'")
+    if source_type in ("vasp", "calypso"):
+        if pressure.constant is not None and not math.isfinite(pressure.constant):
+            raise ValueError(f"pressure must be finite, got {pressure.constant}")
+        vasp = VaspReadConfig(pressure.constant, require_converged, code=source_type)
+        info = {"kind": source_type, "require_converged": require_converged}
+        if source_type == "vasp":
+            return iter_vasp_tree(source, config=vasp), info
+        config = CalypsoConfig(replace(vasp, code="calypso+vasp"), keep_fraction)
+        return iter_calypso(source, config=config), {**info, "keep_fraction": keep_fraction}
     kind = source_kind(source)
     if kind == "table":
         items, info = iter_table(
@@ -142,6 +167,9 @@ def ingest(
     pressure_column: str | None = "pressure",
     id_column: str | None = None,
     cif_column: str = "cif",
+    source_type: str = "auto",
+    keep_fraction: float | None = None,
+    require_converged: bool = True,
     workers: int | None = None,
     batch_size: int = 4096,
     progress: bool = True,
@@ -149,6 +177,8 @@ def ingest(
 ) -> IngestReport:
     """Ingest ``source`` (CSV/feather/parquet with a CIF column, a folder of CIF/POSCAR files, an extended
     XYZ file or an ASE database; path or fsspec URL) into ``store`` (a store or a URL; created if absent).
+    ``source_type="vasp"`` / ``"calypso"`` reads structure-search results instead (VASP calculation folders,
+    CALYPSO search folders; pressure from PSTRESS; see :mod:`xtal_data.search_sources`).
 
     Args:
         pressure: constant pressure in GPa; required when the source has no ``pressure_column``. When both
@@ -156,12 +186,17 @@ def ingest(
         id_column: table column with unique ids (default: material_id, id or name).
         workers: parsing processes (default: all cores; 1 parses in this process).
         batch_size: structures per append transaction.
+        keep_fraction: (calypso) keep the lowest-enthalpy-per-atom fraction of each search (paper: 0.5).
+        require_converged: (vasp, calypso) skip unfinished / unconverged runs (else keep, ``converged = 0``).
 
     Ids already in the store, or repeated in the source, are skipped and reported, never doubled.
     """
     t0 = time.perf_counter()
     spec = PressureSpec(constant=pressure, column=pressure_column)
-    items, info = iter_source(str(source), pressure=spec, id_column=id_column, cif_column=cif_column)
+    items, info = iter_source(
+        str(source), pressure=spec, id_column=id_column, cif_column=cif_column, source_type=source_type,
+        keep_fraction=keep_fraction, require_converged=require_converged,
+    )  # fmt: skip
     if not isinstance(store, CrystalStore):  # only now: a bad source must not leave an empty store behind
         try:
             store = CrystalStore.open(store, mode="r+", storage_options=storage_options)
