@@ -1,4 +1,4 @@
-"""``xtal-data`` command line: ingest, curate, split, stats, info, export. Errors exit with status 1."""
+"""``xtal-data`` command line: ingest, curate, split, stats, info, export, build-pressure. Errors exit 1."""
 
 from __future__ import annotations
 
@@ -193,6 +193,54 @@ def export(
         indices = parts[part]
     n = (export_cif if format == "cif" else export_extxyz)(opened, output, indices=indices)
     typer.echo(f"exported {n} structures to {output}")
+
+
+@app.command("build-pressure")
+@_friendly
+def build_pressure(
+    source: str = typer.Argument(..., help="input structures: a store, or anything `ingest` reads"),
+    out: str = typer.Argument(..., help="build folder (local; resumed when it holds the same build)"),
+    pressures: str = typer.Option("0,50,100", help="comma-separated target pressures in GPa"),
+    calculator: str = typer.Option("chgnet", help="chgnet, emt or module:factory"),
+    calculator_kwargs: str = typer.Option("{}", help='JSON keyword arguments, e.g. \'{"device": "cuda"}\''),
+    fmax: float = typer.Option(0.05, help="force criterion, eV/Å"),
+    max_steps: int = typer.Option(300, help="optimiser steps per relaxation"),
+    optimizer: str = typer.Option("fire", help="fire or bfgs"),
+    cell_filter: str = typer.Option("frechet", help="frechet or exp"),
+    shard_size: int = typer.Option(8, help="tasks per result shard (the work a kill can lose)"),
+    workers: int = typer.Option(1, help="processes, each with its own calculator"),
+    threads_per_worker: int | None = typer.Option(None, help="torch threads per process"),
+    max_atoms: int | None = typer.Option(None, help="only inputs with at most this many atoms"),
+    limit: int | None = typer.Option(None, help="only the first N selected inputs"),
+    partial: bool = typer.Option(False, help="assemble the store even if tasks are left"),
+    assemble_only: bool = typer.Option(False, help="only (re)assemble OUT/relaxed.zarr from its shards"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """Relax SOURCE's structures at every pressure into OUT (resumable); store in OUT/relaxed.zarr."""
+    from xtal_data.build_shards import assemble
+    from xtal_data.pressure_build import BuildConfig, build
+    from xtal_data.relax_ase import RelaxSettings
+
+    if assemble_only:
+        typer.echo(json.dumps(assemble(out, partial=partial)))
+        return
+    try:
+        values = tuple(float(x) for x in pressures.split(","))
+    except ValueError:
+        raise ValueError(f"--pressures must be comma-separated numbers (GPa), got {pressures!r}") from None
+    try:
+        kwargs = json.loads(calculator_kwargs)
+    except ValueError as err:
+        raise ValueError(f"--calculator-kwargs is not JSON ({err})") from None
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"--calculator-kwargs must be a JSON object, got {calculator_kwargs!r}")
+    settings = RelaxSettings(fmax=fmax, max_steps=max_steps, optimizer=optimizer, cell_filter=cell_filter)
+    config = BuildConfig(values, calculator, kwargs, settings, shard_size)
+    report = build(
+        source, out, config, workers=workers, max_atoms=max_atoms, limit=limit, progress=progress,
+        partial=partial, threads_per_worker=threads_per_worker,
+    )  # fmt: skip
+    typer.echo(report.summary())
 
 
 if __name__ == "__main__":  # pragma: no cover
