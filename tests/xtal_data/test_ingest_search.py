@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -189,3 +190,21 @@ def test_calypso_cli(tmp_path):
         app, ["ingest", str(empty), str(tmp_path / "x.zarr"), "--source-type", "calypso"]
     )
     assert none.exit_code == 1 and "no CALYPSO search folder" in none.output
+
+
+def test_vasprun_fallbacks(tmp_path):
+    """vasprun.xml alone (pressure, energy, structure from it), and an empty CONTCAR beside an OUTCAR."""
+    xml = (Path(__file__).parent / "files" / "vasprun_si.xml").read_text()
+    _write(tmp_path / "calcs" / "xml_only", vasprun__xml=xml)
+    _write(tmp_path / "calcs" / "empty_contcar", INCAR="PSTRESS = 300", CONTCAR="", OUTCAR=outcar(-10.6),
+           vasprun__xml=xml)  # fmt: skip
+    url = str(tmp_path / "s.zarr")
+    report = ingest(str(tmp_path / "calcs"), url, source_type="vasp", workers=1, progress=False)
+    assert report.written == 2, report.summary()
+    got = {r.id: r for r in CrystalStore.open(url)}
+    xml_only = got["xml_only"]
+    assert xml_only.pressure == 30.0 and xml_only.properties["pressure_origin"] == "vasprun.xml PSTRESS"
+    assert xml_only.properties["energy"] == -10.6 and xml_only.properties["structure_file"] == "vasprun.xml"
+    np.testing.assert_allclose(np.abs(xml_only.lattice).max(), 2.6)  # the final, not the initial, cell
+    empty = got["empty_contcar"]
+    assert empty.properties["structure_file"] == "vasprun.xml" and empty.pressure == 30.0

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
@@ -123,7 +124,8 @@ def load_inputs(source: str, *, max_atoms: int | None = None, limit: int | None 
 
 def prepare(source: str, out: Path, config: BuildConfig, selection: dict) -> dict:
     """Start a build (snapshot the inputs, write the manifest) or check that ``out`` holds the same one."""
-    expected = {"source": str(source), "selection": selection, "config": config.to_dict()}
+    source = str(source) if "://" in str(source) else os.path.abspath(source)
+    expected = {"source": source, "selection": selection, "config": config.to_dict()}
     manifest_path = out / MANIFEST
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
@@ -139,9 +141,22 @@ def prepare(source: str, out: Path, config: BuildConfig, selection: dict) -> dic
     store = CrystalStore.create(str(out / INPUTS), overwrite=True)
     store.append(table, on_duplicate="error")
     manifest = {**expected, "num_inputs": len(table), "num_tasks": len(table) * len(config.pressures),
-                "xtal_data_build": 1}  # fmt: skip
+                "xtal_data_build": 1, "versions": _versions()}  # fmt: skip
     write_json_atomic(manifest_path, manifest)
     return manifest
+
+
+def _versions() -> dict:
+    """Versions of the packages a build's numbers depend on (recorded, not compared on resume)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("xtal-data", "ase", "chgnet", "torch", "pymatgen"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return found
 
 
 _CALC = None

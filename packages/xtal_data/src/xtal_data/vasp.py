@@ -172,7 +172,8 @@ def read_calculation(
             outcar = parse_outcar(read_text(fs, files.outcar))
         except (OSError, ValueError) as err:
             return Skip(ident, f"unreadable OUTCAR ({_short(err)}; {files.outcar})")
-    if files.vasprun and (outcar is None or not files.contcar):
+    contcar_ok = bool(files.contcar) and fs.size(files.contcar) > 0
+    if files.vasprun and (outcar is None or not contcar_ok):
         try:
             run = _vasprun(fs, files.vasprun)
         except Exception as err:  # pymatgen raises many types on truncated XML
@@ -215,7 +216,7 @@ def read_calculation(
 
     structure, structure_file = None, None
     try:
-        if files.contcar and fs.size(files.contcar) > 0:
+        if contcar_ok:
             structure, structure_file = _poscar_structure(read_text(fs, files.contcar)), files.contcar
         elif run is not None:
             structure, structure_file = run.final_structure, files.vasprun
