@@ -135,3 +135,18 @@ def test_cli_errors(tmp_path):
     assert bad.exit_code == 1 and "give 'module:factory'" in bad.output
     bad = runner.invoke(app, ["build-pressure", src, str(tmp_path / "c"), "--max-atoms", "0"])
     assert bad.exit_code == 1 and "no input structure left" in bad.output
+
+
+def test_build_from_files(tmp_path):
+    """Inputs from a folder of structure files: unreadable ones are counted in the manifest."""
+    from ase.io import write
+
+    folder = tmp_path / "files"
+    folder.mkdir()
+    write(folder / "POSCAR_cu", bulk("Cu", "fcc", a=3.7), format="vasp")
+    (folder / "broken.cif").write_text("data_broken\n")
+    report = build(str(folder), tmp_path / "b", BuildConfig((10,), calculator="emt"), progress=False)
+    assert report.assembled["stored"] == 1
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert manifest["num_inputs"] == 1 and sum(manifest["inputs_unreadable"].values()) == 1
+    assert CrystalStore.open(str(tmp_path / "b" / "relaxed.zarr")).ids.tolist() == ["POSCAR_cu@10GPa"]

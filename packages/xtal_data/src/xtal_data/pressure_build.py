@@ -103,8 +103,10 @@ class BuildReport:
 
 
 def load_inputs(source: str, *, max_atoms: int | None = None, limit: int | None = None):
-    """Input structures as CrystalArrays: a store (path/URL) or any source ``xtal-data ingest`` reads, then
-    those with at most ``max_atoms`` atoms, the first ``limit`` of them (in source order)."""
+    """Input structures as CrystalArrays: a store (path/URL) or any source ``xtal-data ingest`` reads (its
+    pressures are ignored: inputs are starting points), then those with at most ``max_atoms`` atoms, the
+    first ``limit`` of them (in source order). Returns (table, {reason: count} of unreadable inputs)."""
+    skipped: dict[str, int] = {}
     try:
         table = CrystalStore.open(source).read()
     except FileNotFoundError:
@@ -113,13 +115,14 @@ def load_inputs(source: str, *, max_atoms: int | None = None, limit: int | None 
         from xtal_data.ingest import ingest
 
         with tempfile.TemporaryDirectory() as tmp:
-            ingest(source, f"{tmp}/in.zarr", pressure=0.0, workers=1, progress=False)
+            report = ingest(source, f"{tmp}/in.zarr", pressure=0.0, pressure_column=None, progress=False)
+            skipped = report.reasons()
             table = CrystalStore.open(f"{tmp}/in.zarr").read()
     keep = [i for i in range(len(table)) if max_atoms is None or table.num_atoms[i] <= max_atoms]
     table = table.take(keep[:limit] if limit is not None else keep)
     if len(table) == 0:
         raise ValueError(f"{source}: no input structure left (max_atoms={max_atoms}, limit={limit})")
-    return table
+    return table, skipped
 
 
 def prepare(source: str, out: Path, config: BuildConfig, selection: dict) -> dict:
@@ -137,11 +140,11 @@ def prepare(source: str, out: Path, config: BuildConfig, selection: dict) -> dic
             )
         return manifest
     out.mkdir(parents=True, exist_ok=True)
-    table = load_inputs(str(source), **selection)
+    table, skipped = load_inputs(str(source), **selection)
     store = CrystalStore.create(str(out / INPUTS), overwrite=True)
     store.append(table, on_duplicate="error")
     manifest = {**expected, "num_inputs": len(table), "num_tasks": len(table) * len(config.pressures),
-                "xtal_data_build": 1, "versions": _versions()}  # fmt: skip
+                "inputs_unreadable": skipped, "xtal_data_build": 1, "versions": _versions()}  # fmt: skip
     write_json_atomic(manifest_path, manifest)
     return manifest
 
