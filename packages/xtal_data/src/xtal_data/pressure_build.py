@@ -19,6 +19,7 @@ import json
 import math
 import multiprocessing
 import os
+import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
@@ -167,13 +168,10 @@ _CALC = None
 
 def _init_worker(spec: str, kwargs: dict, threads: int | None) -> None:
     global _CALC
-    if threads:
-        try:
-            import torch
-
+    if threads:  # before the calculator imports torch; torch itself stays an optional dependency
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+        if (torch := sys.modules.get("torch")) is not None:
             torch.set_num_threads(threads)
-        except ImportError:
-            pass
     _CALC = load_calculator(spec, **kwargs)
 
 
