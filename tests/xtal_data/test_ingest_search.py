@@ -143,6 +143,7 @@ def calypso_searches(root):
         files[f"OUTCAR_{n}"] = outcar(h - 1.0, h, pstress=1000.0)
     files["OUTCAR_5"] = outcar(-7.0, -6.0, pstress=1000.0, converged=False)
     files["POSCAR_6"] = POSCAR_SI  # generated, never relaxed
+    files["CONTCAR_7"], files["OUTCAR_7"] = POSCAR_SI, outcar(-20.0, -19.0, pstress=500.0)  # other pressure
     _write(root / "Si_100GPa", **files)
     _write(root / "more" / "Si_20GPa", INCAR_1="PSTRESS = 100", INCAR_2="PSTRESS = 200\nIBRION = 2",
            CONTCAR_1=POSCAR_SI, OUTCAR_1=outcar(-10.0, -9.0, pstress=200.0))  # fmt: skip
@@ -170,7 +171,10 @@ def test_calypso_half_per_search(tmp_path):
     assert skipped["Si_100GPa/5"].startswith("unconverged ionic relaxation")
     assert skipped["Si_100GPa/6"].startswith("no OUTCAR or vasprun.xml")
     assert skipped["mixed/1"].startswith("pressure disagreement (input.dat PSTRESS 1000.0 kBar")
-    assert report.read == 8 and report.written == 3 and len(report.skipped) == 5
+    assert skipped["Si_100GPa/7"].startswith(
+        "pressure disagreement (CALYPSO input.dat PSTRESS 1000.0 kBar, OUTCAR"
+    )
+    assert report.read == 9 and report.written == 3 and len(report.skipped) == 6
 
 
 def test_calypso_cli(tmp_path):
@@ -178,7 +182,7 @@ def test_calypso_cli(tmp_path):
     args = ["ingest", str(src), url, "--source-type", "calypso", "--no-progress", "--workers", "1"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "ingested 5 of 8" in result.output and "unconverged ionic relaxation" in result.output
+    assert "ingested 5 of 9" in result.output and "unconverged ionic relaxation" in result.output
     assert len(CrystalStore.open(url)) == 5
     again = CliRunner().invoke(app, args)  # rerun: everything is already there, nothing doubled
     assert again.exit_code == 0 and len(CrystalStore.open(url)) == 5

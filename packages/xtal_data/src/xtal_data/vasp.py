@@ -6,7 +6,8 @@ A calculation is read from up to five files (each may be gzipped, ``OUTCAR.gz``)
   for a single-point run, ``NSW = 0``: a relaxation's POSCAR is its unrelaxed input);
 * pressure: ``PSTRESS`` (kBar, divided by 10 -> GPa) from ``INCAR``, else from the parameters echoed in
   ``OUTCAR`` / ``vasprun.xml``; an INCAR without PSTRESS means VASP's default 0. Without any of the three
-  the caller's pressure (GPa) is used; a caller's pressure that disagrees with the files is an error;
+  the caller's pressure (GPa) is used; a caller's pressure that disagrees with the files, or an OUTCAR
+  whose echoed PSTRESS (the one VASP ran with) differs from the INCAR's, skips the calculation;
 * energy (eV, whole cell, ``free energy TOTEN``), enthalpy ``H = E + P V`` (eV; VASP's own line when it
   prints one) and convergence from ``OUTCAR``, else from ``vasprun.xml``.
 
@@ -204,6 +205,14 @@ def read_calculation(
             pressure_kbar, pressure_origin = _pstress(fs, files, outcar, run)
         except (OSError, ValueError) as err:
             return Skip(ident, f"unreadable INCAR ({_short(err)})")
+    echoed = outcar.pstress_kbar if outcar is not None else None
+    if (
+        pressure_kbar is not None
+        and echoed is not None
+        and not math.isclose(pressure_kbar, echoed, abs_tol=1e-9)
+    ):
+        return Skip(ident, f"pressure disagreement ({pressure_origin} {pressure_kbar} kBar, "
+                           f"OUTCAR PSTRESS {echoed} kBar)")  # fmt: skip
     if pressure_kbar is None:
         if config.pressure is None:
             return Skip(ident, "no pressure (no INCAR, OUTCAR or vasprun.xml PSTRESS; give it in GPa)")
