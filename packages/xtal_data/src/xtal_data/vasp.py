@@ -168,6 +168,7 @@ def read_calculation(
     """One calculation as a record or a Skip with its reason. ``pressure_kbar`` (with its origin) overrides
     the files' PSTRESS (a CALYPSO search states it once for all its candidates)."""
     outcar = run = None
+    xml_error = ""
     if files.outcar:
         try:
             outcar = parse_outcar(read_text(fs, files.outcar))
@@ -180,6 +181,7 @@ def read_calculation(
         except Exception as err:  # pymatgen raises many types on truncated XML
             if outcar is None:
                 return Skip(ident, f"unreadable vasprun.xml ({_short(err)}; {files.vasprun})")
+            xml_error = f"unreadable vasprun.xml: {_short(err)}"
     if outcar is None and run is None:
         return Skip(ident, f"no OUTCAR or vasprun.xml (convergence and energy unknown; {ident})")
     if outcar is not None:
@@ -234,7 +236,9 @@ def read_calculation(
     except Exception as err:  # pymatgen raises many types on malformed POSCAR text
         return Skip(ident, f"unreadable structure ({_short(err)}; {files.contcar or files.poscar})")
     if structure is None:
-        note = "only the unrelaxed POSCAR" if files.poscar else "no CONTCAR, vasprun.xml or POSCAR"
+        note = xml_error or (
+            "only the unrelaxed POSCAR" if files.poscar else "no CONTCAR, vasprun.xml or POSCAR"
+        )
         return Skip(ident, f"no final structure ({note}; {ident})")
 
     n = len(structure)
