@@ -212,3 +212,25 @@ def test_vasprun_fallbacks(tmp_path):
     np.testing.assert_allclose(np.abs(xml_only.lattice).max(), 2.6)  # the final, not the initial, cell
     empty = got["empty_contcar"]
     assert empty.properties["structure_file"] == "vasprun.xml" and empty.pressure == 30.0
+
+
+def test_parallel_reading_matches_serial(tmp_path):
+    """40 VASP folders and 40 CALYPSO searches, read in 2 processes: same records, same order, same skips."""
+    for i in range(40):
+        _write(tmp_path / "vasp" / f"c{i:02d}", INCAR=f"PSTRESS = {10 * i}", CONTCAR=POSCAR_SI,
+               OUTCAR=outcar(-10.0 - i, converged=i % 7 != 0))  # fmt: skip
+        out = {f"OUTCAR_{n}": outcar(-11.0 + n, pstress=10.0 * i) for n in (1, 2)}
+        _write(tmp_path / "caly" / f"s{i:02d}", input__dat=f"PSTRESS = {10 * i}", CONTCAR_1=POSCAR_SI,
+               CONTCAR_2=POSCAR_SI, **out)  # fmt: skip
+    for kind, extra in (("vasp", {}), ("caly", {"keep_fraction": 0.5})):
+        source_type = "vasp" if kind == "vasp" else "calypso"
+        reports, tables = [], []
+        for workers in (1, 2):
+            url = str(tmp_path / f"{kind}{workers}.zarr")
+            reports.append(ingest(str(tmp_path / kind), url, source_type=source_type, workers=workers,
+                                  progress=False, **extra))  # fmt: skip
+            tables.append(CrystalStore.open(url).read())
+        assert tables[0].ids.tolist() == tables[1].ids.tolist() and len(tables[0]) > 0
+        np.testing.assert_array_equal(tables[0].pressure, tables[1].pressure)
+        assert reports[0].skipped == reports[1].skipped
+    assert len(reports[0].skipped) == 40 and reports[0].written == 40  # one of two candidates per search

@@ -114,6 +114,7 @@ def iter_source(
     source_type: str = "auto",
     keep_fraction: float | None = None,
     require_converged: bool = True,
+    workers: int = 1,
 ) -> tuple[Iterator[TextItem | CrystalRecord | Skip], dict]:
     """Items of any supported source plus an info dict (kind, columns used).
 
@@ -131,9 +132,9 @@ def iter_source(
         vasp = VaspReadConfig(pressure.constant, require_converged, code=source_type)
         info = {"kind": source_type, "require_converged": require_converged}
         if source_type == "vasp":
-            return iter_vasp_tree(source, config=vasp), info
+            return iter_vasp_tree(source, config=vasp, workers=workers), info
         config = CalypsoConfig(replace(vasp, code="calypso+vasp"), keep_fraction)
-        return iter_calypso(source, config=config), {**info, "keep_fraction": keep_fraction}
+        return iter_calypso(source, config=config, workers=workers), {**info, "keep_fraction": keep_fraction}
     kind = source_kind(source)
     if kind == "table":
         items, info = iter_table(
@@ -193,9 +194,10 @@ def ingest(
     """
     t0 = time.perf_counter()
     spec = PressureSpec(constant=pressure, column=pressure_column)
+    workers = (os.cpu_count() or 1) if workers is None else workers
     items, info = iter_source(
         str(source), pressure=spec, id_column=id_column, cif_column=cif_column, source_type=source_type,
-        keep_fraction=keep_fraction, require_converged=require_converged,
+        keep_fraction=keep_fraction, require_converged=require_converged, workers=workers,
     )  # fmt: skip
     if not isinstance(store, CrystalStore):  # only now: a bad source must not leave an empty store behind
         try:
@@ -204,7 +206,6 @@ def ingest(
             store = CrystalStore.create(store, storage_options=storage_options)
     store._require_writable()
     store.add_provenance({"action": "ingest started", "source": str(source)})  # stays if interrupted
-    workers = (os.cpu_count() or 1) if workers is None else workers
     existing = frozenset(store.ids.tolist())
     seen = set(existing)
     skipped: list[Skip] = []

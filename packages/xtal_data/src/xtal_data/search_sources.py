@@ -22,11 +22,14 @@ the others are reported as skipped. Every record carries ``search_id`` (for ``xt
 
 from __future__ import annotations
 
+import functools
 import math
+import multiprocessing
 import posixpath
 import re
 from collections import defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import fsspec
@@ -39,6 +42,7 @@ VASP_NAMES = {"CONTCAR": "contcar", "POSCAR": "poscar", "OUTCAR": "outcar", "vas
               "INCAR": "incar"}  # fmt: skip
 CANDIDATE = re.compile(r"^(CONTCAR|POSCAR|OUTCAR)_(\d+)(\.gz)?$")
 STAGE_INCAR = re.compile(r"^INCAR_(\d+)$")
+MIN_PARALLEL = 32  # fewer calculations / searches than this are read in the calling process
 
 
 @dataclass(frozen=True)
@@ -75,9 +79,28 @@ def _walk(source: str):
     return fs, root.rstrip("/"), walked
 
 
-def iter_vasp_tree(source: str, *, config: VaspReadConfig) -> Iterator[CrystalRecord | Skip]:
-    """Every VASP calculation folder under ``source`` (path or fsspec URL), in sorted order. The folder
-    tree is listed now (ValueError when it holds no calculation); calculations are read lazily."""
+def _parallel_map(fn, items: list, workers: int) -> Iterator:
+    """The concatenated lists ``fn(item)``, in order, over ``workers`` spawned processes when there are
+    enough items."""
+    if workers <= 1 or len(items) < MIN_PARALLEL:
+        for chunk in map(fn, items):
+            yield from chunk
+        return
+    ctx = multiprocessing.get_context("spawn")  # never fork: zarr runs an event-loop thread
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        for chunk in pool.map(fn, items, chunksize=max(1, min(16, len(items) // (4 * workers)))):
+            yield from chunk
+
+
+def _read_one(fs, config: VaspReadConfig, item: tuple[str, CalcFiles]) -> list:
+    return [read_calculation(fs, item[1], item[0], config)]
+
+
+def iter_vasp_tree(
+    source: str, *, config: VaspReadConfig, workers: int = 1
+) -> Iterator[CrystalRecord | Skip]:
+    """Every VASP calculation folder under ``source`` (path or fsspec URL), in sorted order, read over
+    ``workers`` processes. The tree is listed now (ValueError when it holds no calculation)."""
     fs, root, walked = _walk(source)
     calcs = []
     for folder, names in walked:
@@ -86,7 +109,7 @@ def iter_vasp_tree(source: str, *, config: VaspReadConfig) -> Iterator[CrystalRe
             calcs.append((_rel_id(root, folder), CalcFiles(**found)))
     if not calcs:
         raise ValueError(f"{source}: no VASP calculation folder (no INCAR/POSCAR/CONTCAR/OUTCAR/vasprun.xml)")
-    return (read_calculation(fs, files, ident, config) for ident, files in calcs)
+    return _parallel_map(functools.partial(_read_one, fs, config), calcs, workers)
 
 
 def _search_pressure(fs, folder: str, names: list[str]) -> tuple[float | None, str | None]:
@@ -107,9 +130,9 @@ def _search_pressure(fs, folder: str, names: list[str]) -> tuple[float | None, s
     return values[0] if values else (None, None)
 
 
-def iter_calypso(source: str, *, config: CalypsoConfig) -> Iterator[CrystalRecord | Skip]:
-    """Candidates of every CALYPSO search folder under ``source``, search by search. The folder tree is
-    listed now (ValueError when it holds no search); candidates are read lazily."""
+def iter_calypso(source: str, *, config: CalypsoConfig, workers: int = 1) -> Iterator[CrystalRecord | Skip]:
+    """Candidates of every CALYPSO search folder under ``source``, search by search, searches read over
+    ``workers`` processes. The tree is listed now (ValueError when it holds no search)."""
     fs, root, walked = _walk(source)
     searches = []
     for folder, names in walked:
@@ -118,35 +141,33 @@ def iter_calypso(source: str, *, config: CalypsoConfig) -> Iterator[CrystalRecor
             if m := CANDIDATE.match(name):
                 candidates[int(m.group(2))][m.group(1).lower()] = posixpath.join(folder, name)
         if candidates:
-            searches.append((folder, names, dict(sorted(candidates.items()))))
+            searches.append((_rel_id(root, folder), folder, names, dict(sorted(candidates.items()))))
     if not searches:
         raise ValueError(f"{source}: no CALYPSO search folder (no CONTCAR_n / OUTCAR_n / POSCAR_n files)")
-    return _iter_searches(fs, root, searches, config)
+    return _parallel_map(functools.partial(_read_search, fs, config), searches, workers)
 
 
-def _iter_searches(fs, root: str, searches: list, config: CalypsoConfig) -> Iterator[CrystalRecord | Skip]:
-    for folder, names, candidates in searches:
-        search = _rel_id(root, folder)
-        try:
-            kbar, origin = _search_pressure(fs, folder, names)
-        except (OSError, ValueError) as err:
-            for n in candidates:
-                yield Skip(f"{search}/{n}", f"{err} (search {search})")
-            continue
-        extra = {"search_id": search}
-        results = [
-            read_calculation(
-                fs,
-                CalcFiles(**f),
-                f"{search}/{n}",
-                config.vasp,
-                pressure_kbar=kbar,
-                pressure_origin=origin,
-                extra=extra,
-            )  # fmt: skip
-            for n, f in candidates.items()
-        ]
-        yield from _select(results, search, config.keep_fraction)
+def _read_search(fs, config: CalypsoConfig, item: tuple) -> list[CrystalRecord | Skip]:
+    """One search's candidates, the selection applied (runs in a worker process)."""
+    search, folder, names, candidates = item
+    try:
+        kbar, origin = _search_pressure(fs, folder, names)
+    except (OSError, ValueError) as err:
+        return [Skip(f"{search}/{n}", f"{err} (search {search})") for n in candidates]
+    extra = {"search_id": search}
+    results = [
+        read_calculation(
+            fs,
+            CalcFiles(**f),
+            f"{search}/{n}",
+            config.vasp,
+            pressure_kbar=kbar,
+            pressure_origin=origin,
+            extra=extra,
+        )  # fmt: skip
+        for n, f in candidates.items()
+    ]
+    return list(_select(results, search, config.keep_fraction))
 
 
 def _select(results: list, search: str, fraction: float | None) -> Iterator[CrystalRecord | Skip]:
