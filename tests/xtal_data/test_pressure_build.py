@@ -57,7 +57,7 @@ def input_store(path: Path) -> str:
 def test_build_emt(tmp_path):
     src = input_store(tmp_path / "in.zarr")
     config = BuildConfig((0, 25, 50.0), calculator="emt", shard_size=4, settings=RelaxSettings(fmax=0.02))
-    report = build(src, tmp_path / "b", config, progress=False)
+    report = build(src, tmp_path / "b", config, progress=False, shards_per_process=None)  # in this process
     assert report.done_before == 0 and report.ran == report.tasks == 15
     store = CrystalStore.open(str(tmp_path / "b" / "relaxed.zarr"))
     assert sorted(store.ids.tolist()) == sorted(
@@ -145,8 +145,23 @@ def test_build_from_files(tmp_path):
     folder.mkdir()
     write(folder / "POSCAR_cu", bulk("Cu", "fcc", a=3.7), format="vasp")
     (folder / "broken.cif").write_text("data_broken\n")
-    report = build(str(folder), tmp_path / "b", BuildConfig((10,), calculator="emt"), progress=False)
-    assert report.assembled["stored"] == 1
+    config = BuildConfig((10, 20, 30), calculator="emt", shard_size=1)
+    report = build(str(folder), tmp_path / "b", config, progress=False, shards_per_process=1)  # 3 processes
+    assert report.assembled["stored"] == 3
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert manifest["num_inputs"] == 1 and sum(manifest["inputs_unreadable"].values()) == 1
-    assert CrystalStore.open(str(tmp_path / "b" / "relaxed.zarr")).ids.tolist() == ["POSCAR_cu@10GPa"]
+    ids = CrystalStore.open(str(tmp_path / "b" / "relaxed.zarr")).ids.tolist()
+    assert ids == ["POSCAR_cu@10GPa", "POSCAR_cu@20GPa", "POSCAR_cu@30GPa"]
+
+
+def test_collapse_guard():
+    """A cell below min_volume_fraction x its hard-sphere volume fails at once with a clear reason."""
+    from xtal_data.relax_ase import relax
+
+    atoms = bulk("Cu", "fcc", a=3.6)
+    bad = relax(atoms, EMT(), 0.0, RelaxSettings(min_volume_fraction=100.0))
+    assert not bad.ok and bad.reason.startswith("CellCollapsed: cell collapsed to") and bad.steps == 0
+    good = relax(atoms, EMT(), 0.0, RelaxSettings())
+    assert good.ok and good.converged
+    with pytest.raises(ValueError, match="min_volume_fraction"):
+        RelaxSettings(min_volume_fraction=-1.0)

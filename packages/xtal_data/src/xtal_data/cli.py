@@ -207,9 +207,15 @@ def build_pressure(
     max_steps: int = typer.Option(300, help="optimiser steps per relaxation"),
     optimizer: str = typer.Option("fire", help="fire or bfgs"),
     cell_filter: str = typer.Option("frechet", help="frechet or exp"),
+    min_volume_fraction: float = typer.Option(
+        0.15, help="fail a relaxation whose cell shrinks below this x its hard-sphere volume; 0: off"
+    ),
     shard_size: int = typer.Option(8, help="tasks per result shard (the work a kill can lose)"),
     workers: int = typer.Option(1, help="processes, each with its own calculator"),
     threads_per_worker: int | None = typer.Option(None, help="torch threads per process"),
+    shards_per_process: int = typer.Option(
+        20, help="restart each worker process after this many shards (bounds calculator memory); 0: never"
+    ),
     max_atoms: int | None = typer.Option(None, help="only inputs with at most this many atoms"),
     limit: int | None = typer.Option(None, help="only the first N selected inputs"),
     partial: bool = typer.Option(False, help="assemble the store even if tasks are left"),
@@ -234,11 +240,12 @@ def build_pressure(
         raise ValueError(f"--calculator-kwargs is not JSON ({err})") from None
     if not isinstance(kwargs, dict):
         raise ValueError(f"--calculator-kwargs must be a JSON object, got {calculator_kwargs!r}")
-    settings = RelaxSettings(fmax=fmax, max_steps=max_steps, optimizer=optimizer, cell_filter=cell_filter)
+    settings = RelaxSettings(fmax=fmax, max_steps=max_steps, optimizer=optimizer, cell_filter=cell_filter,
+                             min_volume_fraction=min_volume_fraction or None)  # fmt: skip
     config = BuildConfig(values, calculator, kwargs, settings, shard_size)
     report = build(
         source, out, config, workers=workers, max_atoms=max_atoms, limit=limit, progress=progress,
-        partial=partial, threads_per_worker=threads_per_worker,
+        partial=partial, threads_per_worker=threads_per_worker, shards_per_process=shards_per_process or None,
     )  # fmt: skip
     typer.echo(report.summary())
 

@@ -12,12 +12,15 @@ in its wheel and load offline; ``emt``: ASE's effective-medium toy potential for
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
+from xtal_data.geometry import hard_sphere_volume
 
 EV_PER_A3_PER_GPA = 1.0 / 160.21766208  # 1 GPa in eV/Å^3
 CALCULATORS = {"chgnet": "xtal_data.relax_ase:chgnet_calculator", "emt": "ase.calculators.emt:EMT"}
@@ -26,12 +29,20 @@ CALCULATORS = {"chgnet": "xtal_data.relax_ase:chgnet_calculator", "emt": "ase.ca
 @dataclass(frozen=True)
 class RelaxSettings:
     """``fmax`` in eV/Å, at most ``max_steps`` optimiser steps; ``optimizer``: fire | bfgs;
-    ``cell_filter``: frechet (FrechetCellFilter) | exp (ExpCellFilter)."""
+    ``cell_filter``: frechet (FrechetCellFilter) | exp (ExpCellFilter).
+
+    ``min_volume_fraction``: a relaxation fails ("cell collapsed") as soon as the cell volume drops below
+    this fraction of the hard-sphere volume of its atoms (Cordero covalent radii). Real solids stay well
+    above 0.15 (compressible alkali metals at 200 GPa: about 0.25; diamond: 2.5; hydrogen at 400 GPa: 10);
+    a potential driving a cell below it is unphysical, and its neighbour lists then grow without bound
+    (CHGNet took a 4-atom SnS slab at 200 GPa to 1.2 Å^3/atom and 5 GB of memory within 50 steps).
+    None switches the guard off."""
 
     fmax: float = 0.05
     max_steps: int = 300
     optimizer: str = "fire"
     cell_filter: str = "frechet"
+    min_volume_fraction: float | None = 0.15
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.fmax) and self.fmax > 0):
@@ -42,6 +53,8 @@ class RelaxSettings:
             raise ValueError(f"unknown optimizer {self.optimizer!r}: choose fire or bfgs")
         if self.cell_filter not in ("frechet", "exp"):
             raise ValueError(f"unknown cell filter {self.cell_filter!r}: choose frechet or exp")
+        if self.min_volume_fraction is not None and not self.min_volume_fraction >= 0:
+            raise ValueError(f"min_volume_fraction must be >= 0 or None, got {self.min_volume_fraction}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -128,6 +141,10 @@ def relax(atoms, calculator, pressure: float, settings: RelaxSettings) -> RelaxO
         cls = FrechetCellFilter if settings.cell_filter == "frechet" else ExpCellFilter
         target = cls(work, scalar_pressure=pressure * EV_PER_A3_PER_GPA)
         opt = (FIRE if settings.optimizer == "fire" else BFGS)(target, logfile=None)
+        if settings.min_volume_fraction is not None:
+            floor = settings.min_volume_fraction * hard_sphere_volume(np.asarray(work.numbers))
+            opt.attach(functools.partial(_check_volume, work, floor), interval=1)
+            _check_volume(work, floor)
         converged = bool(opt.run(fmax=settings.fmax, steps=settings.max_steps))
         energy = float(work.get_potential_energy())
         stress = np.asarray(work.get_stress(voigt=True), dtype=np.float64) / EV_PER_A3_PER_GPA
@@ -144,6 +161,17 @@ def relax(atoms, calculator, pressure: float, settings: RelaxSettings) -> RelaxO
         True, converged, int(opt.nsteps), pressure, np.asarray(work.numbers), np.asarray(work.cell[:]), frac,
         energy, energy + pressure * EV_PER_A3_PER_GPA * volume, stress,
     )  # fmt: skip
+
+
+class CellCollapsed(RuntimeError):
+    """The cell shrank below the hard-sphere floor of :class:`RelaxSettings` (``min_volume_fraction``)."""
+
+
+def _check_volume(atoms, floor: float) -> None:
+    volume = atoms.get_volume()
+    if volume < floor:
+        n = len(atoms)
+        raise CellCollapsed(f"cell collapsed to {volume / n:.3g} Å^3/atom (floor {floor / n:.3g} Å^3/atom)")
 
 
 def _failed(work, pressure: float, opt, reason: str) -> RelaxOutcome:
