@@ -80,7 +80,8 @@ def test_ingest_without_pressure_is_refused(tmp_path):
 
 def test_import_does_not_import_torch():
     modules = (
-        "xtal_data, xtal_data.cli, xtal_data.curate, xtal_data.stats, xtal_data.splits, xtal_data.export"
+        "xtal_data, xtal_data.cli, xtal_data.curate, xtal_data.stats, xtal_data.splits, xtal_data.export, "
+        "xtal_data.vasp, xtal_data.search_sources, xtal_data.pressure_build, xtal_data.relax_ase"
     )
     code = f"import sys, {modules}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1,4 +1,4 @@
-"""``xtal-data`` command line: ingest, verify, curate, split, stats, info, export.
+"""``xtal-data`` command line: ingest, verify, curate, split, stats, info, export, build-pressure.
 
 Errors exit with status 1 and one ``error: ...`` message naming the culprit; a closed output pipe
 (``xtal-data info STORE | head``) ends the command quietly."""
@@ -69,13 +69,20 @@ def _silence_stdout() -> None:
 @_friendly
 def ingest(
     source: str = typer.Argument(
-        ..., help="CSV/feather/parquet, folder of CIF/POSCAR, .extxyz, ASE .db; path or URL"
+        ..., help="CSV/feather/parquet, CIF/POSCAR folder, .extxyz, ASE .db, VASP/CALYPSO folders; path/URL"
     ),
     store: str = typer.Argument(..., help="store path or fsspec URL (created if absent)"),
     pressure: float | None = typer.Option(None, help="constant pressure in GPa (needed without a column)"),
     pressure_column: str = typer.Option("pressure", help="table column / info key holding pressure (GPa)"),
     id_column: str | None = typer.Option(None, help="id column (default: material_id, id or name)"),
     cif_column: str = typer.Option("cif", help="column holding CIF text"),
+    source_type: str = typer.Option(
+        "auto", help="auto (from the name), vasp (tree of VASP calculation folders), calypso (searches)"
+    ),
+    keep_fraction: float | None = typer.Option(
+        None, help="calypso: keep the lowest-enthalpy fraction of each search (paper: 0.5)"
+    ),
+    keep_unconverged: bool = typer.Option(False, help="vasp/calypso: keep unconverged runs (converged = 0)"),
     workers: int | None = typer.Option(None, help="parsing processes (default: all cores)"),
     batch_size: int = typer.Option(4096, help="structures per committed append"),
     progress: bool = typer.Option(True, help="show a progress bar"),
@@ -84,6 +91,8 @@ def ingest(
 ) -> None:
     """Ingest SOURCE into STORE; malformed records are skipped and counted by reason.
 
+    VASP / CALYPSO results (--source-type vasp|calypso) take their pressure from PSTRESS (kBar -> GPa);
+    --pressure then only fills in for calculations without INCAR/OUTCAR/vasprun.xml and must agree.
     Exits 1, creating no store, when nothing could be ingested."""
     from xtal_data.ingest import NothingIngestedError
     from xtal_data.ingest import ingest as run
@@ -94,7 +103,8 @@ def ingest(
         result = run(
             source, store, pressure=pressure, pressure_column=pressure_column, id_column=id_column,
             cif_column=cif_column, workers=workers, batch_size=batch_size, progress=progress,
-            max_atoms=max_atoms or None,
+            max_atoms=max_atoms or None, source_type=source_type, keep_fraction=keep_fraction,
+            require_converged=not keep_unconverged,
         )  # fmt: skip
     except NothingIngestedError as err:
         _write_skips(report, err.report.skipped)
@@ -249,6 +259,61 @@ def export(
     write = export_cif if format == "cif" else export_extxyz
     n = write(opened, output, indices=indices, overwrite=overwrite)
     typer.echo(f"exported {n} structures to {output}")
+
+
+@app.command("build-pressure")
+@_friendly
+def build_pressure(
+    source: str = typer.Argument(..., help="input structures: a store, or anything `ingest` reads"),
+    out: str = typer.Argument(..., help="build folder (local; resumed when it holds the same build)"),
+    pressures: str = typer.Option("0,50,100", help="comma-separated target pressures in GPa"),
+    calculator: str = typer.Option("chgnet", help="chgnet, emt or module:factory"),
+    calculator_kwargs: str = typer.Option("{}", help='JSON keyword arguments, e.g. \'{"device": "cuda"}\''),
+    fmax: float = typer.Option(0.05, help="force criterion, eV/Å"),
+    max_steps: int = typer.Option(300, help="optimiser steps per relaxation"),
+    optimizer: str = typer.Option("fire", help="fire or bfgs"),
+    cell_filter: str = typer.Option("frechet", help="frechet or exp"),
+    min_volume_fraction: float = typer.Option(
+        0.15, help="fail a relaxation whose cell shrinks below this x its hard-sphere volume; 0: off"
+    ),
+    shard_size: int = typer.Option(8, help="tasks per result shard (the work a kill can lose)"),
+    workers: int = typer.Option(1, help="processes, each with its own calculator"),
+    threads_per_worker: int | None = typer.Option(None, help="torch threads per process"),
+    shards_per_process: int = typer.Option(
+        20, help="restart each worker process after this many shards (bounds calculator memory); 0: never"
+    ),
+    max_atoms: int | None = typer.Option(None, help="only inputs with at most this many atoms"),
+    limit: int | None = typer.Option(None, help="only the first N selected inputs"),
+    partial: bool = typer.Option(False, help="assemble the store even if tasks are left"),
+    assemble_only: bool = typer.Option(False, help="only (re)assemble OUT/relaxed.zarr from its shards"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """Relax SOURCE's structures at every pressure into OUT (resumable); store in OUT/relaxed.zarr."""
+    from xtal_data.build_shards import assemble
+    from xtal_data.pressure_build import BuildConfig, build
+    from xtal_data.relax_ase import RelaxSettings
+
+    if assemble_only:
+        typer.echo(json.dumps(assemble(out, partial=partial)))
+        return
+    try:
+        values = tuple(float(x) for x in pressures.split(","))
+    except ValueError:
+        raise ValueError(f"--pressures must be comma-separated numbers (GPa), got {pressures!r}") from None
+    try:
+        kwargs = json.loads(calculator_kwargs)
+    except ValueError as err:
+        raise ValueError(f"--calculator-kwargs is not JSON ({err})") from None
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"--calculator-kwargs must be a JSON object, got {calculator_kwargs!r}")
+    settings = RelaxSettings(fmax=fmax, max_steps=max_steps, optimizer=optimizer, cell_filter=cell_filter,
+                             min_volume_fraction=min_volume_fraction or None)  # fmt: skip
+    config = BuildConfig(values, calculator, kwargs, settings, shard_size)
+    report = build(
+        source, out, config, workers=workers, max_atoms=max_atoms, limit=limit, progress=progress,
+        partial=partial, threads_per_worker=threads_per_worker, shards_per_process=shards_per_process or None,
+    )  # fmt: skip
+    typer.echo(report.summary())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,10 +16,11 @@ import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from xtal_data import __version__
 from xtal_data.records import MIN_VOLUME, CrystalArrays, CrystalRecord
+from xtal_data.search_sources import CalypsoConfig, iter_calypso, iter_vasp_tree
 from xtal_data.sources import (
     PressureSpec,
     Skip,
@@ -32,10 +33,12 @@ from xtal_data.sources import (
     source_kind,
 )
 from xtal_data.store import CrystalStore, remove_store, require_free
+from xtal_data.vasp import VaspReadConfig
 
 MAX_ATOMS = 1000
 """Default ingestion limit on atoms per structure (larger ones are skipped and counted)."""
 
+SOURCE_TYPES = ("auto", "vasp", "calypso")
 DUPLICATE_IN_SOURCE = "duplicate id in source"
 DUPLICATE_IN_STORE = "id already in store"
 
@@ -144,8 +147,30 @@ def iter_source(
     pressure: PressureSpec,
     id_column: str | None = None,
     cif_column: str = "cif",
+    source_type: str = "auto",
+    keep_fraction: float | None = None,
+    require_converged: bool = True,
+    workers: int = 1,
 ) -> tuple[Iterator[TextItem | CrystalRecord | Skip], dict]:
-    """Items of any supported source plus an info dict (kind, columns used)."""
+    """Items of any supported source plus an info dict (kind, columns used).
+
+    ``source_type``: ``"auto"`` (from the name: table, folder of CIF/POSCAR, xyz, ASE db), ``"vasp"``
+    (a tree of VASP calculation folders) or ``"calypso"`` (CALYPSO search folders); see
+    :mod:`xtal_data.search_sources`.
+    """
+    if source_type not in SOURCE_TYPES:
+        raise ValueError(f"unknown source type {source_type!r}: choose one of {', '.join(SOURCE_TYPES)}")
+    if source_type != "calypso" and keep_fraction is not None:
+        raise ValueError("keep_fraction (lowest-enthalpy part of each search) needs source type 'calypso'")
+    if source_type in ("vasp", "calypso"):
+        if pressure.constant is not None and not math.isfinite(pressure.constant):
+            raise ValueError(f"pressure must be finite, got {pressure.constant}")
+        vasp = VaspReadConfig(pressure.constant, require_converged, code=source_type)
+        info = {"kind": source_type, "require_converged": require_converged}
+        if source_type == "vasp":
+            return iter_vasp_tree(source, config=vasp, workers=workers), info
+        config = CalypsoConfig(replace(vasp, code="calypso+vasp"), keep_fraction)
+        return iter_calypso(source, config=config, workers=workers), {**info, "keep_fraction": keep_fraction}
     kind = source_kind(source)
     if kind == "table":
         items, info = iter_table(
@@ -179,6 +204,9 @@ def ingest(
     pressure_column: str | None = "pressure",
     id_column: str | None = None,
     cif_column: str = "cif",
+    source_type: str = "auto",
+    keep_fraction: float | None = None,
+    require_converged: bool = True,
     workers: int | None = None,
     batch_size: int = 4096,
     progress: bool = True,
@@ -187,6 +215,8 @@ def ingest(
 ) -> IngestReport:
     """Ingest ``source`` (CSV/feather/parquet with a CIF column, a folder of CIF/POSCAR files, an extended
     XYZ file or an ASE database; path or fsspec URL) into ``store`` (a store or a URL; created if absent).
+    ``source_type="vasp"`` / ``"calypso"`` reads structure-search results instead (VASP calculation folders,
+    CALYPSO search folders; pressure from PSTRESS; see :mod:`xtal_data.search_sources`).
 
     Args:
         pressure: constant pressure in GPa; required when the source has no ``pressure_column``. When both
@@ -195,6 +225,8 @@ def ingest(
         workers: parsing processes (default: all cores; 1 parses in this process).
         batch_size: structures per append transaction.
         max_atoms: structures with more atoms are skipped (counted by reason); None: no limit.
+        keep_fraction: (calypso) keep the lowest-enthalpy-per-atom fraction of each search (paper: 0.5).
+        require_converged: (vasp, calypso) skip unfinished / unconverged runs (else keep, ``converged = 0``).
 
     Ids already in the store, or repeated in the source, are skipped and reported, never doubled. A new
     store is created only once there is a structure to write: when nothing can be ingested (an empty
@@ -205,9 +237,12 @@ def ingest(
     if max_atoms is not None and max_atoms < 1:
         raise ValueError(f"max_atoms must be at least 1 (or None for no limit), got {max_atoms}")
     spec = PressureSpec(constant=pressure, column=pressure_column)
-    items, info = iter_source(str(source), pressure=spec, id_column=id_column, cif_column=cif_column)
-    target = _Target(store, storage_options)
     workers = (os.cpu_count() or 1) if workers is None else workers
+    items, info = iter_source(
+        str(source), pressure=spec, id_column=id_column, cif_column=cif_column, source_type=source_type,
+        keep_fraction=keep_fraction, require_converged=require_converged, workers=workers,
+    )  # fmt: skip
+    target = _Target(store, storage_options)
     existing = target.existing_ids()
     seen = set(existing)
     skipped: list[Skip] = []
@@ -249,8 +284,9 @@ def ingest(
             pool.shutdown()
     seconds = time.perf_counter() - t0
     report = IngestReport(str(source), target.url, n_read, n_written, tuple(skipped), seconds)
-    duplicates = {DUPLICATE_IN_STORE, DUPLICATE_IN_SOURCE}
-    if n_written == 0 and (n_read == 0 or any(s.reason not in duplicates for s in skipped)):
+    # nothing written is an error unless the source's records are already in the store (a re-run; the
+    # source may still hold records skipped for other reasons, e.g. unconverged calculations)
+    if n_written == 0 and not any(s.reason == DUPLICATE_IN_STORE for s in skipped):
         raise NothingIngestedError(report)
     if target.store is not None:
         target.store.add_provenance({
