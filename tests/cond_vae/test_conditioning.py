@@ -29,7 +29,7 @@ def test_constant_training_pressure_gets_fallback_scale_not_1e5():
 
 def test_query_outside_trained_range_warns_and_inside_does_not():
     model = tiny_model(random_crystals(16, pressure_range=(0.0, 20.0)))
-    with pytest.warns(UserWarning, match="outside the trained range"):
+    with pytest.warns(UserWarning, match="outside the range this model was trained on"):
         model.conditions.check_query("pressure", torch.tensor([500.0]))
     with warnings.catch_warnings():
         warnings.simplefilter("error")

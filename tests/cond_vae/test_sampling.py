@@ -130,7 +130,7 @@ def test_mismatched_lengths_and_missing_conditions_fail(model):
 
 
 def test_pressure_outside_trained_range_warns(model):
-    with pytest.warns(UserWarning, match="outside the trained range"):
+    with pytest.warns(UserWarning, match="outside the range this model was trained on"):
         sample(model, ["C2"], [1000.0], seed=0, **FAST)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)

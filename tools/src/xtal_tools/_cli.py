@@ -72,7 +72,7 @@ def pressure_notes(model, pressures: list[float]) -> list[str]:
         found = model.conditions.check_query("pressure", torch.tensor(pressures, dtype=torch.float64))
     if found:
         warnings.filterwarnings("ignore", message=r"pressure \[", category=UserWarning)  # said once here
-    return [f"the model extrapolates: {m}" for m in found]
+    return list(found)
 
 
 def quiet_known_warnings() -> None:

@@ -94,17 +94,20 @@ class ConditionEncoder(nn.Module):
         outside_train = (values64 < lo - 1e-9 * max(1.0, abs(lo))) | (
             values64 > hi + 1e-9 * max(1.0, abs(hi))
         )
-        if bool(outside_train.any()):
-            bad = sorted({float(v) for v in values64[outside_train]})[:5]
-            messages.append(f"{name} {bad} outside the trained range [{lo:g}, {hi:g}]")
+        unit = " GPa" if name == "pressure" else ""
         outside_basis = (standardised < spec.start) | (standardised > spec.stop)
-        if bool(outside_basis.any()):
-            bad = sorted({float(v) for v in values64[outside_basis]})[:5]
-            messages.append(
-                f"{name} {bad} lies outside the Gaussian basis range [{spec.start:g}, {spec.stop:g}] sigma "
-                f"(= [{float(scaler.mean) + spec.start * float(scaler.scale):g}, "
-                f"{float(scaler.mean) + spec.stop * float(scaler.scale):g}]): its embedding decays to zero"
+        if bool(outside_train.any()):
+            bad = ", ".join(f"{v:g}" for v in sorted({float(v) for v in values64[outside_train]})[:5])
+            message = (
+                f"{name} {bad}{unit} is outside the range this model was trained on ({lo:g}-{hi:g}{unit}): "
+                "it extrapolates"
             )
+            if bool(outside_basis.any()):  # far outside: the condition stops carrying information
+                message += ", and so far that the model can no longer tell such values apart"
+            messages.append(message)
+        elif bool(outside_basis.any()):  # only when the trained range itself is wider than the basis
+            bad = ", ".join(f"{v:g}" for v in sorted({float(v) for v in values64[outside_basis]})[:5])
+            messages.append(f"{name} {bad}{unit}: the model can no longer tell such values apart")
         for message in messages:
             warnings.warn(message, UserWarning, stacklevel=3)
         return messages
