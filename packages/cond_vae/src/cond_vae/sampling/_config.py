@@ -30,8 +30,10 @@ class SamplerConfig:
     spaced in index, the first and the last always included; more: a finer geometric schedule between
     the model's largest and smallest level. ``final_denoise``: one last noise-free step from the
     smallest level to sigma = 0 (Tweedie's formula). ``skin`` (Å): Verlet-list reuse, same results.
-    ``batch_size``: structures per decoder call; results do not depend on it beyond float rounding
-    (the random numbers of a structure are a function of (seed, row, sample index) alone).
+    ``batch_size``: structures per decoder call; the random numbers of a structure are a function of
+    (seed, row, sample index) alone, so results depend on it only through the float rounding of batched
+    matrix products (which a noisy sampler can amplify). ``reproducible=True`` decodes every crystal on
+    its own: then the structures are the same bits for any batch size, chunking or number of processes.
     """
 
     # default: the probability-flow ODE on the model's 50 levels (50 decoder calls, 100x fewer than the
@@ -45,6 +47,9 @@ class SamplerConfig:
     final_denoise: bool = True
     skin: float | None = None
     batch_size: int = 512
+    # decode every crystal on its own (the coordinates of each structure are then the same bits whatever
+    # the batch size); costs the batching of the decoder calls (measured in docs/benchmarks/sampler.md)
+    reproducible: bool = False
 
     def __post_init__(self) -> None:
         def need(ok: bool, message: str) -> None:

@@ -159,6 +159,15 @@ def run_block(
     ``latent (C, Z)``: given latent vectors (e.g. a posterior's, to reconstruct); default: drawn from
     the jobs' keys. ``on_step(done, total)``: called after each decoder call (``done`` of ``total``).
     """
+    if sampler.reproducible and len(jobs) > 1:
+        # one structure at a time: every array op and matrix product sees exactly what it sees at batch
+        # size 1 (vectorised kernels round by position), so the bits never depend on the batch
+        out = []
+        for n, job in enumerate(jobs):
+            tick = None if on_step is None else (lambda d, t, n=n: on_step(n * t + d, len(jobs) * t))
+            one = None if latent is None else latent[n : n + 1]
+            out += run_block(score_model, [job], seed=seed, sampler=sampler, latent=one, on_step=tick)
+        return out
     device, dtype = _device_dtype(score_model)
     atom_lists = [req.atom_types for req, _, _ in jobs]
     num_atoms = torch.tensor([len(a) for a in atom_lists], device=device)
