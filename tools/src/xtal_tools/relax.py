@@ -15,12 +15,12 @@ an ASE calculator), or by one of the short names of :data:`BUILTIN_CALCULATORS`.
 
 from __future__ import annotations
 
-import importlib
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from xtal_data.relax_ase import CALCULATORS, chgnet_calculator, load_calculator
 
 __all__ = [
     "BUILTIN_CALCULATORS",
@@ -35,10 +35,8 @@ __all__ = [
 
 EV_PER_A3_PER_GPA = 1.0 / 160.21766208  # 1 GPa in eV/Å^3
 
-BUILTIN_CALCULATORS = {
-    "chgnet": "xtal_tools.relax:chgnet_calculator",
-    "emt": "ase.calculators.emt:EMT",
-}
+# One calculator loader for the project: xtal-data's (the pressure-dataset builder uses it too).
+BUILTIN_CALCULATORS = CALCULATORS
 
 
 @dataclass(frozen=True)
@@ -106,48 +104,6 @@ class RelaxResult:
     @property
     def num_atoms(self) -> int:
         return len(self.atoms)
-
-
-def load_calculator(spec: str, **kwargs: Any):
-    """An ASE calculator from ``"module:factory"`` or a short name (``chgnet``, ``emt``).
-
-    ``factory(**kwargs)`` is called once; the calculator is reused for every structure.
-
-    Raises:
-        ValueError: a malformed spec, a missing attribute, or a factory that does not return a calculator.
-        ImportError: the module (or its dependency, e.g. chgnet) is not installed.
-    """
-    path = BUILTIN_CALCULATORS.get(spec.strip().lower(), spec.strip())
-    module_name, sep, attr = path.partition(":")
-    if not sep or not module_name or not attr:
-        names = ", ".join(BUILTIN_CALCULATORS)
-        raise ValueError(f"calculator {spec!r}: give 'module:factory' (an import path) or one of {names}")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        hint = " (pip install 'xtal-tools[relax]')" if spec.strip().lower() == "chgnet" else ""
-        raise ImportError(f"calculator {spec!r}: cannot import {module_name!r}: {err}{hint}") from None
-    factory = module
-    for part in attr.split("."):
-        factory = getattr(factory, part, None)
-        if factory is None:
-            raise ValueError(f"calculator {spec!r}: {module_name!r} has no attribute {attr!r}")
-    calc = factory(**kwargs)
-    if not (hasattr(calc, "get_potential_energy") and hasattr(calc, "get_forces")):
-        raise ValueError(
-            f"calculator {spec!r}: {attr}() returned {type(calc).__name__}, not an ASE calculator"
-        )
-    return calc
-
-
-def chgnet_calculator(device: str | None = None, **kwargs: Any):
-    """CHGNet's pretrained universal potential (weights ship in the ``chgnet`` wheel; loads offline).
-
-    ``device``: ``"cpu"``, ``"cuda"``, ... (None: CHGNet's own choice). Stresses come back in eV/Å^3.
-    """
-    from chgnet.model.dynamics import CHGNetCalculator
-
-    return CHGNetCalculator(use_device=device, **kwargs)
 
 
 def _optimizer(settings: RelaxSettings, target):

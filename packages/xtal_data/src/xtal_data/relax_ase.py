@@ -105,7 +105,8 @@ def load_calculator(spec: str, **kwargs: Any):
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as err:
-        raise ImportError(f"calculator {spec!r}: cannot import {module_name!r} ({err})") from None
+        hint = " (pip install chgnet)" if spec.strip().lower() == "chgnet" else ""
+        raise ImportError(f"calculator {spec!r}: cannot import {module_name!r} ({err}){hint}") from None
     factory = module
     for part in attr.split("."):
         factory = getattr(factory, part, None)
