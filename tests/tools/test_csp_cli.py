@@ -281,3 +281,14 @@ def test_enthalpy_above_lowest_column_and_space_groups_agree_with_pymatgen(emt_r
             sga.get_space_group_number(),
         )
     assert float(ranked[0]["enthalpy_above_lowest_meV_per_atom"]) == 0.0
+
+
+def test_the_real_command_says_an_extrapolation_warning_once(checkpoint, tmp_path):
+    """Through tools/csp itself (its tidy warnings): the pressure note is printed once, not again by the
+    sampler underneath."""
+    args = [sys.executable, str(ROOT / "tools" / "csp"), "-k", str(checkpoint), "-f", "Cu", "-u", "2",
+            "-p", "25", "-n", "1", "--no-relax", "-o", str(tmp_path / "out"), *FAST]  # fmt: skip
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.count("warning: pressure 25 GPa is outside the range this model was trained on") == 1

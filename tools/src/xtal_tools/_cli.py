@@ -61,6 +61,7 @@ def recorded(record):
 def pressure_notes(model, pressures: list[float]) -> list[str]:
     """Say so when a pressure lies outside what the model was trained on (sampling then extrapolates;
     the relaxation still applies the requested pressure)."""
+    import re
     import warnings
 
     import torch
@@ -70,8 +71,8 @@ def pressure_notes(model, pressures: list[float]) -> list[str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         found = model.conditions.check_query("pressure", torch.tensor(pressures, dtype=torch.float64))
-    if found:
-        warnings.filterwarnings("ignore", message=r"pressure \[", category=UserWarning)  # said once here
+    for message in found:  # said once here: the sampler's own warning of it would repeat it
+        warnings.filterwarnings("ignore", message=re.escape(message), category=UserWarning)
     return list(found)
 
 
