@@ -62,6 +62,8 @@ class NeighborList:
 
     def moved(self, step: Tensor, wrap: Tensor) -> None:
         """Record a move: ``step (N, 3)`` Cartesian Å, ``wrap (N, 3)`` integers subtracted by wrapping."""
+        if self.skin is None:  # a fresh graph every call: nothing to track (and no host sync per step)
+            return
         self._last_step = float(step.norm(dim=-1).max()) if step.numel() else 0.0
         if self._candidates is not None:
             self._disp = self._disp + step

@@ -269,7 +269,8 @@ def _integrate(
         move = displacement(step, g, xi, batch, c)  # (N, 3) Å
         unwrapped = cart_to_frac(frac_to_cart(frac, lattice, batch=batch) + move, lattice, batch=batch)
         frac = wrap_frac(unwrapped)
-        neighbors.moved(move, torch.round(unwrapped - frac).long())
+        if sampler.skin is not None:  # Verlet reuse tracks moves and wraps; a fresh graph needs neither
+            neighbors.moved(move, torch.round(unwrapped - frac).long())
         if on_step is not None:
             on_step(t + 1, len(steps))
     return frac, len(steps)
