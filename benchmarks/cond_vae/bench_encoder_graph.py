@@ -74,7 +74,7 @@ def time_variants(variants, *, reps: int, warmup: int, threads: int):
     Each round steps every variant once, starting from a different one each round."""
     import torch
     from cond_vae._encoder_graph import encoder_graph
-    from cond_vae.training._distributed import DistContext
+    from cond_vae.distributed import DistContext
     from cond_vae.training._step import train_step
 
     torch.set_num_threads(threads)
@@ -116,7 +116,7 @@ def time_variants(variants, *, reps: int, warmup: int, threads: int):
 def profile_step(variants, name: str, top: int = 15) -> list[dict]:
     """The ``top`` operators by self CPU time in one training step of variant ``name``."""
     import torch
-    from cond_vae.training._distributed import DistContext
+    from cond_vae.distributed import DistContext
     from cond_vae.training._step import train_step
 
     model, params, optimizer, batch = variants[name]

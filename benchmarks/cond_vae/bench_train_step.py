@@ -57,7 +57,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from cond_vae import CondCDVAE, CondCDVAEConfig
-    from cond_vae.training._distributed import DistContext
+    from cond_vae.distributed import DistContext
     from cond_vae.training._step import train_step
     from xtal_graph import collate
 

@@ -160,7 +160,7 @@ def test_nonfinite_validation_loss_raises_with_the_crystal_ids(monkeypatch, tmp_
 
 @pytest.mark.parametrize("mode", ["value", "norm"])
 def test_gradient_clipping_bounds_the_update(mode):
-    from cond_vae.training._distributed import DistContext
+    from cond_vae.distributed import DistContext
     from cond_vae.training._step import train_step
     from xtal_graph import collate
 

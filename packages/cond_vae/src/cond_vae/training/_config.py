@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cond_vae.training import _toml
+from cond_vae import toml
 
 _DEVICES = ("auto", "cpu", "cuda")
 _DTYPES = ("float32", "float64")
@@ -105,20 +105,20 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return _toml.to_plain(self)
+        return toml.to_plain(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        return _toml.from_plain(cls, data, where="train")
+        return toml.from_plain(cls, data, where="train")
 
     def to_toml(self, path: str | Path) -> None:
         """Write ``[train]`` to ``path``."""
-        Path(path).write_text(_toml.dumps({"train": self.to_dict()}))
+        Path(path).write_text(toml.dumps({"train": self.to_dict()}))
 
     @classmethod
     def from_toml(cls, path: str | Path) -> TrainConfig:
         """Read the ``[train]`` table of ``path`` (other tables are ignored)."""
-        return cls.from_dict(_toml.read(path).get("train", {}))
+        return cls.from_dict(toml.read(path).get("train", {}))
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,11 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from xtal_graph import Crystal
 
+from cond_vae import distributed, toml
 from cond_vae._config import CondCDVAEConfig
 from cond_vae._model import CondCDVAE
 from cond_vae.checkpoint import WEIGHTS, package_versions, read_checkpoint_info
-from cond_vae.training import _data, _distributed, _state, _toml
+from cond_vae.training import _data, _state
 from cond_vae.training._config import TrainConfig
 from cond_vae.training._graph_cache import with_encoder_graphs
 from cond_vae.training._metrics import MetricsLog, ValMetrics
@@ -93,12 +94,12 @@ def train(
     Raises ``NonFiniteLossError`` (with the crystal ids) on a non-finite loss when
     ``on_nonfinite = "raise"``.
     """
-    ctx = _distributed.setup(train_config.device)
+    ctx = distributed.setup(train_config.device)
     try:
         trainer = _Trainer(train_config, model_config, train_data, val_data, Path(out_dir), ctx, resume_from)
         return trainer.run()
     finally:
-        _distributed.teardown(ctx)
+        distributed.teardown(ctx)
 
 
 class _Trainer:
@@ -149,8 +150,8 @@ class _Trainer:
             config = {"train": cfg.to_dict(), "model": self.model.config.to_dict()}
             versions = ", ".join(f"{k} {v}" for k, v in package_versions().items())
             header = f"# Resolved configuration (cond_vae.training.load_run_config reads it).\n# {versions}\n"
-            (out_dir / "config.toml").write_text(header + _toml.dumps(config))
-        _distributed.barrier(ctx)
+            (out_dir / "config.toml").write_text(header + toml.dumps(config))
+        distributed.barrier(ctx)
         tb = out_dir / "tensorboard" if cfg.tensorboard else None
         self.log = MetricsLog(out_dir / "metrics.csv", enabled=ctx.is_main, tensorboard_dir=tb)
         self.log.start(keep_rows=self.loop.csv_rows if resume is not None else None)
@@ -313,7 +314,7 @@ class _Trainer:
         if not stats.reason:
             self.optimizer.step()
             return stats
-        ids = tuple(i for ids in _distributed.all_gather_objects(list(stats.bad_ids), self.ctx) for i in ids)
+        ids = tuple(i for ids in distributed.all_gather_objects(list(stats.bad_ids), self.ctx) for i in ids)
         message = (
             f"{stats.reason} at step {loop.step} (epoch {loop.epoch}); crystals: {list(ids)}"
             " (on_nonfinite = 'skip' skips such batches instead of stopping)"
@@ -347,7 +348,7 @@ class _Trainer:
                 if self.ctx.is_main:
                     extra = {"step": loop.step, "epoch": epoch, "val_loss": val.loss}
                     _state.save_model_only(self.out_dir / "best", self.model, extra)
-                _distributed.barrier(self.ctx)
+                distributed.barrier(self.ctx)
         loop.epoch += 1
         loop.batch_in_epoch = 0
 
@@ -364,7 +365,7 @@ class _Trainer:
         sums, bad = validate(
             model=self.model, batches=batches, seed=cfg.seed, ctx=ctx, autocast=self.autocast
         )
-        bad_all = [ids for part in _distributed.all_gather_objects(bad, ctx) for ids in part]
+        bad_all = [ids for part in distributed.all_gather_objects(bad, ctx) for ids in part]
         if bad_all:
             message = f"non-finite validation loss at step {self.loop.step}; crystals: {bad_all}"
             if cfg.on_nonfinite == "raise":
@@ -401,7 +402,7 @@ class _Trainer:
                 train_config_dict=self.cfg.to_dict(),
             )  # fmt: skip
             _state.prune_checkpoints(self.ckpt_dir, self.cfg.keep_checkpoints)
-        _distributed.barrier(self.ctx)
+        distributed.barrier(self.ctx)
         return path
 
 
@@ -448,7 +449,7 @@ class _Stopper:
             self.reason = self._signal
         if self.ctx.distributed:  # every rank stops together (a signal may reach one rank first)
             flag = torch.tensor([self.reason is not None], dtype=torch.int32, device=self.ctx.device)
-            flag = _distributed.all_reduce_sum(flag, self.ctx)
+            flag = distributed.all_reduce_sum(flag, self.ctx)
             if bool(flag.item()) and self.reason is None:
                 self.reason = "another rank stopped"
         return self.reason is not None

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 # Order of the reduced statistics vector (sums over crystals, then the crystal count).
 LOSS_PARTS = ("loss", "lattice", "coord", "kl")
 CSV_COLUMNS = (
@@ -125,9 +123,3 @@ def read_metrics(path: str | Path) -> list[dict[str, str]]:
     """The rows of a ``metrics.csv`` as dicts of strings."""
     with Path(path).open(newline="") as handle:
         return list(csv.DictReader(handle))
-
-
-def loss_sums(out: Any, num_crystals: int, device: torch.device) -> torch.Tensor:
-    """``[loss, lattice, coord, kl] * C`` (float64) from a LossOutput of ``C`` crystals."""
-    parts = torch.stack([out.total, out.lattice, out.coord, out.kl]).detach().to(device, torch.float64)
-    return parts * num_crystals

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cond_vae import toml
 from cond_vae._config import CondCDVAEConfig
-from cond_vae.training import _toml
 from cond_vae.training._config import DataConfig, TrainConfig
 
 MODEL_PRESETS = {
@@ -45,11 +45,11 @@ class RunConfig:
         return {
             "train": self.train.to_dict(),
             "model": {"preset": self.model_preset, **self.model.to_dict()},
-            "data": _toml.to_plain(self.data),
+            "data": toml.to_plain(self.data),
         }
 
     def to_toml(self, path: str | Path) -> None:
-        Path(path).write_text(_toml.dumps(self.to_dict()))
+        Path(path).write_text(toml.dumps(self.to_dict()))
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -83,7 +83,7 @@ def run_config_from_dict(data: dict[str, Any], *, source: str = "config") -> Run
     return RunConfig(
         train=TrainConfig.from_dict(data.get("train", {})),
         model=model,
-        data=_toml.from_plain(DataConfig, data.get("data", {}), where="data"),
+        data=toml.from_plain(DataConfig, data.get("data", {}), where="data"),
         model_preset=preset,
     )
 
@@ -91,6 +91,6 @@ def run_config_from_dict(data: dict[str, Any], *, source: str = "config") -> Run
 def load_run_config(path: str | Path) -> RunConfig:
     """Read a run configuration TOML file (see the module docstring); errors name the file."""
     try:
-        return run_config_from_dict(_toml.read(path), source=str(path))
+        return run_config_from_dict(toml.read(path), source=str(path))
     except (TypeError, ValueError) as err:
         raise ValueError(f"{path}: {err}") from err

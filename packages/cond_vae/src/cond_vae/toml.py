@@ -1,10 +1,21 @@
-"""Frozen dataclasses <-> plain dicts <-> TOML, with unknown-key errors.
+"""TOML for configs and run records: frozen dataclasses <-> plain dicts <-> TOML text.
 
-Reading uses the standard library's ``tomllib``; writing uses the small writer below, which covers what
-our configs and run records hold: nested tables of strings, booleans, integers, floats and (nested)
-lists of those. ``None`` has no TOML spelling, so a ``None`` value is left out of the file; loading
-restores it only where the field's default is ``None``, which holds for every optional field of
-``TrainConfig`` (its TOML round trip is tested).
+One reader and one writer for the project::
+
+    from cond_vae import toml
+    text = toml.dumps({"train": toml.to_plain(config)})      # str
+    config = toml.from_plain(TrainConfig, toml.read("run.toml")["train"])
+
+Reading uses the standard library's ``tomllib``. Writing (:func:`dumps`) covers what our configs and
+run records hold: nested tables (dicts) of strings, booleans, integers, floats (``nan``, ``inf`` and
+``-inf`` included), ``pathlib.Path`` (written as its string), and lists or tuples of those; a dict
+inside a list is written as an inline table ``{k = v, ...}``.
+
+The ``None`` rule: TOML has no null, so ``dumps`` leaves out every ``None`` wherever it appears -- a
+top-level or table value (the key is not written), a value inside an inline table (its key is not
+written) and an element of a list (the element is dropped, so ``[1, None, 2]`` becomes ``[1, 2]``).
+Loading restores a missing key only where the dataclass field's default is ``None``, which holds for
+every optional field of ``TrainConfig`` (its TOML round trip is tested).
 """
 
 from __future__ import annotations
@@ -22,7 +33,7 @@ T = TypeVar("T")
 
 
 def to_plain(obj: Any) -> Any:
-    """A dataclass (recursively) as dicts, lists and scalars; tuples become lists."""
+    """A dataclass (recursively) as dicts, lists and scalars; tuples become lists, paths strings."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, Mapping):
@@ -79,8 +90,16 @@ def _is_union(hint: Any) -> bool:
     return typing.get_origin(hint) in (typing.Union, types.UnionType)
 
 
+__all__ = ["dumps", "from_plain", "loads", "read", "to_plain"]
+
+
 def dumps(data: Mapping[str, Any]) -> str:
-    """Serialise a nested dict as TOML (scalars first, then sub-tables); ``None`` values are skipped."""
+    """``data`` (a nested dict) as TOML text: each table's values first, then its sub-tables.
+
+    ``None`` is left out everywhere (see the module docstring); ``Path`` values are written as strings.
+    Raises ``TypeError`` for a value of any other type (e.g. a numpy scalar or a dataclass: convert
+    with :func:`to_plain` first).
+    """
     lines: list[str] = []
     _write_table(lines, data, prefix=())
     return "\n".join(lines).strip() + "\n"
@@ -121,9 +140,9 @@ def _value(value: Any) -> str:
         items = ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items() if v is not None)
         return "{" + items + "}"
     if isinstance(value, list | tuple):
-        if any(v is None for v in value):
-            raise ValueError("TOML arrays cannot hold None")
-        return "[" + ", ".join(_value(v) for v in value) + "]"
+        return "[" + ", ".join(_value(v) for v in value if v is not None) + "]"
+    if isinstance(value, Path):
+        return _string(str(value))
     raise TypeError(f"cannot write {type(value).__name__} to TOML: {value!r}")
 
 
@@ -133,10 +152,16 @@ def _string(text: str) -> str:
 
 
 def loads(text: str) -> dict[str, Any]:
+    """TOML text as a nested dict (``tomllib.loads``)."""
     return tomllib.loads(text)
 
 
 def read(path: str | Path) -> dict[str, Any]:
+    """The TOML file at ``path`` as a nested dict.
+
+    Raises ``FileNotFoundError`` ("config file not found: ...") when it is missing and ``ValueError``
+    ("<path>: invalid TOML: ...") when it does not parse.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
