@@ -8,9 +8,9 @@ sp2 carbon 0.73 Å and high-spin Mn/Fe/Co). Elements beyond Cm have no value (Na
 from __future__ import annotations
 
 import functools
-import itertools
 
 import numpy as np
+from xtal_eval import geometry as _eval_geometry
 
 
 @functools.cache
@@ -47,22 +47,7 @@ def shortest_distance(frac_coords: np.ndarray, lattice: np.ndarray, *, cutoff: f
     """Shortest distance (Å) between two atoms of a periodic structure, periodic images included (an atom
     and its own image count); ``inf`` when no pair is within ``cutoff``.
 
-    Complete for any cell shape: the image range along axis k is ``ceil(cutoff / width_k + 0.5)``, enough for
-    every fractional difference wrapped into [-0.5, 0.5).
+    Exact for any cell shape: ``xtal_eval.geometry.shortest_distance``, the project's one numpy minimum
+    image, searching only the images within ``cutoff``.
     """
-    frac = np.asarray(frac_coords, dtype=np.float64)
-    diff = frac[None, :, :] - frac[:, None, :]  # (n, n, 3)
-    diff -= np.round(diff)
-    n_img = np.ceil(cutoff / perpendicular_widths(lattice) + 0.5).astype(int)
-    ranges = [range(-k, k + 1) for k in n_img]
-    images = np.array(list(itertools.product(*ranges)), dtype=np.float64)  # (I, 3)
-    best = np.inf
-    same = np.eye(len(frac), dtype=bool)
-    for start in range(0, len(images), 512):
-        shifts = images[start : start + 512]  # (I', 3)
-        cart = (diff[None] + shifts[:, None, None, :]) @ lattice  # (I', n, n, 3)
-        dist = np.linalg.norm(cart, axis=-1)  # (I', n, n)
-        zero = np.all(shifts == 0, axis=1)
-        dist[zero] = np.where(same, np.inf, dist[zero])
-        best = min(best, float(dist.min()))
-    return best if best <= cutoff else np.inf
+    return _eval_geometry.shortest_distance(frac_coords, lattice, cutoff=cutoff)

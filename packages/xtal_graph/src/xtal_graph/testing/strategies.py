@@ -42,7 +42,11 @@ def min_image_distance(
     frac_diff: np.ndarray, lattice: np.ndarray, *, exclude_zero: bool = False
 ) -> np.ndarray:
     """Brute-force minimum-image distance (Å) of fractional displacements ``(m, 3)``, searching every
-    image that can be closer than the plain wrapped one (range from the perpendicular widths)."""
+    image that can be closer than the plain wrapped one (range from the perpendicular widths).
+
+    Deliberately an independent numpy oracle, not ``xtal_graph.lattice.minimum_image``: the strategies
+    build the structures that test that function (and the graphs), so they must not rely on it. Library
+    code uses ``xtal_graph.lattice.minimum_image`` (torch) or ``xtal_eval.geometry`` (numpy)."""
     diff = np.atleast_2d(frac_diff).astype(np.float64)
     diff = diff - np.round(diff)
     bound = (
