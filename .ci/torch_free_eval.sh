@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 venv=$(mktemp -d)/venv
 python -m venv "$venv"
 # The coverage extra (matminer) brings pandas < 3 here: xtal-data is thereby also tested on pandas 2.
+# No `baselines` extra: xtal_eval.baselines runs on the ASE that smact brings, and its PyXtal tests skip
+# (xtal-data now depends on xtal-eval, so the local xtal-eval is installed in the same command).
 "$venv/bin/python" -m pip install -q "./packages/xtal_eval[smact,cli,plot,coverage,test]" "./packages/xtal_data[test]"
 "$venv/bin/python" - <<'PY'
 import importlib.util, sys

@@ -85,7 +85,7 @@ def sample_model(model, dataset, *, num: int, seed: int, sampler):
 
 
 def random_groups(targets, *, kind: str, num: int, seed: int):
-    from xtal_tools.baselines import random_baseline
+    from xtal_eval.baselines import random_baseline
 
     pairs = [(s.composition.formula.replace(" ", ""), float(s.volume)) for s in targets]
     result = random_baseline(pairs, kind=kind, num_per_target=num, seed=seed)

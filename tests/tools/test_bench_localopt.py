@@ -14,7 +14,7 @@ import typer
 from cond_vae.checkpoint import save_checkpoint
 from pymatgen.core import Composition, Lattice, Structure
 from typer.testing import CliRunner
-from xtal_tools.baselines import min_distance_ok
+from xtal_eval.baselines import min_distance_ok
 from xtal_tools.bench.localopt import LocaloptSettings, localopt_command, run_localopt, split_compositions
 from xtal_tools.bench.localopt_plots import SOURCES, relative_enthalpies, summarise, write_results
 from xtal_tools.relax import RelaxSettings
@@ -154,7 +154,7 @@ def test_library_run_with_a_stub_sampler_checks_volumes_and_relative_enthalpy(tm
 
 
 def test_random_baselines_made_in_the_run_obey_the_rule(run):
-    from xtal_tools.baselines import pyxtal_random, uniform_random
+    from xtal_eval.baselines import pyxtal_random, uniform_random
 
     for r in _rows(run):
         if r["source"] == "generated" or r["status"] == "not_made":

@@ -132,7 +132,7 @@ def split_compositions(
 
 
 def _make_random(kind: str, formula: str, volume: float, seed: int, scale: float):
-    from xtal_tools.baselines import RandomStructureError, pyxtal_random, uniform_random
+    from xtal_eval.baselines import RandomStructureError, pyxtal_random, uniform_random
 
     make = pyxtal_random if kind == "pyxtal" else uniform_random
     try:
@@ -186,8 +186,7 @@ def run_localopt(
         ValueError: no targets, a bad formula or a non-positive volume (named) before any work.
     """
     from tqdm.auto import tqdm
-
-    from xtal_tools.baselines import derive_seed, parse_cell_formula
+    from xtal_eval.baselines import derive_seed, parse_cell_formula
 
     if not targets:
         raise ValueError("no target compositions given")
@@ -335,10 +334,10 @@ def _prepare(opts: dict):
 
     from cond_vae import parse_formula
     from cond_vae.checkpoint import load_checkpoint
+    from xtal_eval.baselines import require_pyxtal
 
     from xtal_tools._cli import pressure_notes
     from xtal_tools._options import resolve_sampler, sampler_record
-    from xtal_tools.baselines import require_pyxtal
     from xtal_tools.relax import load_calculator
     from xtal_tools.sample import _prepare_out
     from xtal_tools.sampling import check_pressure

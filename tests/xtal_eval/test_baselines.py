@@ -1,18 +1,25 @@
-"""Random baselines: exact composition and volume, the minimum-distance rule, seeding, bad input."""
+"""Random baselines: exact composition and volume, the minimum-distance rule, seeding, bad input.
+
+Torch-free. Needs ASE (the ``baselines`` extra); the tests that make PyXtal structures skip without PyXtal.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import random
 
 import numpy as np
 import pytest
-from ase.data import covalent_radii
-from ase.neighborlist import neighbor_list
-from hypothesis import given
-from hypothesis import strategies as st
-from pymatgen.core import Composition, Lattice, Structure
-from pymatgen.io.ase import AseAtomsAdaptor
-from xtal_tools.baselines import (
+
+pytest.importorskip("ase", reason="the random baselines need ASE: pip install 'xtal-eval[baselines]'")
+
+from ase.data import covalent_radii  # noqa: E402
+from ase.neighborlist import neighbor_list  # noqa: E402
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from pymatgen.core import Composition, Lattice, Structure  # noqa: E402
+from pymatgen.io.ase import AseAtomsAdaptor  # noqa: E402
+from xtal_eval.baselines import (  # noqa: E402
     _CENTRING,
     RandomStructureError,
     _primitive,
@@ -24,7 +31,12 @@ from xtal_tools.baselines import (
     uniform_random,
 )
 
-GENERATORS = [pyxtal_random, uniform_random]
+pytestmark = pytest.mark.torch_free
+needs_pyxtal = pytest.mark.skipif(
+    importlib.util.find_spec("pyxtal") is None, reason="PyXtal not installed (xtal-eval[baselines])"
+)
+GENERATORS = [pyxtal_random, uniform_random]  # for input checks, which run before PyXtal is needed
+MAKERS = [pytest.param(pyxtal_random, marks=needs_pyxtal), uniform_random]  # these make structures
 TARGETS = [("Si4O8", 180.0), ("Cu4", 47.0), ("Ca1Ti1O3", 56.0), ("C8", 45.0), ("Mg2Si1O4", 70.0)]
 
 
@@ -37,7 +49,7 @@ def _closest_over_threshold(structure, scale: float = 0.5) -> float:
     return float((d / thr).min()) if len(d) else np.inf
 
 
-@pytest.mark.parametrize("make", GENERATORS)
+@pytest.mark.parametrize("make", MAKERS)
 @pytest.mark.parametrize(("formula", "volume"), TARGETS)
 def test_exact_composition_volume_and_minimum_distance(make, formula, volume):
     s = make(formula, volume, seed=1)
@@ -47,7 +59,7 @@ def test_exact_composition_volume_and_minimum_distance(make, formula, volume):
     assert np.all((s.frac_coords >= 0) & (s.frac_coords < 1))
 
 
-@pytest.mark.parametrize("make", GENERATORS)
+@pytest.mark.parametrize("make", MAKERS)
 def test_same_seed_same_structure_and_different_seeds_differ(make):
     a = make("Si4O8", 180.0, seed=7)
     np.random.seed(123)  # noqa: NPY002  global random state must not matter
@@ -60,6 +72,7 @@ def test_same_seed_same_structure_and_different_seeds_differ(make):
     )
 
 
+@needs_pyxtal
 def test_pyxtal_draws_several_space_groups():
     groups = {pyxtal_random("Si4O8", 180.0, seed=s).get_space_group_info(symprec=1e-3)[1] for s in range(8)}
     assert len(groups) >= 4
@@ -144,6 +157,7 @@ def test_uniform_gives_up_after_max_attempts_with_counted_reasons():
     assert sum(info.value.reasons.values()) == 3
 
 
+@needs_pyxtal
 def test_pyxtal_retries_other_groups_and_counts_its_failures(monkeypatch):
     import pyxtal
 
@@ -168,15 +182,16 @@ def test_random_baseline_counts_failures_and_is_order_independent():
     alone = uniform_random("Ca1Ti1O3", 56.0, seed=derive_seed(5, 1, 2, 1), max_attempts=3)
     assert np.array_equal(alone.frac_coords, res.structures[2][1].frac_coords)
     assert res.seeds[2][1] == derive_seed(5, 1, 2, 1) != derive_seed(5, 1, 1, 2)
-    dense = random_baseline([("Cu4", 2.0)], kind="pyxtal", num_per_target=2, seed=0)
-    assert dense.failures == {"packing too dense": 2} and dense.structures == [[None, None]]
     again = random_baseline(targets[::-1], kind="uniform", num_per_target=2, seed=5, max_attempts=3)
     assert again.failures == res.failures
 
 
+@needs_pyxtal
 def test_random_baseline_pyxtal_and_bad_arguments():
     res = random_baseline([("Cu4", 47.0)], kind="pyxtal", num_per_target=2, seed=0)
     assert res.num_made == 2 and res.failures == {} and res.reasons == [["", ""]]
+    dense = random_baseline([("Cu4", 2.0)], kind="pyxtal", num_per_target=2, seed=0)
+    assert dense.failures == {"packing too dense": 2} and dense.structures == [[None, None]]
     with pytest.raises(ValueError, match="unknown baseline kind 'airss'"):
         random_baseline([("Cu4", 47.0)], kind="airss", num_per_target=1, seed=0)
     with pytest.raises(ValueError, match="num_per_target"):
@@ -189,7 +204,7 @@ def test_missing_pyxtal_is_a_clear_import_error(monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "pyxtal", None)  # as if not installed
-    with pytest.raises(ImportError, match=r"pip install 'pyxtal>=1.1'"):
+    with pytest.raises(ImportError, match=r"pip install 'xtal-eval\[baselines\]' \(pyxtal>=1.0\)"):
         pyxtal_random("Cu4", 47.0, seed=0)
     assert uniform_random("Cu4", 47.0, seed=0).composition == Composition("Cu4")  # needs no PyXtal
 

@@ -15,7 +15,11 @@ checked again on the result.
 
 ``pyxtal_random`` places the atoms in the primitive cell of a centred group (the cell holds exactly the
 formula's atoms) and draws the space group uniformly among the groups whose Wyckoff positions can hold
-the composition; a group that fails is replaced by another one. Torch-free; PyXtal is imported only there.
+the composition; a group that fails is replaced by another one.
+
+Torch-free. Needs ASE (covalent radii) and, for ``pyxtal_random`` only, PyXtal: both come with the
+``baselines`` extra (``pip install 'xtal-eval[baselines]'``); the module imports without either.
+Distances use the exact minimum image of :mod:`xtal_eval.geometry`.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+
+from xtal_eval.geometry import min_image_distances, shortest_lattice_vector
 
 __all__ = [
     "BaselineResult",
@@ -119,23 +125,6 @@ def _thresholds(numbers: np.ndarray, scale: float) -> np.ndarray:
     return scale * (r[:, None] + r[None, :])
 
 
-def _image_offsets(lattice: np.ndarray, cutoff: float) -> np.ndarray:
-    """(K, 3) integer image shifts reaching every point within ``cutoff`` Å of the home cell."""
-    inv = np.linalg.inv(lattice)
-    widths = 1.0 / np.linalg.norm(inv, axis=0)  # perpendicular widths (Å)
-    n = np.ceil(cutoff / widths).astype(int)
-    grid = np.meshgrid(*(np.arange(-k, k + 1) for k in n), indexing="ij")
-    return np.stack([g.ravel() for g in grid], axis=1)
-
-
-def _min_ratio(frac_a, frac_b, lattice, thr, offsets) -> np.ndarray:
-    """(A, B) smallest periodic distance between ``frac_a`` and ``frac_b`` atoms divided by ``thr``."""
-    d = frac_b[None, :, :] - frac_a[:, None, :]  # (A, B, 3)
-    d -= np.round(d)
-    cart = (d[:, :, None, :] + offsets[None, None]) @ lattice  # (A, B, K, 3)
-    return np.linalg.norm(cart, axis=-1).min(axis=-1) / np.where(thr > 0, thr, 1.0)
-
-
 def min_distance_ok(structure, *, min_distance_scale: float = 0.5) -> bool:
     """Whether every pair of sites, periodic images included, is ``>= scale * (r_cov_i + r_cov_j)`` apart."""
     numbers = np.array([site.specie.Z for site in structure])
@@ -143,15 +132,10 @@ def min_distance_ok(structure, *, min_distance_scale: float = 0.5) -> bool:
     if thr.max() <= 0:
         return True
     lattice = structure.lattice.matrix
-    offsets = _image_offsets(lattice, float(thr.max()))  # (K, 3)
     frac = structure.frac_coords % 1.0
-    d = frac[None, :, :] - frac[:, None, :]  # (N, N, 3)
-    d -= np.round(d)
-    dist = np.linalg.norm((d[:, :, None, :] + offsets[None, None]) @ lattice, axis=-1)  # (N, N, K)
-    home = np.flatnonzero(~np.any(offsets != 0, axis=1))[0]
-    idx = np.arange(len(frac))
-    dist[idx, idx, home] = np.inf  # an atom and itself; its images stay
-    return bool((dist.min(axis=-1) >= thr * (1 - 1e-9)).all())
+    dist = min_image_distances(frac, frac, lattice, cutoff=float(thr.max()))  # (N, N), inf beyond
+    np.fill_diagonal(dist, shortest_lattice_vector(lattice))  # an atom and its own images
+    return bool((dist >= thr * (1 - 1e-9)).all())
 
 
 def _structure(lattice, species, frac):
@@ -214,9 +198,7 @@ def uniform_random(
         if lat is None:
             reasons["thin or degenerate lattice"] += 1
             continue
-        offsets = _image_offsets(lat, float(thr.max()))
-        shifts = offsets[np.any(offsets != 0, axis=1)] @ lat
-        if len(shifts) and np.linalg.norm(shifts, axis=1).min() < thr.max():
+        if shortest_lattice_vector(lat) < thr.max():
             reasons["lattice shorter than the minimum distance"] += 1
             continue
         frac = np.empty((len(species), 3))
@@ -225,8 +207,8 @@ def uniform_random(
             if i == 0:
                 frac[0] = cand[0]
                 continue
-            ratio = _min_ratio(cand, frac[:i], lat, thr[i, :i][None, :], offsets)  # (T, i)
-            good = np.flatnonzero(ratio.min(axis=1) >= 1.0)
+            dist = min_image_distances(cand, frac[:i], lat, cutoff=float(thr[i, :i].max()))  # (T, i)
+            good = np.flatnonzero((dist >= thr[i, :i][None, :]).all(axis=1))
             if good.size == 0:
                 break
             frac[i] = cand[good[0]]
@@ -242,7 +224,9 @@ def require_pyxtal() -> None:
     try:
         import pyxtal  # noqa: F401
     except ImportError as err:
-        raise ImportError(f"the PyXtal baseline needs pyxtal: pip install 'pyxtal>=1.1' ({err})") from None
+        raise ImportError(
+            f"the PyXtal baseline needs pyxtal: pip install 'xtal-eval[baselines]' (pyxtal>=1.0) ({err})"
+        ) from None
 
 
 @lru_cache(maxsize=256)
