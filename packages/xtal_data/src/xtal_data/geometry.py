@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from xtal_eval import geometry as _eval_geometry
 
 
 @functools.cache
@@ -50,4 +49,6 @@ def shortest_distance(frac_coords: np.ndarray, lattice: np.ndarray, *, cutoff: f
     Exact for any cell shape: ``xtal_eval.geometry.shortest_distance``, the project's one numpy minimum
     image, searching only the images within ``cutoff``.
     """
-    return _eval_geometry.shortest_distance(frac_coords, lattice, cutoff=cutoff)
+    from xtal_eval.geometry import shortest_distance as exact  # on use: xtal-eval's import loads pymatgen
+
+    return exact(frac_coords, lattice, cutoff=cutoff)

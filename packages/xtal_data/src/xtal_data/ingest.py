@@ -106,17 +106,13 @@ def _cif_cell_problem(text: str) -> str | None:
 
 
 def _parse_text(text: str, fmt: str):
-    """pymatgen parsers, called directly (15% faster than ``Structure.from_str``'s registry dispatch)."""
-    if fmt == "cif":
-        from pymatgen.io.cif import CifParser
+    """The first structure of CIF / POSCAR text (``xtal_eval.structure_files``, shared with xtal-eval)."""
+    from xtal_eval.structure_files import parse_structures
 
-        structures = CifParser.from_str(text).parse_structures(primitive=False)
-        if not structures:
-            raise ValueError("no structure in CIF")
-        return structures[0]
-    from pymatgen.io.vasp import Poscar
-
-    return Poscar.from_str(text).structure
+    structures = parse_structures(text, fmt)
+    if not structures:
+        raise ValueError("no structure in CIF")
+    return structures[0]
 
 
 def parse_item(item: TextItem) -> CrystalRecord | Skip:

@@ -22,7 +22,6 @@ from xtal_data.records import CrystalRecord, PropertyValue
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.xz", ".feather", ".parquet")
 XYZ_SUFFIXES = (".xyz", ".extxyz")
 DB_SUFFIXES = (".db",)
-STRUCTURE_SUFFIXES = {".cif": "cif", ".vasp": "poscar", ".poscar": "poscar"}
 ID_COLUMNS = ("material_id", "id", "name")
 
 
@@ -75,6 +74,14 @@ class PressureSpec:
         return p
 
 
+def _structure_format(name: str) -> str | None:
+    """``"cif"`` / ``"poscar"`` / None: ``xtal_eval.structure_files.structure_format`` (imported on use:
+    xtal-eval's package import loads pymatgen, which plain store work does not need)."""
+    from xtal_eval.structure_files import structure_format
+
+    return structure_format(name)
+
+
 def source_kind(source: str) -> str:
     """``"table"``, ``"folder"``, ``"xyz"``, ``"ase-db"`` or ``"structure-file"`` for a path or URL."""
     fs, path = fsspec.core.url_to_fs(str(source))
@@ -89,19 +96,14 @@ def source_kind(source: str) -> str:
         return "xyz"
     if name.endswith(DB_SUFFIXES):
         return "ase-db"
+    from xtal_eval.structure_files import STRUCTURE_SUFFIXES
+
     if _structure_format(name):
         return "structure-file"
     known = ", ".join(TABLE_SUFFIXES + XYZ_SUFFIXES + DB_SUFFIXES + tuple(STRUCTURE_SUFFIXES))
     raise ValueError(
         f"cannot tell the format of {source}: expected a folder, a file ending in {known}, or POSCAR*"
     )
-
-
-def _structure_format(name: str) -> str | None:
-    name = name.lower()
-    if name.startswith(("poscar", "contcar")):
-        return "poscar"
-    return STRUCTURE_SUFFIXES.get(posixpath.splitext(name)[1])
 
 
 # ---------------------------------------------------------------------- tables

@@ -149,11 +149,11 @@ def _vasprun(fs, path: str):
 
 
 def _poscar_structure(text: str):
-    from pymatgen.io.vasp import Poscar
+    from xtal_eval.structure_files import parse_structures
 
     if not text.strip():
         raise ValueError("empty file")
-    return Poscar.from_str(text).structure
+    return parse_structures(text, "poscar")[0]
 
 
 def _short(err: Exception) -> str:

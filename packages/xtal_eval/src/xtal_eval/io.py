@@ -26,10 +26,9 @@ from pathlib import Path
 import numpy as np
 from pymatgen.core import Structure
 
-__all__ = ["StructureSet", "load_structures", "pair_sets"]
+from xtal_eval.structure_files import parse_structures, read_structure_file, structure_format
 
-_STRUCT_SUFFIXES = {".cif", ".vasp", ".poscar"}
-_POSCAR_PREFIXES = ("POSCAR", "CONTCAR")
+__all__ = ["StructureSet", "load_structures", "pair_sets"]
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,10 @@ def _check(structure: Structure, label: str) -> Structure:
 
 def _from_cif_text(text: str, label: str) -> Structure:
     try:
-        return _check(Structure.from_str(text, fmt="cif"), label)
+        structures = parse_structures(text, "cif")
+        if not structures:
+            raise ValueError("no structure in CIF")
+        return _check(structures[0], label)
     except ValueError as exc:
         if str(exc).startswith(label):
             raise
@@ -86,11 +88,7 @@ def _from_cif_text(text: str, label: str) -> Structure:
 
 
 def _from_file(path: Path, label: str) -> Structure:
-    try:
-        structure = Structure.from_file(path)
-    except Exception as exc:
-        raise ValueError(f"{label}: cannot read structure file ({type(exc).__name__}: {exc})") from exc
-    return _check(structure, label)
+    return _check(read_structure_file(path, label), label)
 
 
 def _natural_key(name: str) -> list:
@@ -98,9 +96,7 @@ def _natural_key(name: str) -> list:
 
 
 def _is_structure_file(path: Path) -> bool:
-    return path.is_file() and (
-        path.suffix.lower() in _STRUCT_SUFFIXES or path.name.upper().startswith(_POSCAR_PREFIXES)
-    )
+    return path.is_file() and structure_format(path.name) is not None
 
 
 def _read_folder(folder: Path) -> StructureSet:
@@ -245,11 +241,8 @@ def _load_path(path: Path, cif_column: str, id_column: str | None, limit: int | 
 
 
 def _read_cif_file(path: Path) -> StructureSet:
-    from pymatgen.io.cif import CifParser
-
     try:
-        parser = CifParser(path)
-        structures = parser.parse_structures(primitive=False)
+        structures = parse_structures(path.read_text(encoding="utf-8", errors="replace"), "cif")
     except Exception as exc:
         raise ValueError(f"{path}: cannot read CIF ({type(exc).__name__}: {exc})") from exc
     if not structures:
