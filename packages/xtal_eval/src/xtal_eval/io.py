@@ -9,7 +9,7 @@ Accepted sources (:func:`load_structures`):
 * a CSV, feather or parquet table with a ``cif`` column (ids from ``material_id`` when present; feather and
   parquet need ``pyarrow``);
 * an extended XYZ file (needs ``ase``);
-* an xtal-data store, when that package is installed.
+* an xtal-data store, when that package is installed (``pip install xtal-data``, which depends on xtal-eval).
 
 Every failure names the source and the item (row, file or id): nothing is skipped silently.
 """
@@ -172,7 +172,8 @@ def _read_xyz(path: Path) -> StructureSet:
 
 
 def _read_store(path: Path) -> StructureSet | None:
-    """Read an xtal-data store when ``xtal_data`` is installed (the ``store`` extra), else None."""
+    """Read an xtal-data store when ``xtal_data`` is installed, else None (a lazy, optional import:
+    xtal-data depends on xtal-eval, so xtal-eval cannot declare it)."""
     try:
         from xtal_data import CrystalStore
     except ImportError:
