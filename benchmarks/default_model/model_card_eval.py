@@ -6,7 +6,8 @@ per source dataset, next to random-structure baselines (PyXtal and uniform P1) d
 
 The sampler options are those of every tool (``--sampler``, ``--levels``, ``--steps-per-level``,
 ``--step-lr``, ``--corrector-steps``, ``--snr``, ``--final-denoise/--no-final-denoise``, ``--skin``,
-``--batch-size``, ``--sampler-config FILE.toml``), defaulting to ``SamplerConfig()``; the card's published
+``--batch-size``, ``--config FILE.toml`` with a ``[sampler]`` table), defaulting to
+``SamplerConfig()``; the card's published
 numbers used the reference's Langevin at 3 steps per level (``--sampler langevin --steps-per-level 3
 --no-final-denoise``). ``results.json`` records the resolved ``sampler`` table.
 
@@ -77,7 +78,7 @@ def validity_of(groups, n_requested: int) -> dict:
 
 
 def sample_model(model, dataset, *, num: int, seed: int, sampler):
-    from xtal_tools.evaluation import EvalSettings, sample_targets
+    from xtal_tools.evaluation.split_eval import EvalSettings, sample_targets
 
     settings = EvalSettings(seed=seed, sampler=sampler)
     groups, failed, _ = sample_targets(model, dataset, settings, num)
@@ -93,7 +94,7 @@ def random_groups(targets, *, kind: str, num: int, seed: int):
 
 
 def recon_metrics(model, dataset, *, seed: int, sampler, jobs: int, out: Path) -> dict:
-    from xtal_tools.evaluation import EvalSettings, evaluate_recon
+    from xtal_tools.evaluation.split_eval import EvalSettings, evaluate_recon
 
     settings = EvalSettings(seed=seed, sampler=sampler, presets=PRESETS, jobs=jobs)
     out.mkdir(parents=True, exist_ok=True)
@@ -106,7 +107,7 @@ def recon_metrics(model, dataset, *, seed: int, sampler, jobs: int, out: Path) -
 
 
 def add_sampler_arguments(ap: argparse.ArgumentParser) -> None:
-    """The tools' sampler options (None: not given; resolved by ``xtal_tools._options.resolve_sampler``)."""
+    """The tools' sampler options (None: not given; resolved by ``xtal_tools.config.resolve``)."""
     g = ap.add_argument_group("sampler (default: cond_vae.SamplerConfig())")
     g.add_argument("--sampler", dest="sampler_method", choices=("pc", "langevin", "ode"))
     g.add_argument("--levels", type=int, help="noise levels visited (0: all)")
@@ -117,7 +118,28 @@ def add_sampler_arguments(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--final-denoise", action=argparse.BooleanOptionalAction, default=None)
     g.add_argument("--skin", type=float, help="neighbour-list skin (Å)")
     g.add_argument("--batch-size", type=int, help="structures per decoder call")
-    g.add_argument("--sampler-config", type=Path, help="TOML file with a [sampler] table")
+    g.add_argument("--config", type=Path, help="TOML file with a [sampler] table (a run.toml works)")
+
+
+def resolve_sampler(args: argparse.Namespace):
+    """One ``SamplerConfig``: the flags over the ``[sampler]`` table of ``--config`` over the defaults."""
+    from cond_vae import SamplerConfig
+    from xtal_tools.config import read_table
+
+    names = (
+        "levels",
+        "steps_per_level",
+        "step_lr",
+        "corrector_steps",
+        "snr",
+        "final_denoise",
+        "skin",
+        "batch_size",
+    )
+    flags = {"method": args.sampler_method, **{k: getattr(args, k) for k in names}}
+    if flags["levels"] == 0:
+        flags["levels"] = None
+    return read_table(SamplerConfig, "sampler", args.config, flags)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -140,9 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         merge(args.merge, args.out)
         return
     parts = set(args.parts.split(","))
-    from xtal_tools._options import resolve_sampler, sampler_record
-
-    sampler = resolve_sampler(vars(args), config_file=args.sampler_config)
+    sampler = resolve_sampler(args)
 
     import torch
     from cond_vae.checkpoint import load_checkpoint
@@ -165,7 +185,8 @@ def main(argv: list[str] | None = None) -> None:
         "machine": {"platform": platform.platform(), "cpus": __import__("os").cpu_count(),
                     "torch": torch.__version__, "threads": torch.get_num_threads()},
         "settings": {k: str(v) for k, v in vars(args).items()},
-        **sampler_record(sampler, model),
+        "sampler": sampler.to_dict(),
+        "decoder_calls_per_structure": sampler.decoder_calls(len(model.sigmas)),
         "datasets": {},
     }  # fmt: skip
     for name in args.datasets.split(","):

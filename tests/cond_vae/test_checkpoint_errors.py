@@ -59,7 +59,7 @@ def test_invalid_or_missing_model_config_is_named(saved, tmp_path):
 
 @pytest.mark.parametrize("damage", ["truncate", "config"])
 def test_sample_command_exits_1_naming_the_file(saved, tmp_path, damage):
-    xtal_tools_sample = pytest.importorskip("xtal_tools.sample")
+    xtal_tools_sample = pytest.importorskip("xtal_tools.cli.sample")
     from typer.testing import CliRunner
 
     ckpt = _copy(saved, tmp_path)

@@ -55,8 +55,8 @@ def _store(tmp_path) -> str:
 @pytest.mark.slow
 def test_ingest_train_sample_evaluate(tmp_path):
     from xtal_eval.cli import app as eval_app
-    from xtal_tools.sample import app as sample_app
-    from xtal_tools.train import app as train_app
+    from xtal_tools.cli.sample import app as sample_app
+    from xtal_tools.cli.train import app as train_app
 
     data = _store(tmp_path)
     run = tmp_path / "run"

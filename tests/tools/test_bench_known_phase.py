@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from xtal_tools.bench._common import BenchTarget, derived_seed
-from xtal_tools.bench.known_phase import (
+from xtal_tools.evaluation._common import BenchTarget, derived_seed
+from xtal_tools.evaluation.known_phase import (
     KnownPhaseSettings,
     first_match_index,
     run_known_phase,

@@ -5,27 +5,30 @@ from __future__ import annotations
 import csv
 import json
 import math
+import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import typer
 from cond_vae.checkpoint import save_checkpoint
 from pymatgen.core import Composition, Lattice, Structure
 from typer.testing import CliRunner
 from xtal_eval.baselines import min_distance_ok
-from xtal_tools.bench.localopt import LocaloptSettings, localopt_command, run_localopt, split_compositions
-from xtal_tools.bench.localopt_plots import SOURCES, relative_enthalpies, summarise, write_results
-from xtal_tools.relax import RelaxSettings
+from xtal_tools.cli.benchmark import app as benchmark_app
+from xtal_tools.evaluation.localopt import LocaloptSettings, run_localopt, split_compositions
+from xtal_tools.evaluation.localopt_plots import SOURCES, relative_enthalpies, summarise, write_results
+from xtal_tools.relaxation import RelaxSettings
 
 from tests.cond_vae._helpers import tiny_model
 
 PNG = b"\x89PNG\r\n\x1a\n"
 FILES = ("rows.csv", "summary.json", "run.toml", "initial_pressure.png", "enthalpy_steps.png")
 runner = CliRunner()
-app = typer.Typer(add_completion=False)
-app.command()(localopt_command)
+
+
+def invoke(args):
+    return runner.invoke(benchmark_app, ["localopt", *args])
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +63,7 @@ ARGS = ["--limit", "2", "--pressures", "0,20", "--num", "2", "--calculator", "em
 @pytest.fixture(scope="module")
 def run(store, checkpoint, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("localopt") / "run"
-    res = runner.invoke(app, ["-k", str(checkpoint), "--data", store, "-o", str(out), *ARGS])
+    res = invoke(["-k", str(checkpoint), "--data", store, "-o", str(out), *ARGS])
     assert res.exit_code == 0, res.output
     return out
 
@@ -80,8 +83,12 @@ def test_every_output_exists_and_counts_add_up(run):
     assert len(rows) == 2 * 2 * 2 * 3 == summary["n_structures"]
     assert summary["wall_s"] > 0 and summary["structures_per_s"] > 0 and summary["machine"]["cpu_count"]
     assert summary["versions"]["pyxtal"] != "not installed"
-    assert summary["settings"]["pressures_GPa"] == [0.0, 20.0] and len(summary["settings"]["targets"]) == 2
-    assert "extrapolates" in summary["settings"]["warnings"][0]  # the tiny model knows 1.5-18 GPa
+    assert (
+        summary["settings"]["localopt"]["pressures"] == [0.0, 20.0]
+        and len(summary["settings"]["targets"]) == 2
+    )
+    run_toml = tomllib.loads((run / "run.toml").read_text())
+    assert "extrapolates" in run_toml["derived"]["warnings"][0]  # the tiny model knows 1.5-18 GPa
     for source in SOURCES:
         for p in ("0", "20"):
             s = summary["results"][source][p]
@@ -214,15 +221,15 @@ def test_split_compositions_distinct_seeded(store):
 )
 def test_bad_input_exits_1_and_writes_nothing(extra, message, store, checkpoint, tmp_path):
     out = tmp_path / "out"
-    res = runner.invoke(app, ["-k", str(checkpoint), "--data", store, "-o", str(out), *ARGS, *extra])
+    res = invoke(["-k", str(checkpoint), "--data", store, "-o", str(out), *ARGS, *extra])
     assert res.exit_code == 1 and message in res.output, res.output
     assert not out.exists()
 
 
 def test_missing_data_and_nonempty_out(checkpoint, store, tmp_path):
-    res = runner.invoke(app, ["-k", str(checkpoint), "-o", str(tmp_path / "o"), *ARGS])
+    res = invoke(["-k", str(checkpoint), "-o", str(tmp_path / "o"), *ARGS])
     assert res.exit_code == 1 and "--data STORE is required" in res.output
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("x")
-    res = runner.invoke(app, ["-k", str(checkpoint), "--data", store, "-o", str(tmp_path / "full"), *ARGS])
+    res = invoke(["-k", str(checkpoint), "--data", store, "-o", str(tmp_path / "full"), *ARGS])
     assert res.exit_code == 1 and "not empty" in res.output

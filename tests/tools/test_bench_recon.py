@@ -9,8 +9,8 @@ import pytest
 import torch
 from cond_vae import SamplerConfig
 from xtal_graph import lattice_from_params
-from xtal_tools.bench.recon import run_recon
-from xtal_tools.evaluation import EvalSettings
+from xtal_tools.evaluation.recon import reconstruct_split
+from xtal_tools.evaluation.split_eval import EvalSettings
 
 from tests.cond_vae._helpers import tiny_model
 
@@ -52,7 +52,7 @@ SETTINGS = EvalSettings(seed=1, sampler=SamplerConfig(levels=3), presets=("cdvae
 
 
 def test_metrics_match_the_rows_and_speed_is_reported(dataset, tmp_path):
-    results, rows = run_recon(tiny_model(dtype=torch.float32), dataset, SETTINGS, tmp_path)
+    results, rows = reconstruct_split(tiny_model(dtype=torch.float32), dataset, SETTINGS, tmp_path)
     assert results["n"] == len(rows) == 4
     for preset in ("cdvae", "paper"):
         m = results["metrics"][f"{preset}/none"]
@@ -76,7 +76,7 @@ def test_a_perfect_decoder_matches_everything_with_zero_rmsd(dataset, tmp_path, 
         return [by_id[i] for i in batch.ids]
 
     monkeypatch.setattr(cond_vae, "reconstruct", perfect)
-    results, _ = run_recon(tiny_model(dtype=torch.float32), dataset, SETTINGS, tmp_path)
+    results, _ = reconstruct_split(tiny_model(dtype=torch.float32), dataset, SETTINGS, tmp_path)
     for key in ("cdvae/none", "paper/none"):
         assert results["metrics"][key]["match_rate"] == 1.0
         assert math.isclose(results["metrics"][key]["n_rmsd"], 0.0, abs_tol=1e-6)

@@ -8,15 +8,15 @@ from ase.calculators.emt import EMT
 from hypothesis import given
 from hypothesis import strategies as st
 from pymatgen.core import Lattice, Structure
-from xtal_tools.bench._common import BenchTarget, Relaxer
-from xtal_tools.bench.success import (
+from xtal_tools.evaluation._common import BenchTarget, Relaxer
+from xtal_tools.evaluation.success import (
     SuccessSettings,
     plot_success,
     run_success,
     score_success,
     success_curve,
 )
-from xtal_tools.relax import RelaxSettings
+from xtal_tools.relaxation import RelaxSettings
 
 
 def rock_salt(a: float = 5.64) -> Structure:

@@ -13,7 +13,7 @@ import pytest
 import torch
 from cond_vae.checkpoint import save_checkpoint
 from typer.testing import CliRunner
-from xtal_tools.benchmark import app
+from xtal_tools.cli.benchmark import app
 
 from tests.cond_vae._helpers import tiny_model
 from tests.tools.test_bench_recon import make_store
@@ -69,7 +69,7 @@ def test_recon_writes_match_rate_nrmsd_and_speed(checkpoint, store, tmp_path):
     assert summary["n_structures"] == len(rows) == 2  # the test part
     metrics = summary["results"]["metrics"]["cdvae/none"]
     assert 0.0 <= metrics["match_rate"] <= 1.0 and metrics["n"] == 2
-    assert summary["settings"]["presets"] == ["cdvae"]
+    assert summary["settings"]["recon"]["presets"] == ["cdvae", "paper", "strict"]  # every report: all three
     assert "N-RMSD" in res.output
 
 
@@ -89,7 +89,8 @@ def test_success_with_emt_reports_both_modes_and_plots(checkpoint, targets_csv, 
     assert [r["id"] for r in rows] == ["cu-fcc", "cu-prim"]
     assert {"cdvae_unrelaxed_first_match", "paper_relaxed_first_match"} <= set(rows[0])
     curves = summary["results"]["success_curve"]
-    assert set(curves) == {f"{p}/{m}/{s}" for p in ("cdvae", "paper") for m in ("unrelaxed", "relaxed")
+    presets, modes = ("cdvae", "paper", "strict"), ("unrelaxed", "relaxed")
+    assert set(curves) == {f"{p}/{m}/{s}" for p in presets for m in modes
                            for s in ("all", "n_atoms<20")}  # fmt: skip
     assert all(len(c) == 2 and c[0] <= c[1] for c in curves.values())
     assert summary["n_structures"] == 4 and summary["results"]["relaxation"]["tried"] >= 1
@@ -218,7 +219,7 @@ def test_script_runs_from_a_checkout():
 
 def test_targets_csv_ids_cells_and_disorder(tmp_path):
     from pymatgen.core import Lattice, Structure
-    from xtal_tools.bench._common import read_targets_csv
+    from xtal_tools.evaluation._common import read_targets_csv
 
     fcc_cu().to(filename=str(tmp_path / "cu.cif"))
     alloy = Structure(Lattice.cubic(3.6), [{"Cu": 0.5, "Au": 0.5}], [[0, 0, 0]])

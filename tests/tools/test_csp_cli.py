@@ -18,7 +18,7 @@ from cond_vae.checkpoint import save_checkpoint
 from pymatgen.core import Structure
 from typer.testing import CliRunner
 from xtal_eval import PRESETS, structure_valid
-from xtal_tools.csp import app
+from xtal_tools.cli.csp import app
 
 from tests.cond_vae._helpers import tiny_model
 
@@ -69,7 +69,8 @@ def emt_run(checkpoint, tmp_path_factory) -> tuple[Path, str]:
     args = ["-k", str(checkpoint), "-f", "Cu", "-u", "2-4", "-p", "10", "-n", "8", "-o", str(out)]
     res = runner.invoke(app, [*args, *calc, "--max-steps", "40", *FAST])
     assert res.exit_code == 0, res.output
-    return out, res.output
+    assert [p.name for p in out.iterdir()] == ["10GPa"]  # one layout for one pressure or several
+    return out / "10GPa", res.output
 
 
 def test_ranked_unique_valid_structures_sorted_by_enthalpy(emt_run):
@@ -133,6 +134,7 @@ def test_no_relax_ranks_samples_in_sample_order(checkpoint, tmp_path):
     res = runner.invoke(app, ["-k", str(checkpoint), "-f", "Si2O4", "-p", "0", "-n", "4", "-o", str(out),
                               "--no-relax", *FAST])  # fmt: skip
     assert res.exit_code == 0, res.output
+    out = out / "0GPa"
     rows = _table(out)
     assert all(r["enthalpy_per_atom_eV"] == "" and r["converged"] == "" for r in rows)
     ranked = [r for r in rows if r["status"] == "ranked"]
@@ -146,7 +148,7 @@ def test_same_seed_same_table_and_overwrite_replaces_the_result(checkpoint, tmp_
     for name in ("a", "b", "b"):
         res = runner.invoke(app, [*args, "-o", str(tmp_path / name), "--overwrite"])
         assert res.exit_code == 0, res.output
-        tables.append((tmp_path / name / "candidates.csv").read_text())
+        tables.append((tmp_path / name / "5GPa" / "candidates.csv").read_text())
     assert tables[0] == tables[1] == tables[2]
     res = runner.invoke(app, [*args, "-o", str(tmp_path / "a")])
     assert res.exit_code == 1 and "not empty" in res.output
@@ -164,7 +166,7 @@ def test_every_structure_refused_writes_the_table_and_exits_non_zero(checkpoint,
         app, ["-k", str(checkpoint), "-f", "Cu2", "-p", "0", "-n", "2", "-o", str(out), *calc, *FAST]
     )
     assert res.exit_code == 1 and "no structure survived" in res.output
-    assert {r["status"] for r in _table(out)} <= {"relax_failed", "invalid_cell"}
+    assert {r["status"] for r in _table(out / "0GPa")} <= {"relax_failed", "invalid_cell"}
 
 
 @pytest.mark.parametrize(
@@ -191,7 +193,7 @@ def test_every_structure_refused_writes_the_table_and_exits_non_zero(checkpoint,
         (["-f", "SiO2", "-p", "1", "--calculator", "ase.calculators.emt:Nope"], "has no attribute 'Nope'"),
         (["-f", "SiO2", "-p", "1", "--calculator-args", "{bad"], "--calculator-args: not valid JSON"),
         (["-f", "SiO2", "-p", "1", "--optimizer", "lbfgs"], "unknown optimizer"),
-        (["-f", "SiO2", "-p", "1", "--preset", "loose"], "--preset 'loose'"),
+        (["-f", "SiO2", "-p", "1", "--preset", "loose"], "preset 'loose'"),
     ],
 )
 def test_bad_input_fails_clearly_and_writes_nothing(checkpoint, tmp_path, args, message):
@@ -212,13 +214,13 @@ def test_several_pressures_run_one_job_each_into_sub_folders(checkpoint, tmp_pat
     for sub, p in (("10GPa", 10.0), ("25GPa", 25.0)):
         records[p] = tomllib.loads((out / sub / "run.toml").read_text())
         assert records[p]["run"]["status"] == "completed"
-        assert records[p]["config"]["pressure_GPa"] == p
+        assert records[p]["csp"]["pressures"] == [p]  # --config of this run.toml repeats this job
         assert len(_table(out / sub)) == 3
     assert "10 GPa:" in res.output and "25 GPa:" in res.output
     # the tiny model was fitted on pressures in about [1.5, 18] GPa: 25 GPa is flagged, once, and only
     # the 25 GPa run records the warning
     assert res.output.count("warning: pressure 25 GPa is outside the range this model was trained on") == 1
-    assert records[25.0]["config"]["warnings"] and not records[10.0]["config"].get("warnings")
+    assert records[25.0]["derived"]["warnings"] and not records[10.0]["derived"].get("warnings")
     meta = json.loads((out / "10GPa" / "candidates.json").read_text())
     assert "extrapolates" not in json.dumps(meta)
 
@@ -239,7 +241,7 @@ def test_unwritable_output_folder_and_missing_checkpoint(checkpoint, tmp_path, m
     )
     assert res.exit_code == 1 and "is not a directory" in res.output and not (tmp_path / "o").exists()
     # an installation without the default model (e.g. a slimmed wheel)
-    monkeypatch.setattr("xtal_tools.csp.DEFAULT_CHECKPOINT", None)
+    monkeypatch.setattr("xtal_tools.checkpoints.DEFAULT_CHECKPOINT", None)
     res = runner.invoke(app, ["-f", "Cu2", "-p", "1", "-o", str(tmp_path / "o"), *FAST])
     assert res.exit_code == 1 and "no checkpoint given" in res.output
 
@@ -251,11 +253,12 @@ def test_default_calculator_is_chgnet(checkpoint, tmp_path):
     args = ["-k", str(checkpoint), "-f", "SiO2", "-u", "1", "-p", "10", "-n", "2", "-o", str(out)]
     res = runner.invoke(app, [*args, "--max-steps", "5", *FAST])
     assert res.exit_code == 0, res.output
+    out = out / "10GPa"
     rows = _table(out)
     assert len(rows) == 2 and any(r["status"] == "ranked" for r in rows)
     assert all(int(r["steps"]) <= 5 for r in rows if r["status"] in ("ranked", "duplicate"))
     toml = (out / "run.toml").read_text()
-    assert 'calculator = "chgnet"' in toml and r'calculator_args = "{\"device\": \"cpu\"}"' in toml
+    assert 'calculator = "chgnet"' in toml
 
 
 def test_script_runs_from_a_checkout():

@@ -13,9 +13,15 @@ from ase.calculators.emt import EMT
 from cond_vae import SampledStructure
 from pymatgen.core import Lattice, Structure
 from xtal_graph import Crystal
-from xtal_tools.csp_job import Candidate, cell_formulas, parse_formula_units, rank_candidates, relax_samples
-from xtal_tools.csp_report import write_results
-from xtal_tools.relax import EV_PER_A3_PER_GPA, RelaxSettings, load_calculator, relax_structure
+from xtal_tools.prediction.job import (
+    Candidate,
+    cell_formulas,
+    parse_formula_units,
+    rank_candidates,
+    relax_samples,
+)
+from xtal_tools.prediction.report import write_results
+from xtal_tools.relaxation import EV_PER_A3_PER_GPA, RelaxSettings, load_calculator, relax_structure
 
 
 def test_formula_units():

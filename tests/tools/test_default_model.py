@@ -14,14 +14,15 @@ import pytest
 from cond_vae.checkpoint import load_checkpoint
 from cond_vae.training._runconfig import model_config_from_table
 from typer.testing import CliRunner
-from xtal_tools import csp as csp_module
+from xtal_tools import checkpoints
+from xtal_tools.cli import csp as csp_module
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "tools" / "src" / "xtal_tools" / "models" / "default"
 
 
 def test_the_default_checkpoint_ships_inside_the_package():
-    assert csp_module.DEFAULT_CHECKPOINT == MODEL.resolve()
+    assert checkpoints.DEFAULT_CHECKPOINT == MODEL.resolve()
     files = {p.name for p in MODEL.iterdir()}
     assert {"model.safetensors", "config.json", "MODEL_CARD.md"} <= files
     assert not any(name.endswith((".pt", ".pth", ".pkl", ".ckpt")) for name in files)  # no pickle
@@ -47,9 +48,10 @@ def test_csp_without_a_checkpoint_uses_the_default_model(tmp_path):
     fast = ["--levels", "3", "--seed", "0", "--device", "cpu", "--no-progress"]
     res = CliRunner().invoke(csp_module.app, [*args, *fast])
     assert res.exit_code == 0, res.output
-    record = tomllib.loads((out / "run.toml").read_text())
-    assert Path(record["config"]["checkpoint"]).resolve() == MODEL.resolve()
-    assert (out / "candidates.csv").is_file()
+    record = tomllib.loads((out / "0GPa" / "run.toml").read_text())
+    assert Path(record["derived"]["checkpoint"]).resolve() == MODEL.resolve()
+    assert record["csp"].get("checkpoint", "") == ""  # the settings say "the default model"
+    assert (out / "0GPa" / "candidates.csv").is_file()
 
 
 def test_the_wheel_of_xtal_tools_carries_the_model(tmp_path):

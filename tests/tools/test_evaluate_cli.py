@@ -10,8 +10,8 @@ import torch
 from cond_vae.checkpoint import save_checkpoint
 from typer.testing import CliRunner
 from xtal_graph import lattice_from_params
-from xtal_tools import evaluation
-from xtal_tools.evaluate import app
+from xtal_tools.cli.evaluate import app
+from xtal_tools.evaluation import split_eval as evaluation
 
 from tests.cond_vae._helpers import tiny_model
 

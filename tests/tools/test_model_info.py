@@ -6,8 +6,8 @@ import json
 import shutil
 
 from typer.testing import CliRunner
+from xtal_tools.checkpoints import DEFAULT_CHECKPOINT
 from xtal_tools.cli import app
-from xtal_tools.csp import DEFAULT_CHECKPOINT
 
 runner = CliRunner()
 

@@ -9,7 +9,13 @@ import pytest
 from ase.build import bulk
 from ase.calculators.calculator import all_changes
 from ase.calculators.emt import EMT
-from xtal_tools.relax import EV_PER_A3_PER_GPA, RelaxResult, RelaxSettings, relax_structure, stress_pressure
+from xtal_tools.relaxation import (
+    EV_PER_A3_PER_GPA,
+    RelaxResult,
+    RelaxSettings,
+    relax_structure,
+    stress_pressure,
+)
 
 
 class CountingEMT(EMT):

@@ -13,8 +13,8 @@ import pytest
 import torch
 from cond_vae.checkpoint import save_checkpoint
 from typer.testing import CliRunner
-from xtal_tools.sample import app
-from xtal_tools.sampling import read_rows
+from xtal_tools.cli.sample import app
+from xtal_tools.generation import read_rows
 
 from tests.cond_vae._helpers import tiny_model
 
@@ -185,7 +185,7 @@ def test_reproducible_sampling_is_the_same_bits_for_batch_1_and_two_ranks_at_bat
     batch size 64 (different blocks, different ranks) write the same structures, bit for bit."""
     config = tmp_path / "sampler.toml"
     config.write_text("[sampler]\nmethod = 'pc'\nlevels = 6\nreproducible = true\n")
-    common = ["-k", str(checkpoint), "--rows", str(rows_csv), "-n", "2", "--sampler-config", str(config)]
+    common = ["-k", str(checkpoint), "--rows", str(rows_csv), "-n", "2", "--config", str(config)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     launch = [
         sys.executable,
@@ -214,12 +214,12 @@ def test_library_sharding_equals_single_process(checkpoint, tmp_path, rows_csv):
     """Ranks run in sequence here (no barrier): rank 0 merges the shards of every rank."""
     from cond_vae import SamplerConfig
     from cond_vae.checkpoint import load_checkpoint
-    from xtal_tools.sampling import SamplingJob, run_sampling
+    from xtal_tools.generation import SampleConfig, run_sampling
 
     model = load_checkpoint(checkpoint)
     rows = read_rows(rows_csv)
     sampler = SamplerConfig(levels=3, batch_size=3)
-    job = SamplingJob(num_per_row=2, seed=5, sampler=sampler, formats=("extxyz",))
+    job = SampleConfig(num=2, seed=5, sampler=sampler, formats=("extxyz",))
     run_sampling(model, rows, job, tmp_path / "one")
     assert run_sampling(model, rows, job, tmp_path / "two", rank=1, world_size=2) is None
     summary = run_sampling(model, rows, job, tmp_path / "two", rank=0, world_size=2)

@@ -15,11 +15,13 @@ from cond_vae import SamplerConfig
 from cond_vae.checkpoint import load_checkpoint, save_checkpoint
 from cond_vae.sampling import make_requests, sample_requests
 from typer.testing import CliRunner
-from xtal_tools import _options
-from xtal_tools.bench._common import ModelSampler
-from xtal_tools.csp_job import sample_structures
-from xtal_tools.evaluation import EvalSettings, sample_targets
-from xtal_tools.sample import app as sample_app
+from xtal_tools.cli import _options
+from xtal_tools.cli.sample import app as sample_app
+from xtal_tools.config import resolve
+from xtal_tools.evaluation._common import ModelSampler
+from xtal_tools.evaluation.split_eval import EvalSettings, sample_targets
+from xtal_tools.generation import SampleConfig
+from xtal_tools.prediction.job import sample_structures
 
 from tests.cond_vae._helpers import tiny_model
 
@@ -116,26 +118,33 @@ def test_csp_deals_samples_round_robin_over_cell_formulas(model):
 
 
 def test_the_option_block_defaults_are_sampler_configs():
-    defaults = {f.name: f.default for f in dataclasses.fields(SamplerConfig)}
-    assert _options._D == defaults  # what --help shows
-    assert _options.resolve_sampler({}) == SamplerConfig()
-    assert _options.resolve_sampler(dict.fromkeys(_options.SAMPLER_FLAGS)) == SamplerConfig()
-    assert _options.resolve_sampler({"levels": 0}).levels is None  # 0: all levels
+    """Every sampler flag maps to a SamplerConfig field and defaults to "not given"."""
+    fields = {f.name for f in dataclasses.fields(SamplerConfig)}
+    mapped = {_options.SAMPLER.fields.get(p.name, p.name) for p in _options.SAMPLER.params}
+    assert mapped <= fields and len(mapped) == len(_options.SAMPLER.params)
+    assert all(p.default is None for p in _options.SAMPLER.params)
+    assert resolve(SampleConfig, table="sample").sampler == SamplerConfig()
+    flags = {"sampler": dict.fromkeys(mapped)}
+    assert resolve(SampleConfig, table="sample", nested_flags=flags).sampler == SamplerConfig()
 
 
 def test_flags_override_the_toml_table(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text('[sampler]\nmethod = "langevin"\nsteps_per_level = 2\nstep_lr = 3e-4\nlevels = 5\n')
-    got = _options.resolve_sampler({"step_lr": 1e-3, "final_denoise": False}, config_file=path)
+    flags = {"sampler": {"step_lr": 1e-3, "final_denoise": False, "levels": None}}
+    got = resolve(SampleConfig, table="sample", path=path, nested_flags=flags).sampler
     assert got == SamplerConfig(
         method="langevin", steps_per_level=2, step_lr=1e-3, levels=5, final_denoise=False
     )
     path.write_text("[sampler]\nsteps = 2\n")
-    with pytest.raises(ValueError, match=r"unknown key\(s\) \['steps'\]"):
-        _options.resolve_sampler({}, config_file=path)
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['steps'\] in \[sampler\]"):
+        resolve(SampleConfig, table="sample", path=path)
     path.write_text("[other]\nx = 1\n")
-    with pytest.raises(ValueError, match=r"no \[sampler\] table"):
-        _options.resolve_sampler({}, config_file=path)
+    with pytest.raises(ValueError, match=r"unknown table\(s\) \['other'\]"):
+        resolve(SampleConfig, table="sample", path=path)
+    path.write_text('[sample]\nnum = "many"\n')
+    with pytest.raises((ValueError, TypeError)):
+        resolve(SampleConfig, table="sample", path=path)
 
 
 def test_flags_and_toml_round_trip_through_the_run_record(checkpoint, model, tmp_path):
@@ -143,7 +152,7 @@ def test_flags_and_toml_round_trip_through_the_run_record(checkpoint, model, tmp
     table.write_text('[sampler]\nmethod = "langevin"\nsteps_per_level = 2\nlevels = 3\nskin = 0.5\n')
     first = tmp_path / "first"
     args = ["-k", str(checkpoint), "--formula", FORMULA, "--pressure", "5", "-n", "2", "--seed", "1"]
-    flags = ["--sampler-config", str(table), "--step-lr", "2e-4", "--no-final-denoise", "--batch-size", "3"]
+    flags = ["--config", str(table), "--step-lr", "2e-4", "--no-final-denoise", "--batch-size", "3"]
     res = runner.invoke(
         sample_app, [*args, *flags, "--device", "cpu", "--format", "extxyz", "-o", str(first)]
     )
@@ -158,17 +167,17 @@ def test_flags_and_toml_round_trip_through_the_run_record(checkpoint, model, tmp
         batch_size=3,
     )
     record = tomllib.loads((first / "run.toml").read_text())
-    assert SamplerConfig.from_dict(record["config"]["sampler"]) == expected
+    assert SamplerConfig.from_dict(record["sampler"]) == expected
+    assert record["sample"]["formula"] == FORMULA and record["sample"]["num"] == 2
     calls = expected.decoder_calls(len(model.sigmas))
-    assert record["config"]["decoder_calls_per_structure"] == calls == 6
+    assert record["derived"]["decoder_calls_per_structure"] == calls == 6
     assert record["summary"]["decoder_calls"] == 2 * calls
-    # the run.toml itself is a sampler config: the second run samples the same structures
+    # the run.toml is a whole config: with no flag at all the second run samples the same structures
     second = tmp_path / "second"
-    again_args = ["--sampler-config", str(first / "run.toml"), "--device", "cpu", "--format", "extxyz"]
-    res = runner.invoke(sample_app, [*args, *again_args, "-o", str(second)])
+    res = runner.invoke(sample_app, ["--config", str(first / "run.toml"), "-o", str(second)])
     assert res.exit_code == 0, res.output
     again = tomllib.loads((second / "run.toml").read_text())
-    assert again["config"]["sampler"] == record["config"]["sampler"]
+    assert again["sampler"] == record["sampler"] and again["sample"] == record["sample"]
     assert (second / "samples.extxyz").read_text() == (first / "samples.extxyz").read_text()
 
 
@@ -180,16 +189,19 @@ def test_a_bad_sampler_value_fails_clearly_and_writes_nothing(checkpoint, tmp_pa
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_a_flag_the_method_does_not_read_is_reported():
-    with pytest.warns(UserWarning, match="--steps-per-level is ignored by --sampler pc"):
-        got = _options.resolve_sampler({"sampler_method": "pc", "steps_per_level": 10})
-    assert got == SamplerConfig(method="pc", steps_per_level=10)
-    with pytest.warns(UserWarning, match="--snr is ignored by --sampler langevin"):
-        _options.resolve_sampler({"sampler_method": "langevin", "snr": 0.2})
+def test_a_flag_the_method_does_not_read_is_reported(checkpoint, tmp_path):
+    assert _options.unused_sampler_flags("pc", {"steps_per_level": 10, "snr": 0.2}) == ["--steps-per-level"]
+    assert _options.unused_sampler_flags("langevin", {"snr": 0.2, "levels": None}) == ["--snr"]
+    args = ["-k", str(checkpoint), "--formula", FORMULA, "--pressure", "5", "-n", "1", "--device", "cpu"]
+    res = runner.invoke(sample_app, [*args, "--sampler", "pc", "--steps-per-level", "3", "--levels", "3",
+                                     "-o", str(tmp_path / "o")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert res.output.count("warning: --steps-per-level is ignored by --sampler pc") == 1
+    assert "ignored by" in tomllib.loads((tmp_path / "o" / "run.toml").read_text())["derived"]["warnings"][0]
 
 
 def test_csp_and_evaluate_record_the_sampler(checkpoint, model, tmp_path):
-    from xtal_tools.csp import app as csp_app
+    from xtal_tools.cli.csp import app as csp_app
 
     out = tmp_path / "csp"
     args = [
@@ -208,7 +220,7 @@ def test_csp_and_evaluate_record_the_sampler(checkpoint, model, tmp_path):
     ]
     res = runner.invoke(csp_app, [*args, "--seed", "1", "--sampler", "ode", *FLAGS])
     assert res.exit_code == 0, res.output
-    config = tomllib.loads((out / "run.toml").read_text())["config"]
+    config = tomllib.loads((out / "5GPa" / "run.toml").read_text())
     expected = SamplerConfig(method="ode", levels=3, batch_size=4)
     assert SamplerConfig.from_dict(config["sampler"]) == expected
-    assert config["decoder_calls_per_structure"] == expected.decoder_calls(len(model.sigmas)) == 3
+    assert config["derived"]["decoder_calls_per_structure"] == expected.decoder_calls(len(model.sigmas)) == 3

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from typer.testing import CliRunner
-from xtal_tools.train import app
+from xtal_tools.cli.train import app
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "tiny.toml"
@@ -65,8 +65,8 @@ def test_train_cli_writes_run_record_and_resumes(store, tmp_path):
         "xtal-data",
         "xtal-tools",
     }
-    assert record["config"]["train"]["batch_size"] == 2 and record["config"]["model"]["preset"] == "tiny"
-    assert record["config"]["data"]["path"] == store
+    assert record["train"]["batch_size"] == 2 and record["model"]["preset"] == "tiny"
+    assert record["data"]["path"] == store
     assert record["summary"]["train_crystals"] == 6 and record["summary"]["val_crystals"] == 3
     assert (out / "metrics.csv").is_file() and (out / "checkpoints" / "step_00000002").is_dir()
 

@@ -6,7 +6,7 @@ work that provably cannot change the answer, and spreads the rest over processes
 
 __version__ = "0.1.0"
 
-from xtal_eval.csp import CspReport, csp
+from xtal_eval.csp import CspReport, csp, success_curve
 from xtal_eval.generation import (
     coverage,
     density_wasserstein,
@@ -43,6 +43,7 @@ __all__ = [
     "density_wasserstein",
     "coverage",
     "csp",
+    "success_curve",
     "load_structures",
     "match_pairs",
     "match_prepared",

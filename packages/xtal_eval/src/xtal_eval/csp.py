@@ -23,7 +23,20 @@ from xtal_eval.parallel import Parallel, run_tasks
 from xtal_eval.presets import MatcherPreset, resolve_presets
 from xtal_eval.validity import validity
 
-__all__ = ["CspPresetResult", "CspReport", "csp"]
+__all__ = ["CspPresetResult", "CspReport", "csp", "success_curve"]
+
+
+def success_curve(first_match: np.ndarray, n_max: int, mask: np.ndarray | None = None) -> np.ndarray:
+    """(n_max,) fraction of (masked) targets whose first match is among their first n samples, n = 1..n_max.
+
+    ``first_match`` (M,): 1-based index of each target's first matching sample, 0 for no match. NaN
+    everywhere when the mask selects nothing.
+    """
+    first = np.asarray(first_match) if mask is None else np.asarray(first_match)[mask]
+    if len(first) == 0:
+        return np.full(n_max, np.nan)
+    n = np.arange(1, n_max + 1)
+    return ((first[None, :] >= 1) & (first[None, :] <= n[:, None])).mean(axis=1)
 
 
 @dataclass(frozen=True)
@@ -66,11 +79,7 @@ class CspPresetResult:
 
     def success_curve(self, n_max: int, mask: np.ndarray | None = None) -> np.ndarray:
         """(n_max,) fraction of (masked) targets with a match among their first n samples, n = 1..n_max."""
-        first = self.first_match if mask is None else self.first_match[mask]
-        if len(first) == 0:
-            return np.full(n_max, np.nan)
-        n = np.arange(1, n_max + 1)
-        return ((first[None, :] >= 1) & (first[None, :] <= n[:, None])).mean(axis=1)
+        return success_curve(self.first_match, n_max, mask)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,13 @@ from cond_vae.training._config import DataConfig, TrainConfig
 from cond_vae.training._graph_cache import EncoderGraphData
 from cond_vae.training._loop import SkippedBatch, TrainResult, train
 from cond_vae.training._metrics import ValMetrics, read_metrics
-from cond_vae.training._runconfig import MODEL_PRESETS, RunConfig, load_run_config, model_config_from_table
+from cond_vae.training._runconfig import (
+    MODEL_PRESETS,
+    RunConfig,
+    load_run_config,
+    model_config_from_table,
+    run_config_from_dict,
+)
 from cond_vae.training._state import LoopState, latest_checkpoint, read_training_meta
 from cond_vae.training._step import NonFiniteLossError
 from cond_vae.training._store import open_store_split
@@ -29,6 +35,7 @@ __all__ = [
     "ValMetrics",
     "latest_checkpoint",
     "load_run_config",
+    "run_config_from_dict",
     "model_config_from_table",
     "open_store_split",
     "read_metrics",

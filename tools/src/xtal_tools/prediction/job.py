@@ -1,6 +1,8 @@
 """Crystal structure prediction: sample, relax at a pressure, de-duplicate, rank by enthalpy.
 
-The job, step by step (each step is a function here, so a notebook can run them one at a time)::
+One call runs the whole job at one pressure and writes its result (:func:`predict`, what ``tools/csp``
+runs for each pressure of a :class:`PredictConfig`); step by step, each step is a function here, so a
+notebook can run them one at a time::
 
     formulas = cell_formulas("SiO2", (2, 3, 4), max_atoms=20)    # ['Si2O4', 'Si3O6', 'Si4O8']
     samples = sample_structures(model, formulas, pressure=50.0, num=60, seed=0, sampler=SamplerConfig())
@@ -20,16 +22,23 @@ import math
 import warnings
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from cond_vae.sampling import SamplerConfig
 
-from xtal_tools.relax import RelaxSettings, relax_structure
-from xtal_tools.sampling import BAR, SampleRow, make_row_requests
+from xtal_tools.config import DECISION_PRESET
+from xtal_tools.generation import BAR, SampleRow, make_row_requests
+from xtal_tools.relaxation import RelaxConfig, RelaxSettings, relax_structure
 
 __all__ = [
     "Candidate",
+    "PredictConfig",
+    "PredictionRun",
+    "predict",
+    "prepare_prediction",
     "cell_formulas",
     "parse_formula_units",
     "rank_candidates",
@@ -40,6 +49,87 @@ __all__ = [
 ]
 
 STATUSES = ("ranked", "duplicate", "relax_failed", "invalid_cell")
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """What ``tools/csp`` does: the ``[csp]`` table, ``[sampler]`` and ``[relax]``.
+
+    ``formula``: the cell formula (``Si4O8``), or one formula unit with ``formula_units`` (e.g.
+    ``(2, 3, 4)``; samples are dealt round-robin over the cells). ``pressures`` in GPa: one job each.
+    ``num`` samples in total per pressure, ``seed``; ``preset``: the matcher preset that decides
+    duplicates; ``symprec``: the symmetry tolerance (Å) of the reported space groups. The model:
+    ``checkpoint`` ("" for the shipped default model) on ``device``.
+    """
+
+    checkpoint: str = ""
+    formula: str = ""
+    formula_units: tuple[int, ...] = ()
+    pressures: tuple[float, ...] = ()
+    num: int = 20
+    seed: int = 0
+    device: str = "auto"
+    preset: str = DECISION_PRESET
+    symprec: float = 0.1
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    relax: RelaxConfig = field(default_factory=RelaxConfig)
+
+    def __post_init__(self) -> None:
+        from xtal_eval import PRESETS
+
+        if self.num < 1:
+            raise ValueError(f"num must be >= 1, got {self.num}")
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset {self.preset!r}: choose from {', '.join(PRESETS)}")
+        if not self.symprec > 0:
+            raise ValueError(f"symprec must be > 0 Å, got {self.symprec}")
+
+    def check(self) -> None:
+        """What a runnable request needs beyond valid fields: a formula and at least one pressure."""
+        if not self.formula.strip():
+            raise ValueError("--formula: empty formula")
+        if not self.pressures:
+            raise ValueError("--pressure: give at least one pressure in GPa")
+        if len(set(self.pressures)) != len(self.pressures):
+            raise ValueError(f"--pressure {list(self.pressures)}: a pressure is repeated")
+
+
+def predict(
+    model,
+    formulas: Sequence[str],
+    calculator,
+    config: PredictConfig,
+    pressure: float,
+    out_dir: str | Path,
+    *,
+    meta: dict[str, Any] | None = None,
+    progress: bool | None = None,
+) -> tuple[dict[str, Any], list[Candidate]]:
+    """The whole job at one ``pressure`` (GPa): sample ``config.num`` structures of ``formulas``, relax
+    each with ``calculator`` (None: no relaxation), de-duplicate, rank, and write the result into
+    ``out_dir`` (:func:`xtal_tools.prediction.report.write_results`; ``meta`` heads its JSON).
+
+    Returns ``(summary, ranked)``: counts by status and of ranked-but-unconverged relaxations, and the
+    ranked candidates, lowest enthalpy first.
+    """
+    from xtal_tools.prediction.report import write_results
+
+    samples = sample_structures(
+        model,
+        formulas,
+        pressure=pressure,
+        num=config.num,
+        seed=config.seed,
+        sampler=config.sampler,
+        progress=progress,
+    )
+    cands = relax_samples(samples, calculator, config.relax.settings(pressure), progress=progress)
+    cands = rank_candidates(cands, preset=config.preset, symprec=config.symprec, progress=progress)
+    ranked = [c for c in cands if c.status == "ranked"]
+    title = f"{config.formula} at {pressure:g} GPa: {len(ranked)} unique of {len(cands)} samples"
+    write_results(cands, out_dir, meta={**(meta or {}), "pressure_GPa": pressure}, title=title)
+    summary = {"counts": status_counts(cands), "unconverged": sum(c.converged is False for c in ranked)}
+    return summary, ranked
 
 
 @dataclass(frozen=True)
@@ -219,7 +309,7 @@ def relax_samples(
                         enthalpy_per_atom=res.enthalpy / n,
                         rmsd=relaxation_rmsd(initial, final, label=cid),
                         **common,
-                    )  # fmt: skip
+                    )
                 )
             failed += bool(reason)
             unconverged += res.ok and not res.converged
@@ -244,7 +334,12 @@ def spacegroup(structure, symprec: float = 0.1) -> tuple[str, int]:
 
 
 def rank_candidates(
-    candidates: Sequence[Candidate], *, preset: str = "paper", symprec: float = 0.1, dedupe: bool = True
+    candidates: Sequence[Candidate],
+    *,
+    preset: str = DECISION_PRESET,
+    symprec: float = 0.1,
+    dedupe: bool = True,
+    progress: bool | None = False,
 ) -> list[Candidate]:
     """De-duplicate the relaxed candidates and rank them by enthalpy per atom (then by id).
 
@@ -252,12 +347,15 @@ def rank_candidates(
     group's reference is its lowest-enthalpy member; that member is ranked, the rest become
     ``duplicate`` with ``duplicate_of`` its rank. Candidates without enthalpy (no relaxation) keep
     sample order. Returns every candidate: ranked ones first by rank, then the others in input order.
+    ``progress``: a bar over the symmetry analysis (None: when stderr is a terminal).
     """
     from xtal_eval import unique_groups
 
     live = [c for c in candidates if c.status == "ranked"]
     live.sort(key=lambda c: (c.enthalpy_per_atom if math.isfinite(c.enthalpy_per_atom) else math.inf, c.id))
-    for k, c in enumerate(live):
+    from tqdm.auto import tqdm
+
+    for k, c in enumerate(tqdm(live, desc="rank", unit="structure", disable=_disable(progress))):
         symbol, number = spacegroup(c.final, symprec)
         live[k] = replace(c, spacegroup=symbol, spacegroup_number=number)
     groups = (
@@ -294,3 +392,69 @@ def status_counts(candidates: Sequence[Candidate]) -> dict[str, int]:
 def finite_or_none(x: float) -> float | None:
     """``x`` as a float, or None when it is NaN/inf (for JSON and TOML)."""
     return float(x) if x is not None and np.isfinite(x) else None
+
+
+@dataclass
+class PredictionRun:
+    """A checked, ready-to-run ``tools/csp`` request (:func:`prepare_prediction`): the opened model
+    (:class:`xtal_tools.checkpoints.OpenModel`), the cell formulas and the calculator (None: no
+    relaxation). :meth:`run` does one pressure."""
+
+    config: PredictConfig
+    opened: Any
+    formulas: list[str]
+    calculator: Any
+
+    def job(self, pressure: float) -> PredictConfig:
+        """The settings of the job at one ``pressure`` (what its ``run.toml`` records)."""
+        return replace(self.config, pressures=(pressure,))
+
+    def warnings(self, pressure: float) -> list[str]:
+        """Notes on ``pressure`` (outside the trained range: the model extrapolates)."""
+        from xtal_tools.checkpoints import condition_warnings
+
+        return condition_warnings(self.opened.model, [pressure])
+
+    def derived(self, pressure: float) -> dict[str, Any]:
+        """What the run record of the job at ``pressure`` says beyond its settings."""
+        from xtal_tools.records import installed_versions
+
+        return {
+            "checkpoint": str(self.opened.path), "device": self.opened.device, "cell_formulas": self.formulas,
+            "decoder_calls_per_structure": self.config.sampler.decoder_calls(len(self.opened.model.sigmas)),
+            "warnings": self.warnings(pressure),
+            "dependency_versions": installed_versions(("ase", "pymatgen", "spglib", "chgnet")),
+        }  # fmt: skip
+
+    def run(self, pressure: float, out_dir: str | Path, *, progress: bool | None = None):
+        """:func:`predict` at ``pressure`` into ``out_dir``: ``(summary, ranked)``."""
+        from xtal_tools.config import to_tables
+
+        job = self.job(pressure)
+        meta = {
+            **to_tables(job, table="csp"),
+            "cell_formulas": self.formulas,
+            "warnings": self.warnings(pressure),
+        }
+        return predict(self.opened.model, self.formulas, self.calculator, job, pressure, out_dir, meta=meta,
+                       progress=progress)  # fmt: skip
+
+
+def prepare_prediction(config: PredictConfig) -> PredictionRun:
+    """Check the request against the model and load model and calculator, before anything is written.
+
+    ``config.relax.enabled`` None becomes True (``tools/csp`` relaxes unless told not to).
+
+    Raises:
+        ValueError, FileNotFoundError, ImportError: a bad formula, pressure, checkpoint or calculator.
+    """
+    from xtal_tools.checkpoints import open_model
+
+    config.check()
+    opened = open_model(config.checkpoint, device=config.device)
+    cfg = opened.model.config
+    formulas = cell_formulas(config.formula, config.formula_units or None, max_atoms=cfg.max_atoms,
+                             num_elements=cfg.num_elements)  # fmt: skip
+    relax = replace(config.relax, enabled=config.relax.on(default=True))
+    calculator = relax.load(opened.device) if relax.enabled else None
+    return PredictionRun(replace(config, relax=relax), opened, formulas, calculator)

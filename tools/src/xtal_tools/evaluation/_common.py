@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import math
 import os
-import platform
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -37,7 +36,6 @@ __all__ = [
     "check_targets",
     "derived_seed",
     "finite",
-    "machine_info",
     "read_targets_csv",
     "standard_cell",
     "store_targets",
@@ -92,7 +90,7 @@ def read_targets_csv(path: str | os.PathLike, *, cell: str = "given") -> list[Be
     """
     from pymatgen.core import Structure
 
-    from xtal_tools.sampling import check_pressure
+    from xtal_tools.generation import check_pressure
 
     path = Path(path)
     if not path.is_file():
@@ -281,7 +279,7 @@ class Relaxer:
     """
 
     calculator: Any
-    settings: Any  # xtal_tools.relax.RelaxSettings
+    settings: Any  # xtal_tools.relaxation.RelaxSettings
     min_distance: float = 0.5
     counts: RelaxCounts = field(default_factory=RelaxCounts)
 
@@ -289,7 +287,7 @@ class Relaxer:
         from pymatgen.io.ase import AseAtomsAdaptor
         from xtal_eval import structure_valid
 
-        from xtal_tools.relax import relax_structure
+        from xtal_tools.relaxation import relax_structure
 
         settings = replace(self.settings, pressure=float(pressure))
         out = []
@@ -353,39 +351,6 @@ class SampleWriter:
     def discard(self) -> None:
         for tmp in self.paths.values():
             tmp.unlink(missing_ok=True)
-
-
-def machine_info(device: str | None = None) -> dict:
-    """Platform, CPU model and count, torch version/threads and the device's name (for summary.json)."""
-    info = {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "host": platform.node(),
-        "cpu_count": os.cpu_count(),
-        "cpu_model": _cpu_model(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-    }
-    try:
-        import torch
-
-        info["torch"] = torch.__version__
-        info["torch_threads"] = torch.get_num_threads()
-        info["device"] = device or "cpu"
-        if device is not None and device.startswith("cuda") and torch.cuda.is_available():
-            info["device_name"] = torch.cuda.get_device_name(torch.device(device))
-    except ImportError:
-        info["torch"] = "not installed"
-    return info
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def write_png(fig, path: Path) -> None:

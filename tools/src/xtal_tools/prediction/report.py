@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from xtal_tools.csp_job import Candidate, finite_or_none, status_counts
+from xtal_tools.prediction.job import Candidate, finite_or_none, status_counts
 
 __all__ = ["COLUMNS", "candidate_row", "plot_candidates", "write_results"]
 

@@ -20,8 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from xtal_eval.csp import success_curve  # re-exported: the one implementation
 
-from xtal_tools.bench._common import BenchTarget, Relaxer, Sampler
+from xtal_tools.evaluation._common import BenchTarget, Relaxer, Sampler
 
 __all__ = [
     "MODES",
@@ -41,7 +42,7 @@ class SuccessSettings:
     """What to measure and how to batch it.
 
     ``num`` samplings per target, drawn in one sampler call with one ``seed`` over every target (row
-    ``i`` is target ``i``): with :class:`~xtal_tools.bench._common.ModelSampler` they are exactly what
+    ``i`` is target ``i``): with :class:`~xtal_tools.evaluation._common.ModelSampler` they are exactly what
     ``tools/sample --rows`` (the targets' cell formulas and pressures, in order) writes with ``--num
     num --seed seed`` and the same sampler settings; a target's samples depend only on the seed, its
     position and its formula and pressure. ``presets``, ``size_cut`` (the small-cell subset is
@@ -67,18 +68,6 @@ class SuccessSettings:
         bad = [m for m in self.modes if m not in MODES]
         if bad or not self.modes:
             raise ValueError(f"modes must be a non-empty subset of {MODES}, got {self.modes}")
-
-
-def success_curve(first_match: np.ndarray, num: int, mask: np.ndarray | None = None) -> np.ndarray:
-    """(num,) fraction of (masked) targets whose first match is within n samplings, n = 1..num.
-
-    ``first_match`` (M,) is 1-based, 0 for no match. NaN everywhere when the mask selects nothing.
-    """
-    first = np.asarray(first_match) if mask is None else np.asarray(first_match)[mask]
-    if len(first) == 0:
-        return np.full(num, np.nan)
-    n = np.arange(1, num + 1)
-    return ((first[None, :] >= 1) & (first[None, :] <= n[:, None])).mean(axis=1)
 
 
 @dataclass(frozen=True)
@@ -172,8 +161,14 @@ def score_success(
     structures = [t.structure for t in targets]
     out, errors = {}, 0
     for mode, groups in samples.items():
-        report = csp(structures, [list(g) for g in groups], presets=tuple(presets), ks=(1,),
-                     curve_criterion="fit", parallel=parallel)  # fmt: skip
+        report = csp(
+            structures,
+            [list(g) for g in groups],
+            presets=tuple(presets),
+            ks=(1,),
+            curve_criterion="fit",
+            parallel=parallel,
+        )
         out[mode] = {r.preset: r.first_match.astype(int) for r in report.results}
         errors += sum(r.n_errors for r in report.results)
     return out, errors
@@ -191,7 +186,7 @@ def run_success(
     """Sample ``settings.num`` structures per target, relax them (mode ``relaxed``), score every mode.
 
     ``on_samples(mode, targets, groups)``, when given, sees every chunk's samples before they are
-    dropped (e.g. a :class:`~xtal_tools.bench._common.SampleWriter`).
+    dropped (e.g. a :class:`~xtal_tools.evaluation._common.SampleWriter`).
 
     Raises:
         ValueError: no targets, mode ``relaxed`` without a relaxer, or a sampler returning a wrong count.
@@ -204,8 +199,11 @@ def run_success(
     parts: dict[str, dict[str, list]] = {m: {p: [] for p in settings.presets} for m in settings.modes}
     n_invalid = n_errors = 0
     t0 = time.perf_counter()
-    every = list(sampler([t.formula for t in targets], [t.pressure for t in targets], num=settings.num,
-                         seed=settings.seed))  # fmt: skip
+    every = list(
+        sampler(
+            [t.formula for t in targets], [t.pressure for t in targets], num=settings.num, seed=settings.seed
+        )
+    )
     seconds["sample"] += time.perf_counter() - t0
     if len(every) != len(targets):
         raise ValueError(f"the sampler returned {len(every)} rows, not {len(targets)}")
@@ -252,7 +250,7 @@ def plot_success(result: SuccessResult, path, *, title: str = "") -> None:
     """PNG: success rate (%) against samplings; panel per subset, one line per preset and mode."""
     from xtal_eval.report import _pyplot
 
-    from xtal_tools.bench._common import write_png
+    from xtal_tools.evaluation._common import write_png
 
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), dpi=150, sharey=True)
@@ -266,8 +264,14 @@ def plot_success(result: SuccessResult, path, *, title: str = "") -> None:
         count = sum(t.num_atoms < result.size_cut if subset != "all" else True for t in result.targets)
         for mode in result.first_match:
             for p in presets:
-                ax.plot(n, 100 * result.curve(p, mode, subset), styles[mode], color=colours[p],
-                        drawstyle="steps-post", label=f"{p}, {mode}")  # fmt: skip
+                ax.plot(
+                    n,
+                    100 * result.curve(p, mode, subset),
+                    styles[mode],
+                    color=colours[p],
+                    drawstyle="steps-post",
+                    label=f"{p}, {mode}",
+                )
         ax.set_title(f"{subset} ({count} targets)")
         ax.set_xlabel("number of samplings")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -281,3 +285,49 @@ def plot_success(result: SuccessResult, path, *, title: str = "") -> None:
         write_png(fig, path)
     finally:
         plt.close(fig)
+
+
+def run_success_benchmark(bench, config, out_dir) -> tuple[dict, list[dict], int]:
+    """The benchmark of a :class:`~xtal_tools.evaluation.configs.SuccessConfig` on an opened
+    :class:`~xtal_tools.evaluation.configs.Benchmark`: samples (and relaxes, with a relaxer), scores,
+    plots ``success.png``; with ``save_samples`` writes every sample. Returns ``(results, rows, samples)``."""
+    from pathlib import Path
+
+    from xtal_eval import Parallel
+
+    from xtal_tools.evaluation._common import ModelSampler, SampleWriter
+
+    modes = ("unrelaxed", "relaxed") if bench.relaxer is not None else ("unrelaxed",)
+    settings = SuccessSettings(
+        num=config.num,
+        seed=config.seed,
+        presets=config.presets,
+        size_cut=config.size_cut,
+        modes=modes,
+        chunk=config.chunk,
+    )
+    writer = SampleWriter(Path(out_dir)) if config.save_samples else None
+    try:
+        result = run_success(
+            bench.targets,
+            ModelSampler(bench.model, sampler=config.sampler),
+            settings,
+            relaxer=bench.relaxer,
+            parallel=Parallel.from_jobs(config.jobs),
+            on_samples=writer,
+        )
+    except BaseException:
+        if writer is not None:
+            writer.discard()
+        raise
+    if writer is not None:
+        writer.commit()
+    n = config.num * len(bench.targets)
+    plot_success(
+        result,
+        Path(out_dir) / "success.png",
+        title=f"{len(bench.targets)} targets, {config.num} samplings each",
+    )
+    results = result.summary()
+    results["sampled_per_s"] = n / result.seconds["sample"] if result.seconds["sample"] > 0 else None
+    return results, result.rows(), n

@@ -16,7 +16,7 @@ an ASE calculator), or by one of the short names of :data:`BUILTIN_CALCULATORS`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from xtal_data.relax_ase import CALCULATORS, chgnet_calculator, load_calculator
 __all__ = [
     "BUILTIN_CALCULATORS",
     "EV_PER_A3_PER_GPA",
+    "RelaxConfig",
     "RelaxResult",
     "RelaxSettings",
     "chgnet_calculator",
@@ -64,6 +65,60 @@ class RelaxSettings:
             raise ValueError(f"unknown optimizer {self.optimizer!r}: choose fire or bfgs")
         if self.cell_filter not in ("frechet", "exp", "none"):
             raise ValueError(f"unknown cell filter {self.cell_filter!r}: choose frechet, exp or none")
+
+
+@dataclass(frozen=True)
+class RelaxConfig:
+    """The ``[relax]`` table every relaxing command shares: which calculator, and how to relax.
+
+    ``enabled``: relax at all (None: the command's default: ``tools/csp`` relaxes, the benchmarks
+    relax when a calculator is named). ``calculator``: ``chgnet``, ``emt`` or an import path
+    ``module:factory``; ``calculator_args``: keyword arguments for it (a TOML inline table, or JSON on
+    the command line). The rest as in :class:`RelaxSettings` (the pressure comes from the request).
+    """
+
+    enabled: bool | None = None
+    calculator: str = "chgnet"
+    calculator_args: dict[str, Any] = field(default_factory=dict)
+    fmax: float = 0.05
+    max_steps: int = 300
+    optimizer: str = "fire"
+    cell_filter: str = "frechet"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.calculator_args, dict):
+            raise ValueError(
+                f"calculator_args must be a table of keyword arguments, got {self.calculator_args!r}"
+            )
+        if not self.calculator.strip():
+            raise ValueError("calculator: empty name (chgnet, emt or module:factory)")
+        self.settings()  # the optimiser settings fail here, before any work
+
+    def on(self, default: bool) -> bool:
+        """Whether to relax: ``enabled`` when set, else ``default``."""
+        return default if self.enabled is None else self.enabled
+
+    def settings(self, pressure: float = 0.0) -> RelaxSettings:
+        """The optimiser settings at ``pressure`` GPa."""
+        return RelaxSettings(
+            pressure=pressure,
+            fmax=self.fmax,
+            max_steps=self.max_steps,
+            optimizer=self.optimizer,
+            cell_filter=self.cell_filter,
+        )
+
+    def load(self, device: str = "cpu"):
+        """The ASE calculator (CHGNet on ``device`` unless its arguments name one).
+
+        Raises:
+            ImportError: the calculator's package is not installed (the message says what to install).
+            ValueError: an unknown calculator name or bad arguments.
+        """
+        kwargs = dict(self.calculator_args)
+        if self.calculator.strip().lower() == "chgnet":
+            kwargs.setdefault("device", device)
+        return load_calculator(self.calculator, **kwargs)
 
 
 @dataclass(frozen=True)

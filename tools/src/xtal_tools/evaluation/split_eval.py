@@ -25,15 +25,20 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+from cond_vae.sampling import SamplerConfig
+
+from xtal_tools.config import DECISION_PRESET, REPORT_PRESETS
 
 __all__ = [
     "EvalSettings",
     "EvalResult",
+    "evaluate",
+    "open_split",
+    "prepare_evaluation",
     "cell_formula",
     "evaluate_recon",
     "evaluate_csp",
@@ -47,23 +52,80 @@ RECON_CHUNK = 1024  # crystals encoded and reconstructed per cond_vae.reconstruc
 
 @dataclass(frozen=True)
 class EvalSettings:
-    """Sampler and scoring settings shared by the three evaluations.
+    """What ``tools/evaluate`` does: the ``[evaluate]`` table and ``[sampler]``.
 
-    ``sampler``: a :class:`cond_vae.SamplerConfig` (default ``SamplerConfig()``).
+    The model: ``checkpoint`` ("" for the shipped default) on ``device``. The targets: the first
+    ``limit`` crystals of part ``part`` of split ``split`` of the store ``data``. ``seed``; matcher
+    ``presets`` reported; ``jobs`` processes for matching; ``num`` samples per target (csp);
+    ``use_mean`` decodes the posterior mean (recon); ``sampler``: a :class:`cond_vae.SamplerConfig`.
     """
 
+    checkpoint: str = ""
+    data: str = ""
+    split: str = "random"
+    part: str = "test"
+    limit: int | None = None
     seed: int = 0
-    sampler: Any = None
-    presets: tuple[str, ...] = ("cdvae", "paper", "strict")
+    device: str = "auto"
+    presets: tuple[str, ...] = REPORT_PRESETS
     jobs: int = 1
+    num: int = 20
+    use_mean: bool = False
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
 
     def __post_init__(self) -> None:
-        from cond_vae import SamplerConfig
+        from xtal_eval import resolve_presets
 
-        if self.sampler is None:
-            object.__setattr__(self, "sampler", SamplerConfig())
         if not isinstance(self.sampler, SamplerConfig):
             raise TypeError(f"sampler must be a cond_vae.SamplerConfig, got {type(self.sampler).__name__}")
+        resolve_presets(self.presets)  # unknown names fail here, before any sampling
+        if self.num < 1 or self.jobs < 1:
+            raise ValueError(f"num and jobs must be >= 1, got {self.num} and {self.jobs}")
+
+
+def open_split(settings: EvalSettings, model):
+    """The ``CrystalDataset`` of the settings' store split part (only the crystals used are read).
+
+    Raises:
+        ValueError: no store given, or an empty selection.  KeyError: no such split or part.
+    """
+    from xtal_data.torch_dataset import CrystalDataset
+
+    from xtal_tools.evaluation._common import part_indices
+
+    if not settings.data:
+        raise ValueError("--data STORE is required")
+    indices = part_indices(settings.data, settings.split, settings.part)[: settings.limit]
+    if len(indices) == 0:
+        raise ValueError(f"{settings.data}: split {settings.split!r} part {settings.part!r} is empty")
+    return CrystalDataset(settings.data, indices=indices, properties=model.config.condition_names)
+
+
+def prepare_evaluation(settings: EvalSettings):
+    """Open the model and the split part, before anything is written: ``(opened model, dataset,
+    warnings)``, where the warnings note pressures outside the model's trained range.
+
+    Raises:
+        ValueError, KeyError, FileNotFoundError: a bad store, split, part or checkpoint (named).
+    """
+    from xtal_tools.checkpoints import condition_warnings, open_model
+
+    opened = open_model(settings.checkpoint, device=settings.device)
+    dataset = open_split(settings, opened.model)
+    given = dataset.properties.get("pressure")
+    pressures = [] if given is None else sorted(set(given.tolist()))
+    return opened, dataset, condition_warnings(opened.model, pressures)
+
+
+def evaluate(task: str, model, dataset, settings: EvalSettings, out_dir: Path) -> EvalResult:
+    """Run evaluation ``task`` (``recon``, ``csp`` or ``gen``) and write its structures into ``out_dir``."""
+    if task == "recon":
+        return evaluate_recon(model, dataset, settings, out_dir, use_mean=settings.use_mean)
+    if task == "csp":
+        return evaluate_csp(model, dataset, settings, out_dir, num=settings.num)
+    if task == "gen":
+        return evaluate_gen(model, dataset, settings, out_dir)
+    raise ValueError(f"unknown evaluation {task!r}: choose recon, csp or gen")
 
 
 @dataclass(frozen=True)
@@ -261,7 +323,9 @@ def evaluate_gen(model, dataset, settings: EvalSettings, out_dir: Path) -> EvalR
         if used:
             summary["wdist_density"] = density_wasserstein(used, targets)
             summary["wdist_num_elems"] = num_elements_wasserstein(used, targets)
-        summary["uniqueness"] = len(unique_groups(generated, preset=settings.presets[0])) / len(generated)
+        preset = DECISION_PRESET if DECISION_PRESET in settings.presets else settings.presets[0]
+        summary["uniqueness"] = len(unique_groups(generated, preset=preset)) / len(generated)
+        summary["uniqueness_preset"] = preset
         it = iter(report.valid)
         for row in rows:
             row["valid"] = bool(next(it)) if row["valid_cell"] else False

@@ -19,8 +19,8 @@ from typing import Annotated
 
 import typer
 
-from xtal_tools._cli import EXPECTED_ERRORS, fail, recorded
-from xtal_tools._options import ConfigOption, DataOption, DeviceOption, OutOption, SeedOption
+from xtal_tools.cli._common import Warnings, checked, recorded, run_app
+from xtal_tools.cli._options import ConfigOption, DataOption, DeviceOption, OutOption, SeedOption
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
 
@@ -45,27 +45,32 @@ def train(
         typer.Option(help="Stop after this many minutes (checkpointed; resume to go on).", min=0.01),
     ] = None,
     init_from: Annotated[
-        str | None,
-        typer.Option(help="Warm start from this model checkpoint's weights (fresh optimiser)."),
+        str | None, typer.Option(help="Warm start from this model checkpoint's weights (fresh optimiser).")
     ] = None,
     max_epochs: Annotated[int | None, typer.Option(help="Number of epochs.", min=1)] = None,
     batch_size: Annotated[int | None, typer.Option(help="Crystals per process per step.", min=1)] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Train a Cond-CDVAE; writes run.toml, config.toml, metrics.csv, checkpoints/ and best/ into OUT."""
-    from xtal_tools._run_record import RunRecord
+    from xtal_tools.records import RunRecord
 
-    try:
-        run_config = _resolve(
-            config, data=data, device=device, seed=seed, split=split, max_steps=max_steps,
-            max_minutes=max_minutes, init_from=init_from, max_epochs=max_epochs, batch_size=batch_size,
-            progress=progress,
-        )  # fmt: skip
-    except EXPECTED_ERRORS as err:
-        fail(err)
-    record = RunRecord.start(out, command="train", config=run_config.to_dict(), seed=run_config.train.seed)
-    with recorded(record):
+    train_flags = {
+        "device": device.value if device is not None else None,
+        "seed": seed,
+        "max_steps": max_steps,
+        "max_minutes": max_minutes,
+        "init_from": init_from,
+        "max_epochs": max_epochs,
+        "batch_size": batch_size,
+    }
+    with Warnings() as notes, checked():
+        run_config = resolve_run_config(
+            config, train=train_flags, data={"path": data, "split": split}, progress=progress
+        )
+    record = RunRecord.start(out, command="train", tables=run_config.to_dict(), seed=run_config.train.seed)
+    with recorded(record), notes:
         summary = _run(run_config, out, resume)
+    record.derived["warnings"] = notes.messages
     record.finish(summary)
     if summary["rank"] == 0:
         if summary["stopped_by"] in ("SIGINT", "SIGTERM", "max_minutes"):
@@ -81,43 +86,33 @@ def train(
         )
 
 
-def _resolve(config: Path | None, **flags):
-    from cond_vae.training import RunConfig, load_run_config
+def resolve_run_config(path: Path | None, *, train: dict, data: dict, progress: bool):
+    """The run configuration: the ``[train]``, ``[model]``, ``[data]`` tables of ``path`` (a previous
+    ``run.toml`` works), flags over them (None: not given)."""
+    from cond_vae.training import RunConfig, run_config_from_dict
 
-    run_config = load_run_config(config) if config is not None else RunConfig()
-    train_changes = {
-        key: value
-        for key, value in {
-            "device": flags["device"].value if flags["device"] is not None else None,
-            "seed": flags["seed"],
-            "max_steps": flags["max_steps"],
-            "max_minutes": flags["max_minutes"],
-            "init_from": flags["init_from"],
-            "max_epochs": flags["max_epochs"],
-            "batch_size": flags["batch_size"],
-        }.items()
-        if value is not None
-    }
-    train_changes["progress"] = flags["progress"] and run_config.train.progress
-    data_changes = {
-        k: v for k, v in {"path": flags["data"], "split": flags["split"]}.items() if v is not None
-    }
+    from xtal_tools.config import read_tables
+
+    run_config = (
+        run_config_from_dict(read_tables(path), source=str(path)) if path is not None else RunConfig()
+    )
+    changes = {k: v for k, v in train.items() if v is not None}
+    changes["progress"] = progress and run_config.train.progress
     return dataclasses.replace(
         run_config,
-        train=run_config.train.replace(**train_changes),
-        data=dataclasses.replace(run_config.data, **data_changes),
+        train=run_config.train.replace(**changes),
+        data=dataclasses.replace(run_config.data, **{k: v for k, v in data.items() if v is not None}),
     )
 
 
 def _run(run_config, out: Path, resume: str | None) -> dict:
-    import os
-
+    from cond_vae.distributed import process_env
     from cond_vae.training import open_store_split, train
 
     train_data, val_data = open_store_split(run_config.data, properties=run_config.model.condition_names)
     result = train(run_config.train, run_config.model, train_data, val_data, out, resume_from=resume)
     summary = {
-        "rank": int(os.environ.get("RANK", "0") or 0),
+        "rank": process_env().rank,
         "steps": result.steps,
         "epochs_completed": result.epochs_completed,
         "seconds": result.seconds,
@@ -135,10 +130,7 @@ def _run(run_config, out: Path, resume: str | None) -> dict:
 
 
 def main() -> None:
-    from xtal_tools._cli import tidy_warnings
-
-    tidy_warnings()
-    app()
+    run_app(app)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
-"""``xtal``: one umbrella command over the tools (``xtal train``, ``sample``, ``csp``, ``evaluate``,
-``benchmark``, ``model-info``).
+"""The command line: one module per command, each a thin layer (parse -> one frozen config -> one
+library call -> report) over the workflow library :mod:`xtal_tools`.
 
-The same commands are runnable from a checkout as ``tools/train``, ``tools/sample``,
-``tools/evaluate``, ``tools/csp`` and ``tools/benchmark``; this app only registers them and adds
-``--version``.
+``xtal`` is the umbrella command (``xtal train``, ``sample``, ``csp``, ``evaluate``, ``benchmark``,
+``model-info``); the same commands run from a checkout as ``tools/train``, ``tools/sample``,
+``tools/evaluate``, ``tools/csp`` and ``tools/benchmark``. This module only registers them and adds
+``--version``. Shared pieces: :mod:`._options` (every option declared once) and :mod:`._common` (error
+exit, output folder, warnings as values). No command module imports another.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from xtal_tools import benchmark, csp, evaluate, model_info, sample, train
+from xtal_tools.cli import benchmark, csp, evaluate, model_info, sample, train
 
 app = typer.Typer(
     name="xtal",
@@ -30,7 +32,7 @@ app.add_typer(benchmark.app, name="benchmark")
 
 def _version(value: bool) -> None:
     if value:
-        from xtal_tools._run_record import package_versions
+        from xtal_tools.records import package_versions
 
         for name, version in package_versions().items():
             typer.echo(f"{name} {version}")
@@ -47,8 +49,5 @@ def _main(
 
 
 def main() -> None:
-    """The ``xtal`` command: warnings as one tidy line each, then the app."""
-    from xtal_tools._cli import tidy_warnings
-
-    tidy_warnings()
-    app()
+    """The ``xtal`` command."""
+    app(prog_name="xtal")

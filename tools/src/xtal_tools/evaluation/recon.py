@@ -1,6 +1,6 @@
 """Reconstruction benchmark (the paper's Table II): match rate and N-RMSD on a store's test split.
 
-A thin layer over :func:`xtal_tools.evaluation.evaluate_recon`: each test crystal is encoded, a
+A thin layer over :func:`xtal_tools.evaluation.split_eval.evaluate_recon`: each test crystal is encoded, a
 latent is drawn from the posterior and decoded with the crystal's own atoms and pressure, and the
 prediction is matched against the crystal with ``get_rms_dist(pred, gt)`` (CDVAE's ``RecEval``).
 
@@ -18,18 +18,39 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from xtal_tools.bench._common import finite
+from xtal_tools.evaluation._common import finite
 
-__all__ = ["run_recon"]
+__all__ = ["reconstruct_split", "run_recon"]
 
 
-def run_recon(model, dataset, settings, out_dir: Path, *, use_mean: bool = False) -> tuple[dict, list[dict]]:
-    """Run :func:`~xtal_tools.evaluation.evaluate_recon`; return (results for summary.json, rows).
+def run_recon(model, config, out_dir: Path) -> tuple[dict, list[dict], int]:
+    """The benchmark of a :class:`~xtal_tools.evaluation.configs.ReconConfig` (its store split part):
+    ``(results for summary.json, rows, number of crystals)``."""
+    from xtal_data.torch_dataset import CrystalDataset
 
-    ``settings`` is an :class:`xtal_tools.evaluation.EvalSettings` (presets, seed, sampler steps).
+    from xtal_tools.evaluation._common import part_indices
+    from xtal_tools.evaluation.split_eval import EvalSettings
+
+    indices = part_indices(config.data, config.split, config.part)[: config.limit]
+    if len(indices) == 0:
+        raise ValueError(f"{config.data}: split {config.split!r} part {config.part!r} is empty")
+    dataset = CrystalDataset(config.data, indices=indices, properties=model.config.condition_names)
+    settings = EvalSettings(
+        seed=config.seed, sampler=config.sampler, presets=config.presets, jobs=config.jobs
+    )
+    results, rows = reconstruct_split(model, dataset, settings, out_dir, use_mean=config.use_mean)
+    return results, rows, len(dataset)
+
+
+def reconstruct_split(
+    model, dataset, settings, out_dir: Path, *, use_mean: bool = False
+) -> tuple[dict, list[dict]]:
+    """Run :func:`~xtal_tools.evaluation.split_eval.evaluate_recon`; return (results for summary.json, rows).
+
+    ``settings`` is an :class:`xtal_tools.evaluation.split_eval.EvalSettings` (presets, seed, sampler steps).
     Writes ``gt.extxyz`` and ``pred.extxyz`` into ``out_dir`` (structures by id).
     """
-    from xtal_tools.evaluation import evaluate_recon
+    from xtal_tools.evaluation.split_eval import evaluate_recon
 
     t0 = time.perf_counter()
     result = evaluate_recon(model, dataset, settings, out_dir, use_mean=use_mean)

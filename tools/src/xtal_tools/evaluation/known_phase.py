@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xtal_tools.bench._common import BenchTarget, Relaxer, Sampler, derived_seed
+from xtal_tools.evaluation._common import BenchTarget, Relaxer, Sampler, derived_seed
 
 __all__ = [
     "KnownPhaseSettings",
@@ -225,3 +225,18 @@ def summarise(phases: Sequence[PhaseResult], settings: KnownPhaseSettings) -> di
             for p in phases
         },
     }
+
+
+def run_known_phase_benchmark(bench, config, *, progress=None) -> tuple[list[PhaseResult], dict]:
+    """The benchmark of a :class:`~xtal_tools.evaluation.configs.KnownPhaseConfig` on an opened
+    :class:`~xtal_tools.evaluation.configs.Benchmark`: ``(phases, results for summary.json)``."""
+    from xtal_tools.evaluation._common import ModelSampler
+
+    settings = KnownPhaseSettings(
+        runs=config.runs, budget=config.budget, batch=config.batch, seed=config.seed, preset=config.preset
+    )
+    sampler = ModelSampler(bench.model, sampler=config.sampler)
+    phases = run_known_phase(bench.targets, sampler, settings, relaxer=bench.relaxer, progress=progress)
+    results = summarise(phases, settings)
+    results["relaxation"] = bench.relaxer.counts.as_dict() if bench.relaxer is not None else None
+    return phases, results

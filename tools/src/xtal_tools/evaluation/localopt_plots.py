@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from xtal_tools.bench._common import write_png
+from xtal_tools.evaluation._common import write_png
 
 __all__ = [
     "SOURCES",
@@ -208,7 +208,7 @@ def write_results(result, settings, out_dir: Path, *, meta: dict) -> dict:
     """
     from xtal_eval.report import write_csv, write_json
 
-    from xtal_tools.bench.localopt_plots import (
+    from xtal_tools.evaluation.localopt_plots import (
         plot_enthalpy_curves,
         plot_initial_pressure,
         plot_relative_enthalpy,

@@ -26,14 +26,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cond_vae.sampling import SamplerConfig
+
 __all__ = [
+    "SampleConfig",
     "SampleRow",
-    "SamplingJob",
+    "SamplingRun",
     "SamplingSummary",
-    "read_rows",
-    "validate_rows",
     "check_pressure",
     "make_row_requests",
+    "parse_pressures",
+    "prepare_sampling",
+    "read_rows",
+    "request_rows",
     "run_sampling",
 ]
 
@@ -52,24 +57,28 @@ class SampleRow:
 
 
 @dataclass(frozen=True)
-class SamplingJob:
-    """One job: ``num_per_row`` structures per row, ``seed``, the ``sampler`` settings
-    (a :class:`cond_vae.SamplerConfig`; default ``SamplerConfig()``) and the output ``formats``."""
+class SampleConfig:
+    """What ``tools/sample`` does: the ``[sample]`` table and ``[sampler]``.
 
-    num_per_row: int = 1
+    The rows are one ``formula`` (full cell, e.g. ``"Si4O8"``) at ``pressure`` GPa, or the CSV file
+    ``rows`` (columns formula, pressure, optionally id). ``num`` structures per row, ``seed``, the
+    ``sampler`` (:class:`cond_vae.SamplerConfig`), output ``formats`` (cif, extxyz, store) and the
+    model: ``checkpoint`` ("" for the shipped default model) on ``device`` (auto, cpu, cuda).
+    """
+
+    checkpoint: str = ""
+    formula: str = ""
+    pressure: float | None = None
+    rows: str = ""
+    num: int = 10
     seed: int = 0
-    sampler: Any = None
+    device: str = "auto"
     formats: tuple[str, ...] = ("cif", "extxyz")
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
 
     def __post_init__(self) -> None:
-        from cond_vae import SamplerConfig
-
-        if self.sampler is None:
-            object.__setattr__(self, "sampler", SamplerConfig())
-        if not isinstance(self.sampler, SamplerConfig):
-            raise TypeError(f"sampler must be a cond_vae.SamplerConfig, got {type(self.sampler).__name__}")
-        if self.num_per_row < 1:
-            raise ValueError(f"num_per_row must be >= 1, got {self.num_per_row}")
+        if self.num < 1:
+            raise ValueError(f"num must be >= 1, got {self.num}")
         unknown = set(self.formats) - {"cif", "extxyz", "store"}
         if unknown:
             raise ValueError(f"unknown output format(s) {sorted(unknown)}: choose from cif, extxyz, store")
@@ -87,6 +96,12 @@ class SamplingSummary:
     wall_s: float = 0.0
     decoder_calls: int = 0
 
+    def as_dict(self) -> dict[str, Any]:
+        """The run record's ``[summary]``."""
+        return {"num_rows": self.num_rows, "num_samples": self.num_samples, "written": self.written,
+                "failed": dict(self.failed), "wall_s": self.wall_s,
+                "decoder_calls": self.decoder_calls}  # fmt: skip
+
 
 def check_pressure(value: object, where: str) -> float:
     """A finite, non-negative pressure in GPa from ``value``; ``ValueError`` prefixed with ``where``."""
@@ -99,6 +114,32 @@ def check_pressure(value: object, where: str) -> float:
     if p < 0:
         raise ValueError(f"{where}: pressure {p} GPa is negative (the model is trained on P >= 0)")
     return p
+
+
+def parse_pressures(text: str, flag: str = "--pressure") -> tuple[float, ...]:
+    """``"0,50"`` -> ``(0.0, 50.0)``: each finite and >= 0 GPa, none repeated (``flag`` names the source)."""
+    parts = [p.strip() for p in str(text).split(",")]
+    if not any(parts):
+        raise ValueError(f"{flag}: empty (give a number in GPa, or several: 0,50)")
+    pressures = tuple(check_pressure(p, flag) for p in parts)
+    if len(set(pressures)) != len(pressures):
+        raise ValueError(f"{flag} {text!r}: a pressure is repeated")
+    return pressures
+
+
+def request_rows(config: SampleConfig) -> list[SampleRow]:
+    """The rows a :class:`SampleConfig` asks for: its formula at its pressure, or its CSV's rows.
+
+    Raises:
+        ValueError, FileNotFoundError: neither or both given, no pressure, or a bad CSV (named).
+    """
+    if bool(config.formula.strip()) == bool(config.rows):
+        raise ValueError("give either --formula with --pressure, or --rows CSV")
+    if config.rows:
+        return read_rows(config.rows)
+    if config.pressure is None:
+        raise ValueError("--formula needs --pressure (GPa)")
+    return [SampleRow(config.formula.strip(), check_pressure(config.pressure, "--pressure"))]
 
 
 def read_rows(path: str | os.PathLike) -> list[SampleRow]:
@@ -130,11 +171,6 @@ def read_rows(path: str | os.PathLike) -> list[SampleRow]:
     return rows
 
 
-def validate_rows(rows: Sequence[SampleRow], model) -> None:
-    """Check every row against the model (elements, atom count, pressure); ValueError names the row."""
-    make_row_requests(rows, model)
-
-
 def make_row_requests(rows: Sequence[SampleRow], model) -> list:
     """The rows as :class:`cond_vae.sampling.SampleRequest` (row ``i`` is request ``i``).
 
@@ -147,8 +183,6 @@ def make_row_requests(rows: Sequence[SampleRow], model) -> list:
     rows = list(rows)
     if not rows:
         raise ValueError("no rows to sample")
-    for i, row in enumerate(rows):
-        check_pressure(row.pressure, f"row {i}" + (f" ({row.id})" if row.id else ""))
     try:
         return make_requests(
             model, [r.formula for r in rows], [r.pressure for r in rows], ids=[r.id for r in rows]
@@ -162,7 +196,7 @@ def make_row_requests(rows: Sequence[SampleRow], model) -> list:
         raise ValueError(message) from None
 
 
-def _write_outputs(samples, rows, job: SamplingJob, out_dir: Path) -> tuple[int, tuple[str, ...]]:
+def _write_outputs(samples, rows, config: SampleConfig, out_dir: Path) -> tuple[int, tuple[str, ...]]:
     """Write every format into ``out_dir/.staging`` first, then move into ``out_dir``."""
     from cond_vae import write_cif, write_extxyz, write_store
 
@@ -171,13 +205,13 @@ def _write_outputs(samples, rows, job: SamplingJob, out_dir: Path) -> tuple[int,
     staging.mkdir(parents=True)
     names = []
     written = 0
-    if "cif" in job.formats:
+    if "cif" in config.formats:
         written = write_cif(samples, staging / "cif").written
         names.append("cif")
-    if "extxyz" in job.formats:
+    if "extxyz" in config.formats:
         written = write_extxyz(samples, staging / "samples.extxyz").written
         names.append("samples.extxyz")
-    if "store" in job.formats:
+    if "store" in config.formats:
         written = write_store(samples, str(staging / "samples.zarr")).written
         names.append("samples.zarr")
     with (staging / "samples.csv").open("w", newline="") as fh:
@@ -208,22 +242,22 @@ def _write_outputs(samples, rows, job: SamplingJob, out_dir: Path) -> tuple[int,
 def run_sampling(
     model,
     rows: Sequence[SampleRow],
-    job: SamplingJob,
+    config: SampleConfig,
     out_dir: str | os.PathLike,
     *,
     rank: int = 0,
     world_size: int = 1,
     barrier=None,
     shard_timeout_s: float = 24 * 3600,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> SamplingSummary | None:
-    """Sample ``job.num_per_row`` structures per row and write them to ``out_dir``.
+    """Sample ``config.num`` structures per row and write them to ``out_dir``.
 
     With ``world_size > 1`` every rank calls this with the same arguments; each samples its share
-    (blocks of ``job.sampler.batch_size`` structures dealt round-robin), writes its shard, and rank 0
+    (blocks of ``config.sampler.batch_size`` structures dealt round-robin), writes its shard, and rank 0
     merges and returns the summary (other ranks return ``None``). ``barrier`` (e.g.
     ``torch.distributed.barrier``) is called after the shard is written; without it, rank 0 polls the
-    shard folder.
+    shard folder. ``progress``: a bar on rank 0 (None: when stderr is a terminal).
 
     Raises:
         ValueError: a bad row (unknown element, empty formula, too many atoms, bad pressure), named
@@ -239,14 +273,24 @@ def run_sampling(
     shard_dir.mkdir(parents=True, exist_ok=True)
     from tqdm.auto import tqdm
 
-    total = -(-len(rows) * job.num_per_row // world_size)  # about this rank's share
+    total = -(-len(rows) * config.num // world_size)  # about this rank's share
     with tqdm(
-        total=total, desc="sample", unit="structure", disable=not progress or rank != 0, bar_format=BAR
+        total=total,
+        desc="sample",
+        unit="structure",
+        disable=True if rank != 0 else (None if progress is None else not progress),
+        bar_format=BAR,
     ) as bar:
         samples = sample_requests(
-            model, requests, num_per_row=job.num_per_row, seed=job.seed, sampler=job.sampler,
-            rank=rank, world_size=world_size, progress=bar.update,
-        )  # fmt: skip
+            model,
+            requests,
+            num_per_row=config.num,
+            seed=config.seed,
+            sampler=config.sampler,
+            rank=rank,
+            world_size=world_size,
+            progress=bar.update,
+        )
     if world_size > 1:
         write_shard(shard_dir, rank, samples)
         if barrier is not None:
@@ -254,7 +298,7 @@ def run_sampling(
         if rank != 0:
             return None
         samples = merge_shards(shard_dir, world_size, timeout_s=shard_timeout_s)
-    written, outputs = _write_outputs(samples, rows, job, out_dir)
+    written, outputs = _write_outputs(samples, rows, config, out_dir)
     shutil.rmtree(shard_dir, ignore_errors=True)
     failed = Counter(s.reason.split(":")[0] for s in samples if not s.valid)
     return SamplingSummary(
@@ -265,4 +309,54 @@ def run_sampling(
         outputs=outputs,
         wall_s=time.perf_counter() - t0,
         decoder_calls=sum(int(s.extra.get("decoder_calls", 0)) for s in samples),
+    )
+
+
+@dataclass
+class SamplingRun:
+    """A checked, ready-to-run ``tools/sample`` job (:func:`prepare_sampling`): the opened model
+    (:class:`xtal_tools.checkpoints.OpenModel`), the rows, and ``warnings`` about the request."""
+
+    config: SampleConfig
+    opened: Any
+    rows: list[SampleRow]
+    warnings: list[str]
+
+    def derived(self) -> dict[str, Any]:
+        """What the run record says about the job beyond its settings."""
+        return {
+            "checkpoint": str(self.opened.path),
+            "device": self.opened.device,
+            "world_size": self.opened.world_size,
+            "num_rows": len(self.rows),
+            "decoder_calls_per_structure": self.config.sampler.decoder_calls(len(self.opened.model.sigmas)),
+        }
+
+    def run(self, out_dir: str | os.PathLike, *, progress: bool | None = None) -> SamplingSummary | None:
+        """Sample and write (:func:`run_sampling` on this process's rank); leaves the process group."""
+        import torch
+
+        with torch.inference_mode():
+            summary = run_sampling(
+                self.opened.model, self.rows, self.config, out_dir, rank=self.opened.rank,
+                world_size=self.opened.world_size, barrier=self.opened.barrier, progress=progress,
+            )  # fmt: skip
+        self.opened.close()
+        return summary
+
+
+def prepare_sampling(config: SampleConfig) -> SamplingRun:
+    """Open the model (joining a launcher's process group) and check every row against it, before
+    anything is written.
+
+    Raises:
+        ValueError, FileNotFoundError: a bad request, rows file or checkpoint (the culprit named).
+    """
+    from xtal_tools.checkpoints import condition_warnings, open_model
+
+    rows = request_rows(config)
+    opened = open_model(config.checkpoint, device=config.device, join=True)
+    make_row_requests(rows, opened.model)
+    return SamplingRun(
+        config, opened, rows, condition_warnings(opened.model, sorted({r.pressure for r in rows}))
     )

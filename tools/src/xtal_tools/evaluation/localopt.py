@@ -13,7 +13,7 @@ the best random one of the same composition and pressure (Fig. 2c)::
     settings = LocaloptSettings(pressures=(0.0, 100.0), num_per_target=4, seed=0)
     targets = split_compositions("store.zarr", split="random", part="test", limit=20, seed=0)
     result = run_localopt(ModelSampler(model), targets, settings, calculator=load_calculator("chgnet"))
-    write_results(result, settings, Path("out"), meta={})   # from xtal_tools.bench.localopt_plots
+    write_results(result, settings, Path("out"), meta={})   # from xtal_tools.evaluation.localopt_plots
 
 Every structure keeps its row: ``status`` is ``relaxed``, ``relax_failed`` (the calculator raised, gave
 non-finite numbers or left atoms closer than 0.5 Å) or ``not_made`` (invalid cell from the model, or
@@ -28,37 +28,16 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Annotated
 
 import numpy as np
-import typer
 
-from xtal_tools._cli import EXPECTED_ERRORS, fail, recorded, resolve_device
-from xtal_tools._options import (
-    BatchSizeOption,
-    CorrectorStepsOption,
-    DataOption,
-    DeviceOption,
-    FinalDenoiseOption,
-    LevelsOption,
-    OutOption,
-    SamplerConfigOption,
-    SamplerMethodOption,
-    SeedOption,
-    SkinOption,
-    SnrOption,
-    StepLrOption,
-    StepsPerLevelOption,
-)
-from xtal_tools.bench.localopt_plots import SOURCES, relative_enthalpies, summarise
-from xtal_tools.relax import RelaxSettings
+from xtal_tools.evaluation.localopt_plots import SOURCES, relative_enthalpies, summarise
+from xtal_tools.relaxation import RelaxSettings
 
 __all__ = [
     "LocaloptResult",
     "LocaloptSettings",
     "SOURCES",
-    "localopt_command",
     "run_localopt",
     "split_compositions",
 ]
@@ -146,7 +125,7 @@ def _relax_row(row: dict, structure, calculator, settings: RelaxSettings, min_di
     from pymatgen.io.ase import AseAtomsAdaptor
     from xtal_eval import relaxation_rmsd, structure_valid
 
-    from xtal_tools.relax import relax_structure
+    from xtal_tools.relaxation import relax_structure
 
     t0 = time.perf_counter()
     res = relax_structure(AseAtomsAdaptor.get_atoms(structure), calculator, settings)
@@ -156,16 +135,21 @@ def _relax_row(row: dict, structure, calculator, settings: RelaxSettings, min_di
     if final is not None and not structure_valid(final, cutoff=min_distance):
         final, reason = None, f"unphysical after relaxation: atoms closer than {min_distance} Å"
     row.update(
-        status="relaxed" if final is not None else "relax_failed", reason=reason, steps=res.steps,
-        converged=bool(res.converged and final is not None), initial_pressure_GPa=res.initial_pressure,
+        status="relaxed" if final is not None else "relax_failed",
+        reason=reason,
+        steps=res.steps,
+        converged=bool(res.converged and final is not None),
+        initial_pressure_GPa=res.initial_pressure,
         seconds=time.perf_counter() - t0,
-    )  # fmt: skip
+    )
     if final is None:
         return None
     row.update(
-        energy_per_atom_eV=res.energy / n, enthalpy_per_atom_eV=res.enthalpy / n,
-        final_volume_A3=final.volume, rmsd_A=relaxation_rmsd(structure, final, label=row["id"]),
-    )  # fmt: skip
+        energy_per_atom_eV=res.energy / n,
+        enthalpy_per_atom_eV=res.enthalpy / n,
+        final_volume_A3=final.volume,
+        rmsd_A=relaxation_rmsd(structure, final, label=row["id"]),
+    )
     return (res.enthalpies(settings.pressure) - res.enthalpy) / n  # (steps + 1,)
 
 
@@ -180,7 +164,7 @@ def run_localopt(
     """Generate, make random twins, relax everything and summarise (see the module docstring).
 
     ``sampler(formulas, pressures, num=k, seed=s)`` returns ``k`` pymatgen structures (None: invalid
-    cell) per row (:class:`xtal_tools.bench._common.ModelSampler` wraps a model).
+    cell) per row (:class:`xtal_tools.evaluation._common.ModelSampler` wraps a model).
 
     Raises:
         ValueError: no targets, a bad formula or a non-positive volume (named) before any work.
@@ -204,9 +188,14 @@ def run_localopt(
     for k, ((formula, ref_volume, p), group) in enumerate(zip(rows_in, groups, strict=True)):
         for j, gen in enumerate(group):
             volume = gen.volume if gen is not None else ref_volume
-            base = {"formula": formula, "n_atoms": sum(n for _, n in parse_cell_formula(formula)),
-                    "pressure_GPa": float(p), "sample": j, "initial_volume_A3": volume,
-                    "volume_from": "generated" if gen is not None else "reference"}  # fmt: skip
+            base = {
+                "formula": formula,
+                "n_atoms": sum(n for _, n in parse_cell_formula(formula)),
+                "pressure_GPa": float(p),
+                "sample": j,
+                "initial_volume_A3": volume,
+                "volume_from": "generated" if gen is not None else "reference",
+            }
             work.append(
                 ({**base, "source": "generated", "seed": settings.seed}, gen, "invalid cell from the model")
             )
@@ -240,148 +229,46 @@ def run_localopt(
 
 
 _EMPTY = {
-    "status": "", "reason": "", "converged": False, "steps": 0, "initial_pressure_GPa": math.nan,
-    "energy_per_atom_eV": math.nan, "enthalpy_per_atom_eV": math.nan, "final_volume_A3": math.nan,
-    "rmsd_A": math.nan, "dH_vs_best_random_eV": math.nan, "seconds": 0.0,
-}  # fmt: skip
+    "status": "",
+    "reason": "",
+    "converged": False,
+    "steps": 0,
+    "initial_pressure_GPa": math.nan,
+    "energy_per_atom_eV": math.nan,
+    "enthalpy_per_atom_eV": math.nan,
+    "final_volume_A3": math.nan,
+    "rmsd_A": math.nan,
+    "dH_vs_best_random_eV": math.nan,
+    "seconds": 0.0,
+}
 
 
-# ------------------------------------------------------------------ command line
-_R, _T = "Relaxation", "Targets"
-
-
-def localopt_command(
-    checkpoint: Annotated[Path, typer.Option("--checkpoint", "-k", help="Checkpoint directory.")],
-    out: OutOption,
-    data: DataOption = None,
-    split: Annotated[
-        str, typer.Option(help="Split stored in the data store.", rich_help_panel=_T)
-    ] = "random",
-    part: Annotated[str, typer.Option(help="Part of the split.", rich_help_panel=_T)] = "test",
-    limit: Annotated[
-        int | None,
-        typer.Option(help="Distinct compositions, drawn at random (seeded).", min=1, rich_help_panel=_T),
-    ] = 20,
-    pressures: Annotated[
-        str, typer.Option(help="Comma-separated target pressures (GPa).")
-    ] = "0,100,200,300,400",
-    num: Annotated[
-        int, typer.Option("--num", "-n", help="Generated structures per composition and pressure.", min=1)
-    ] = 4,
-    calculator: Annotated[
-        str, typer.Option(help="ASE calculator: chgnet, emt or module:factory.", rich_help_panel=_R)
-    ] = "chgnet",
-    calculator_args: Annotated[
-        str | None,
-        typer.Option(help="JSON object of keyword arguments for the calculator.", rich_help_panel=_R),
-    ] = None,
-    fmax: Annotated[float, typer.Option(help="Force criterion (eV/Å).", rich_help_panel=_R)] = 0.05,
-    max_steps: Annotated[
-        int, typer.Option(help="Optimizer steps at most (paper: 150).", min=0, rich_help_panel=_R)
-    ] = 150,
-    optimizer: Annotated[str, typer.Option(help="fire or bfgs.", rich_help_panel=_R)] = "fire",
-    cell_filter: Annotated[str, typer.Option(help="frechet, exp or none.", rich_help_panel=_R)] = "frechet",
-    sampler_method: SamplerMethodOption = None,
-    levels: LevelsOption = None,
-    steps_per_level: StepsPerLevelOption = None,
-    step_lr: StepLrOption = None,
-    corrector_steps: CorrectorStepsOption = None,
-    snr: SnrOption = None,
-    final_denoise: FinalDenoiseOption = None,
-    skin: SkinOption = None,
-    batch_size: BatchSizeOption = None,
-    sampler_config: SamplerConfigOption = None,
-    seed: SeedOption = None,
-    device: DeviceOption = None,
-    progress: Annotated[
-        bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal).")
-    ] = None,
-    overwrite: Annotated[bool, typer.Option(help="Allow a non-empty output directory.")] = False,
-) -> None:
-    """Table III, Fig. 2: relax generated structures and random ones of the same composition and volume
-    (PyXtal with a random space group; uniform P1) at each pressure; convergence rate, ionic steps, RMSD,
-    initial pressure, enthalpy curves and relaxed enthalpies relative to the random ones."""
-    from xtal_tools._cli import quiet_known_warnings
-    from xtal_tools._run_record import RunRecord, installed_versions, package_versions
-    from xtal_tools.bench._common import ModelSampler, machine_info
-
-    t0 = time.perf_counter()
-    quiet_known_warnings()
-    try:
-        model, dev, targets, calc, settings, config, sampler_cfg = _prepare(dict(locals()))
-    except EXPECTED_ERRORS as err:
-        fail(err)
-    record = RunRecord.start(out, command="benchmark localopt", config=config, seed=settings.seed)
-    with recorded(record):
-        sampler = ModelSampler(model, sampler=sampler_cfg)
-        result = run_localopt(sampler, targets, settings, calculator=calc, progress=progress)
-        from xtal_tools.bench.localopt_plots import write_results
-
-        meta = {"wall_s": time.perf_counter() - t0, "settings": config, "machine": machine_info(dev),
-                "versions": {**package_versions(),
-                             **installed_versions(("pymatgen", "ase", "pyxtal", "chgnet"))}}  # fmt: skip
-        summary = write_results(result, settings, out, meta=meta)
-    record.finish({k: summary[k] for k in ("wall_s", "n_structures", "n_relaxed", "structures_per_s")})
-    for source, per_p in summary["results"].items():
-        cells = "  ".join(f"{p} GPa: {s['n_converged']}/{s['n']}" for p, s in per_p.items())
-        typer.echo(f"{source:<10} converged {cells}")
-    typer.echo(f"{summary['n_structures']} structures in {summary['wall_s']:.1f} s -> {out}")
-
-
-def _prepare(opts: dict):
-    """Check every input, load model, targets and calculator before anything is written."""
-    import json
-
+def run_localopt_benchmark(bench, config, out_dir, *, tables: dict, progress: bool | None = None) -> dict:
+    """The benchmark of a :class:`~xtal_tools.evaluation.configs.LocaloptConfig` on an opened
+    :class:`~xtal_tools.evaluation.configs.Benchmark` (its relaxer's calculator): draws the compositions,
+    runs :func:`run_localopt`, writes every output; returns the summary."""
     from cond_vae import parse_formula
-    from cond_vae.checkpoint import load_checkpoint
-    from xtal_eval.baselines import require_pyxtal
 
-    from xtal_tools._cli import pressure_notes
-    from xtal_tools._options import resolve_sampler, sampler_record
-    from xtal_tools.relax import load_calculator
-    from xtal_tools.sample import _prepare_out
-    from xtal_tools.sampling import check_pressure
+    from xtal_tools.evaluation._common import ModelSampler
+    from xtal_tools.evaluation.localopt_plots import write_results
+    from xtal_tools.records import installed_versions, machine_info, package_versions
 
-    if opts["data"] is None:
-        raise ValueError("--data STORE is required")
-    require_pyxtal()  # before any sampling
-    sampler = resolve_sampler(opts, config_file=opts["sampler_config"])
-    pressures = tuple(check_pressure(p, "--pressures") for p in opts["pressures"].split(",") if p.strip())
-    relax = RelaxSettings(fmax=opts["fmax"], max_steps=opts["max_steps"], optimizer=opts["optimizer"],
-                          cell_filter=opts["cell_filter"])  # fmt: skip
-    seed = 0 if opts["seed"] is None else opts["seed"]
-    settings = LocaloptSettings(pressures=pressures, num_per_target=opts["num"], seed=seed, relax=relax)
-    try:
-        kwargs = json.loads(opts["calculator_args"]) if opts["calculator_args"] else {}
-    except json.JSONDecodeError as err:
-        raise ValueError(f"--calculator-args: not valid JSON ({err.msg} at character {err.pos})") from None
-    if not isinstance(kwargs, dict):
-        raise ValueError(f"--calculator-args: expected a JSON object, got {type(kwargs).__name__}")
-    if not opts["checkpoint"].is_dir():
-        raise FileNotFoundError(f"checkpoint {opts['checkpoint']} is not a directory")
-    dev = resolve_device(opts["device"].value if opts["device"] is not None else None)
-    model = load_checkpoint(opts["checkpoint"], map_location=dev)
     targets = split_compositions(
-        opts["data"], split=opts["split"], part=opts["part"], limit=opts["limit"], seed=seed
+        config.data, split=config.split, part=config.part, limit=config.limit, seed=config.seed
     )
     for formula, _ in targets:
-        parse_formula(formula, max_atoms=model.config.max_atoms, num_elements=model.config.num_elements)
-    if opts["calculator"].strip().lower() == "chgnet":
-        kwargs.setdefault("device", dev)
-    calc = load_calculator(opts["calculator"], **kwargs)
-    _prepare_out(opts["out"], opts["overwrite"])
-    notes = pressure_notes(model, list(pressures))  # the sampler extrapolates; relaxation still applies P
-    for note in notes:
-        typer.echo(f"warning: {note}", err=True)
-    config = {
-        "checkpoint": str(opts["checkpoint"]), "data": opts["data"], "split": opts["split"],
-        "part": opts["part"], "limit": opts["limit"], "targets": [list(t) for t in targets],
-        "pressures_GPa": list(pressures),
-        "num_per_target": settings.num_per_target, "seed": seed, "device": dev,
-        **sampler_record(sampler, model),
-        "relax": {"calculator": opts["calculator"], "calculator_args": json.dumps(kwargs, default=str),
-                  **{k: v for k, v in relax.__dict__.items() if k != "pressure"}},
-        "random": {"min_distance_scale": settings.min_distance_scale, "volume": "generated structure's"},
-        "warnings": notes,
-    }  # fmt: skip
-    return model, dev, targets, calc, settings, config, sampler
+        parse_formula(
+            formula, max_atoms=bench.model.config.max_atoms, num_elements=bench.model.config.num_elements
+        )
+    settings = LocaloptSettings(
+        pressures=config.pressures, num_per_target=config.num, seed=config.seed, relax=config.relax.settings()
+    )
+    sampler = ModelSampler(bench.model, sampler=config.sampler)
+    result = run_localopt(sampler, targets, settings, calculator=bench.relaxer.calculator, progress=progress)
+    meta = {
+        "wall_s": time.perf_counter() - bench.t0,
+        "settings": {**tables, "targets": [list(t) for t in targets]},
+        "machine": machine_info(bench.device),
+        "versions": {**package_versions(), **installed_versions(("pymatgen", "ase", "pyxtal", "chgnet"))},
+    }
+    return write_results(result, settings, out_dir, meta=meta)
