@@ -186,3 +186,93 @@ def test_chgnet_relaxes_silicon_under_pressure():
     v0, v20 = (r.atoms.get_volume() / 2 for r in results)
     assert 18.0 < v0 < 22.0 and v20 < 0.95 * v0  # diamond Si: 20.0 Å^3/atom
     assert results[0].energy / 2 == pytest.approx(-5.4, abs=0.3)  # CHGNet (MP PBE scale): about -5.4 eV/atom
+
+
+FCC = [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
+
+
+def _ranked(structure: Structure, cid: str = "s0", symprec: float = 0.1) -> Candidate:
+    from xtal_tools.prediction.job import spacegroup
+
+    symbol, number = spacegroup(structure, symprec)
+    formula = structure.composition.formula.replace(" ", "")
+    return Candidate(cid, formula, "ranked", initial=structure, final=structure, enthalpy_per_atom=-1.0,
+                     converged=True, spacegroup=symbol, spacegroup_number=number, rank=1)  # fmt: skip
+
+
+def _read_cif(path, symprec: float = 0.1):
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    text = path.read_text()
+    s = Structure.from_file(path)
+    return text, s, SpacegroupAnalyzer(s, symprec=symprec).get_space_group_number()
+
+
+@pytest.mark.parametrize(
+    ("name", "number"),
+    [("fcc", 225), ("hcp", 194), ("rocksalt", 225), ("rattled_fcc", 225)],
+)
+def test_ranked_cif_is_in_its_space_group_and_matches_the_relaxed_structure(tmp_path, name, number):
+    """The CIF carries the symmetry of its name (H-M symbol, operations, conventional standard cell) and
+    reads back as the relaxed structure; the table keeps the relaxed cell's numbers."""
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    atoms = {
+        "fcc": lambda: bulk("Cu", "fcc", a=3.6),  # 1-atom primitive cell: the CIF holds 4
+        "hcp": lambda: bulk("Mg", "hcp", a=3.2) * (1, 1, 2),  # a supercell: the CIF holds 2
+        "rocksalt": lambda: bulk("NaCl", "rocksalt", a=5.6),
+        "rattled_fcc": lambda: bulk("Cu", "fcc", a=3.6, cubic=True),
+    }[name]()
+    if name == "rattled_fcc":
+        atoms.rattle(0.01, seed=1)
+        atoms.cell[0, 0] += 0.01  # not exactly cubic: the CIF's lattice is the idealised one
+    relaxed = AseAtomsAdaptor.get_structure(atoms)
+    cand = _ranked(relaxed)
+    assert cand.spacegroup_number == number
+    write_results([cand], tmp_path, meta={}, title="t", symprec=0.1)
+    with (tmp_path / "candidates.csv").open() as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert row["cif"].endswith(f"_{number}.cif") and row["cif_cell"] == "conventional" and row["reason"] == ""
+    text, back, found = _read_cif(tmp_path / row["cif"])
+    assert found == number == int(row["spacegroup_number"])
+    assert f"_symmetry_Int_Tables_number   {number}" in text and "P 1" not in text.split("_cell_length")[0]
+    assert text.count("_symmetry_equiv_pos_as_xyz") == 1 and "'x, y, z'" in text
+    assert len(text.split("_symmetry_equiv_pos_as_xyz")[1].split("loop_")[0].splitlines()) > 2, "only x,y,z"
+    assert StructureMatcher(scale=False, attempt_supercell=True).fit(back, relaxed)
+    # the table describes the relaxed structure as relaxed, not the CIF's cell
+    assert math.isclose(float(row["volume_per_atom_A3"]), relaxed.volume / len(relaxed), rel_tol=1e-9)
+    assert int(row["num_atoms"]) == len(relaxed) and row["formula"] == cand.formula
+    assert math.isclose(back.volume / len(back), relaxed.volume / len(relaxed), rel_tol=0.02)
+
+
+def test_a_structure_that_cannot_be_symmetrised_falls_back_to_p1_and_says_so(tmp_path, monkeypatch):
+    import pymatgen.io.cif
+
+    relaxed = Structure(Lattice.cubic(3.6), ["Cu"] * 4, FCC)
+    cand = _ranked(relaxed)
+    real = pymatgen.io.cif.CifWriter
+
+    def broken(structure, symprec=None, **kwargs):
+        if symprec is not None:
+            raise RuntimeError("spglib said no")
+        return real(structure, **kwargs)
+
+    monkeypatch.setattr(pymatgen.io.cif, "CifWriter", broken)
+    write_results([cand], tmp_path, meta={}, title="t")
+    with (tmp_path / "candidates.csv").open() as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert row["status"] == "ranked" and row["cif_cell"] == "relaxed"
+    assert "CIF in P1 with the relaxed cell" in row["reason"] and "spglib said no" in row["reason"]
+    text, back, _ = _read_cif(tmp_path / row["cif"])
+    assert "P 1" in text and np.allclose(back.lattice.matrix, relaxed.lattice.matrix, atol=1e-6)
+
+
+def test_a_cif_reading_back_in_another_space_group_falls_back_to_p1():
+    from xtal_tools.prediction.report import symmetrized_cif
+
+    relaxed = Structure(Lattice.cubic(3.6), ["Cu"] * 4, FCC)
+    text, why = symmetrized_cif(relaxed, 229, symprec=0.1)  # 225 is found: the check refuses it
+    assert "read back as space group 225, not 229" in why and "P 1" in text
+    text, why = symmetrized_cif(relaxed, 225, symprec=0.1)
+    assert why == "" and "_symmetry_space_group_name_H-M   Fm-3m" in text

@@ -15,6 +15,11 @@ sample, ranked or not, with its status and reason), ``enthalpy.png`` and ``run.t
 resolved settings: ``--config OUT/<P>GPa/run.toml`` repeats it). The library call is
 :func:`xtal_tools.prediction.predict`.
 
+A ranked CIF is in its space group (found at ``--symprec``): the conventional standard cell with the
+symmetry operations, read back by pymatgen as the relaxed structure; the table's numbers (volume,
+density, atoms, formula) describe the relaxed cell itself. Column ``cif_cell`` says which cell a CIF
+holds (``relaxed``: P1, when symmetrising failed; ``reason`` says why).
+
 Small cells relax fastest with one thread per process (``OMP_NUM_THREADS=1``): on a busy machine,
 extra torch/BLAS threads of CHGNet spin and slow every step down.
 """

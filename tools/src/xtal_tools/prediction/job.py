@@ -127,7 +127,8 @@ def predict(
     cands = rank_candidates(cands, preset=config.preset, symprec=config.symprec, progress=progress)
     ranked = [c for c in cands if c.status == "ranked"]
     title = f"{config.formula} at {pressure:g} GPa: {len(ranked)} unique of {len(cands)} samples"
-    write_results(cands, out_dir, meta={**(meta or {}), "pressure_GPa": pressure}, title=title)
+    meta = {**(meta or {}), "pressure_GPa": pressure}
+    write_results(cands, out_dir, meta=meta, title=title, symprec=config.symprec)
     summary = {"counts": status_counts(cands), "unconverged": sum(c.converged is False for c in ranked)}
     return summary, ranked
 
