@@ -275,3 +275,32 @@ def test_known_phase_relaxes_when_a_calculator_is_given_unless_refused(
         assert counts["tried"] >= 1 and counts["steps"] >= 1
     else:
         assert counts is None
+
+
+@pytest.mark.parametrize(
+    ("command", "bars"),
+    [
+        (["recon", "--data", "{store}"], ("reconstruct: 100%|", "match [")),
+        (
+            ["success", "--targets", "{csv}", "-n", "2", "--calculator", "emt", "--max-steps", "5"],
+            ("sample: 100%|", "relax: 100%|", "csp ["),
+        ),
+        (
+            ["known-phase", "--targets", "{csv}", "--runs", "1", "--budget", "2", "--batch", "2"],
+            ("runs: 100%|",),
+        ),
+    ],
+    ids=["recon", "success", "known-phase"],
+)
+def test_progress_bars_go_to_stderr_with_progress_and_nowhere_without(
+    command, bars, checkpoint, store, targets_csv, tmp_path
+):
+    command = [a.format(store=store, csv=targets_csv) for a in command]
+    for flag in ("--progress", "--no-progress"):
+        out = tmp_path / flag
+        res = runner.invoke(app, [*command, "-k", str(checkpoint), "-o", str(out), *FAST, flag])
+        assert res.exit_code == 0, res.output
+        assert "|" not in res.stdout and "[#" not in res.stdout and "[-" not in res.stdout
+        for bar in bars:
+            assert (bar in res.stderr) == (flag == "--progress"), (bar, res.stderr)
+        assert "100%|" not in (out / "summary.json").read_text()

@@ -102,3 +102,28 @@ def test_recon_counts_an_invalid_cell_as_unmatched(monkeypatch, store, tmp_path)
 
 def test_cell_formula_keeps_the_whole_cell():
     assert evaluation.cell_formula([14, 8, 8, 14, 8, 8]) == "Si2O4"
+
+
+@pytest.mark.parametrize("task", ["recon", "csp", "gen"])
+def test_progress_bars_on_stderr_only_when_asked(task, store, capsys, tmp_path):
+    """``progress=True``: a tqdm bar over sampling/reconstruction and xtal-eval's matching bar, on stderr;
+    ``False``: nothing on stderr; never anything on stdout or in the result files."""
+    from cond_vae import SamplerConfig
+    from xtal_data.torch_dataset import CrystalDataset
+
+    dataset = CrystalDataset(store, split="random", part="test")
+    model = tiny_model(dtype=torch.float32)
+    settings = evaluation.EvalSettings(presets=("cdvae",), num=2, sampler=SamplerConfig(levels=3))
+    bars = {"recon": ("reconstruct", "match"), "csp": ("sample", "csp"), "gen": ("sample", "unique")}
+    desc, match = bars[task]
+    for shown in (True, False):
+        (tmp_path / str(shown)).mkdir()
+        evaluation.evaluate(task, model, dataset, settings, tmp_path / str(shown), progress=shown)
+        out, err = capsys.readouterr()
+        assert out == ""
+        if shown:
+            assert f"{desc}: 100%|" in err and f"{match} [" in err, err
+        else:
+            assert err == ""
+    for path in (tmp_path / "True").iterdir():
+        assert "100%|" not in path.read_text()

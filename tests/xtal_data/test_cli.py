@@ -86,3 +86,22 @@ def test_import_does_not_import_torch():
     code = f"import sys, {modules}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_export_and_verify_progress_bars_on_stderr_only_with_progress(tmp_path):
+    src = _folder(tmp_path)
+    store = str(tmp_path / "s.zarr")
+    res = runner.invoke(app, ["ingest", str(src), store, "--pressure", "3", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    for flag in ("--progress", "--no-progress"):
+        cases = {
+            "export: 100%|": ["export", store, str(tmp_path / f"cifs{flag}"), flag],
+            "verify: 100%|": ["verify", store, flag],
+        }
+        for bar, args in cases.items():
+            res = runner.invoke(app, args)
+            assert res.exit_code == 0, res.output
+            assert (bar in res.stderr) == (flag == "--progress"), res.stderr
+            assert "|" not in res.stdout
+    for path in (tmp_path / "cifs--progress").iterdir():
+        assert "100%" not in path.read_text()

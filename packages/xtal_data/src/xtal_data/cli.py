@@ -120,12 +120,17 @@ def _write_skips(path: str | None, skipped) -> None:
 
 @app.command()
 @_friendly
-def verify(store: str = typer.Argument(..., help="store path or URL")) -> None:
+def verify(
+    store: str = typer.Argument(..., help="store path or URL"),
+    progress: bool | None = typer.Option(
+        None, "--progress/--no-progress", help="progress bar  [default: when stderr is a terminal]"
+    ),
+) -> None:
     """Decode every chunk of STORE and check every structure; exit 1 naming each damaged chunk or record."""
     from xtal_data.store import CrystalStore
     from xtal_data.verify import verify_store
 
-    result = verify_store(CrystalStore.open(store))
+    result = verify_store(CrystalStore.open(store), progress=progress)
     if not result.ok:
         typer.echo(result.summary(), err=True)
         raise typer.Exit(1)
@@ -242,6 +247,9 @@ def export(
     split_name: str | None = typer.Option(None, "--split", help="export only a split part"),
     part: str = typer.Option("test", help="part of --split"),
     overwrite: bool = typer.Option(False, help="replace existing files"),
+    progress: bool | None = typer.Option(
+        None, "--progress/--no-progress", help="progress bar  [default: when stderr is a terminal]"
+    ),
 ) -> None:
     """Export STORE (or one split part) to a CIF folder or an extended XYZ file."""
     from xtal_data.export import export_cif, export_extxyz
@@ -257,7 +265,7 @@ def export(
             raise ValueError(f"split {split_name!r} has no part {part!r}; it has {sorted(parts)}")
         indices = parts[part]
     write = export_cif if format == "cif" else export_extxyz
-    n = write(opened, output, indices=indices, overwrite=overwrite)
+    n = write(opened, output, indices=indices, overwrite=overwrite, progress=progress)
     typer.echo(f"exported {n} structures to {output}")
 
 

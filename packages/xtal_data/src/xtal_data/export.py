@@ -15,18 +15,34 @@ from xtal_data.store import CrystalStore
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
 
 
+def _bar(iterable, total: int, desc: str, progress: bool | None):
+    """``iterable`` under a tqdm bar on stderr: ``progress`` True/False, None: when stderr is a terminal."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    disable = None if progress is None else not progress
+    return tqdm(iterable, total=total, desc=desc, unit="structure", disable=disable, file=sys.stderr)
+
+
 def _selection(store: CrystalStore, indices: Sequence[int] | np.ndarray | None):
     return store.read() if indices is None else store.read(np.asarray(indices, dtype=np.int64))
 
 
 def export_cif(
-    store: CrystalStore, folder: str, *, indices: Sequence[int] | None = None, overwrite: bool = False
+    store: CrystalStore,
+    folder: str,
+    *,
+    indices: Sequence[int] | None = None,
+    overwrite: bool = False,
+    progress: bool | None = None,
 ) -> int:
     """Write ``<id>.cif`` per structure (P1, pymatgen's CifWriter; characters unsafe in file names become
     ``_``); pressure and properties are not part of CIF. Returns the number of files written.
 
     Every structure is read (and checked) and every CIF text made before the first file is written, so a
-    damaged store writes nothing. Existing files of the same names are refused unless ``overwrite``."""
+    damaged store writes nothing. Existing files of the same names are refused unless ``overwrite``.
+    ``progress``: a bar over the structures on stderr (None: when stderr is a terminal)."""
     from pymatgen.io.cif import CifWriter
 
     fs, root = fsspec.core.url_to_fs(str(folder))
@@ -43,7 +59,7 @@ def export_cif(
             f"{len(clash)} of the CIF files already exist in {folder} (e.g. {posixpath.basename(clash[0])}); "
             "pass --overwrite to replace them"
         )
-    texts = [str(CifWriter(record.to_pymatgen())) for record in table]
+    texts = [str(CifWriter(r.to_pymatgen())) for r in _bar(table, len(table), "export", progress)]
     fs.makedirs(root, exist_ok=True)
     for path, text in zip(paths, texts, strict=True):
         with fs.open(path, "w") as fh:
@@ -52,11 +68,17 @@ def export_cif(
 
 
 def export_extxyz(
-    store: CrystalStore, path: str, *, indices: Sequence[int] | None = None, overwrite: bool = False
+    store: CrystalStore,
+    path: str,
+    *,
+    indices: Sequence[int] | None = None,
+    overwrite: bool = False,
+    progress: bool | None = None,
 ) -> int:
     """Write one extended XYZ file; each frame's info holds ``id``, ``pressure`` (GPa) and the properties
     (missing values omitted). Needs ase (extra ``xtal-data[ase]``). Returns the number of frames.
-    An existing file is refused unless ``overwrite``; nothing is written if the store cannot be read."""
+    An existing file is refused unless ``overwrite``; nothing is written if the store cannot be read.
+    ``progress``: a bar over the structures on stderr (None: when stderr is a terminal)."""
     try:
         from ase.io import write
     except ImportError as err:  # pragma: no cover - exercised only without ase
@@ -66,7 +88,7 @@ def export_extxyz(
         raise FileExistsError(f"{path} already exists; pass --overwrite to replace it")
     table = _selection(store, indices)
     frames = []
-    for record in table:
+    for record in _bar(table, len(table), "export", progress):
         atoms = record.to_ase()
         atoms.info["id"] = record.id
         atoms.info["pressure"] = record.pressure

@@ -79,8 +79,14 @@ def _decode_all(store: CrystalStore, path: str, rows: int, rows_of) -> tuple[int
     return n, problems
 
 
-def verify_store(store: CrystalStore) -> VerifyReport:
-    """Decode every chunk of every array of ``store`` and check every committed structure's values."""
+def verify_store(store: CrystalStore, *, progress: bool | None = None) -> VerifyReport:
+    """Decode every chunk of every array of ``store`` and check every committed structure's values.
+
+    ``progress``: a bar over the arrays on stderr (None: when stderr is a terminal)."""
+    import sys
+
+    from tqdm.auto import tqdm
+
     c, n_atoms = len(store), store.num_atoms_total
     try:
         ids = store.ids
@@ -107,7 +113,8 @@ def verify_store(store: CrystalStore) -> VerifyReport:
         for part in store.attributes["splits"][name]["parts"]:
             path = f"splits/{name}/{part}"
             paths.append((path, int(store.attributes["splits"][name]["parts"][part]), lambda lo, hi: ""))
-    for path, rows, rows_of in paths:
+    disable = None if progress is None else not progress
+    for path, rows, rows_of in tqdm(paths, desc="verify", unit="array", disable=disable, file=sys.stderr):
         n, found = _decode_all(store, path, rows, rows_of)
         total += n
         problems += found

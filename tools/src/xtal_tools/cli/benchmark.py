@@ -143,6 +143,7 @@ def recon(
     device: DeviceOption = None,
     jobs: Jobs = None,
     config: ConfigOption = None,
+    progress: ProgressOption = None,
     overwrite: OverwriteOption = False,
     tables=None,
 ) -> None:
@@ -164,7 +165,7 @@ def recon(
         )
     record, table = _record("recon", out, settings, "recon", bench, notes)
     with recorded(record), notes:
-        results, rows, n = run_recon(bench.model, settings, out)
+        results, rows, n = run_recon(bench.model, settings, out, progress=progress)
         summary = write_summary(
             "recon",
             out,
@@ -217,6 +218,7 @@ def success(
     device: DeviceOption = None,
     jobs: Jobs = None,
     config: ConfigOption = None,
+    progress: ProgressOption = None,
     overwrite: OverwriteOption = False,
     tables=None,
 ) -> None:
@@ -241,7 +243,7 @@ def success(
         )
     record, table = _record("success", out, settings, "success", bench, notes)
     with recorded(record), notes:
-        results, rows, n = run_success_benchmark(bench, settings, out)
+        results, rows, n = run_success_benchmark(bench, settings, out, progress=progress)
         summary = write_summary(
             "success",
             out,
@@ -284,6 +286,7 @@ def known_phase(
     seed: SeedOption = None,
     device: DeviceOption = None,
     config: ConfigOption = None,
+    progress: ProgressOption = None,
     overwrite: OverwriteOption = False,
     tables=None,
 ) -> None:
@@ -315,7 +318,7 @@ def known_phase(
         )
     record, table = _record("known-phase", out, settings, "known_phase", bench, notes)
     with recorded(record), notes:
-        phases, results = run_known_phase_benchmark(bench, settings, progress=_say_run)
+        phases, results = run_known_phase_benchmark(bench, settings, on_run=_say_run, progress=progress)
         summary = write_summary(
             "known-phase",
             out,

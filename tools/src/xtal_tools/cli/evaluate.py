@@ -24,6 +24,7 @@ from xtal_tools.cli._options import (
     DeviceOption,
     OutOption,
     OverwriteOption,
+    ProgressOption,
     SeedOption,
     with_tables,
 )
@@ -72,6 +73,7 @@ def evaluate(
     seed: SeedOption = None,
     device: DeviceOption = None,
     config: ConfigOption = None,
+    progress: ProgressOption = None,
     overwrite: OverwriteOption = False,
     tables=None,
 ) -> None:
@@ -108,7 +110,7 @@ def evaluate(
         out, command=f"evaluate {task.value}", tables=table, seed=settings.seed, derived=derived
     )
     with recorded(record), notes:
-        result = run_evaluation(task.value, opened.model, dataset, settings, out)
+        result = run_evaluation(task.value, opened.model, dataset, settings, out, progress=progress)
         write_json(
             out / "summary.json", {**result.summary, "settings": table, "decoder_calls_per_structure": calls}
         )

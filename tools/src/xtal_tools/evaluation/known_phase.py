@@ -23,6 +23,7 @@ batch ``b`` of run ``r`` of target ``t`` is one row, the target's cell formula a
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -183,22 +184,29 @@ def run_known_phase(
     settings: KnownPhaseSettings,
     *,
     relaxer: Relaxer | None = None,
-    progress=None,
+    on_run=None,
+    progress: bool | None = None,
 ) -> list[PhaseResult]:
     """``settings.runs`` independent searches for every target (see :func:`search_run`).
 
-    ``progress``: optional callable ``progress(target_id, run)`` called after each run.
+    ``on_run``: optional callable ``on_run(target_id, run)`` called after each run (what it writes to
+    stderr is printed above the bar); ``progress``: a bar over the runs (None: when stderr is a terminal).
     """
+    from xtal_tools.progress import bar
+
     if not targets:
         raise ValueError("no targets given")
     out = []
-    for i, t in enumerate(targets):
-        runs = []
-        for r in range(settings.runs):
-            runs.append(search_run(t, sampler, settings, target_index=i, run=r, relaxer=relaxer))
-            if progress is not None:
-                progress(t.id, runs[-1])
-        out.append(PhaseResult(t, tuple(runs)))
+    with bar(len(targets) * settings.runs, "runs", progress, unit="run") as shown:
+        for i, t in enumerate(targets):
+            runs = []
+            for r in range(settings.runs):
+                runs.append(search_run(t, sampler, settings, target_index=i, run=r, relaxer=relaxer))
+                if on_run is not None:
+                    with shown.external_write_mode(file=sys.stderr):
+                        on_run(t.id, runs[-1])
+                shown.update()
+            out.append(PhaseResult(t, tuple(runs)))
     return out
 
 
@@ -227,16 +235,21 @@ def summarise(phases: Sequence[PhaseResult], settings: KnownPhaseSettings) -> di
     }
 
 
-def run_known_phase_benchmark(bench, config, *, progress=None) -> tuple[list[PhaseResult], dict]:
+def run_known_phase_benchmark(
+    bench, config, *, on_run=None, progress: bool | None = None
+) -> tuple[list[PhaseResult], dict]:
     """The benchmark of a :class:`~xtal_tools.evaluation.configs.KnownPhaseConfig` on an opened
-    :class:`~xtal_tools.evaluation.configs.Benchmark`: ``(phases, results for summary.json)``."""
+    :class:`~xtal_tools.evaluation.configs.Benchmark`: ``(phases, results for summary.json)``;
+    ``on_run``, ``progress``: as :func:`run_known_phase`."""
     from xtal_tools.evaluation._common import ModelSampler
 
     settings = KnownPhaseSettings(
         runs=config.runs, budget=config.budget, batch=config.batch, seed=config.seed, preset=config.preset
     )
     sampler = ModelSampler(bench.model, sampler=config.sampler)
-    phases = run_known_phase(bench.targets, sampler, settings, relaxer=bench.relaxer, progress=progress)
+    phases = run_known_phase(
+        bench.targets, sampler, settings, relaxer=bench.relaxer, on_run=on_run, progress=progress
+    )
     results = summarise(phases, settings)
     results["relaxation"] = bench.relaxer.counts.as_dict() if bench.relaxer is not None else None
     return phases, results

@@ -23,9 +23,10 @@ from xtal_tools.evaluation._common import finite
 __all__ = ["reconstruct_split", "run_recon"]
 
 
-def run_recon(model, config, out_dir: Path) -> tuple[dict, list[dict], int]:
+def run_recon(model, config, out_dir: Path, *, progress: bool | None = None) -> tuple[dict, list[dict], int]:
     """The benchmark of a :class:`~xtal_tools.evaluation.configs.ReconConfig` (its store split part):
-    ``(results for summary.json, rows, number of crystals)``."""
+    ``(results for summary.json, rows, number of crystals)``; ``progress``: bars over reconstruction and
+    matching (None: when stderr is a terminal)."""
     from xtal_data.torch_dataset import CrystalDataset
 
     from xtal_tools.evaluation._common import part_indices
@@ -38,12 +39,14 @@ def run_recon(model, config, out_dir: Path) -> tuple[dict, list[dict], int]:
     settings = EvalSettings(
         seed=config.seed, sampler=config.sampler, presets=config.presets, jobs=config.jobs
     )
-    results, rows = reconstruct_split(model, dataset, settings, out_dir, use_mean=config.use_mean)
+    results, rows = reconstruct_split(
+        model, dataset, settings, out_dir, use_mean=config.use_mean, progress=progress
+    )
     return results, rows, len(dataset)
 
 
 def reconstruct_split(
-    model, dataset, settings, out_dir: Path, *, use_mean: bool = False
+    model, dataset, settings, out_dir: Path, *, use_mean: bool = False, progress: bool | None = None
 ) -> tuple[dict, list[dict]]:
     """Run :func:`~xtal_tools.evaluation.split_eval.evaluate_recon`; return (results for summary.json, rows).
 
@@ -53,7 +56,7 @@ def reconstruct_split(
     from xtal_tools.evaluation.split_eval import evaluate_recon
 
     t0 = time.perf_counter()
-    result = evaluate_recon(model, dataset, settings, out_dir, use_mean=use_mean)
+    result = evaluate_recon(model, dataset, settings, out_dir, use_mean=use_mean, progress=progress)
     wall = time.perf_counter() - t0
     n = result.summary["n"]
     table = {

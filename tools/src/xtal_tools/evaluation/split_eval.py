@@ -117,14 +117,20 @@ def prepare_evaluation(settings: EvalSettings):
     return opened, dataset, condition_warnings(opened.model, pressures)
 
 
-def evaluate(task: str, model, dataset, settings: EvalSettings, out_dir: Path) -> EvalResult:
-    """Run evaluation ``task`` (``recon``, ``csp`` or ``gen``) and write its structures into ``out_dir``."""
+def evaluate(
+    task: str, model, dataset, settings: EvalSettings, out_dir: Path, *, progress: bool | None = None
+) -> EvalResult:
+    """Run evaluation ``task`` (``recon``, ``csp`` or ``gen``) and write its structures into ``out_dir``.
+
+    ``progress``: bars on stderr over sampling/reconstruction and matching (None: when stderr is a
+    terminal; :mod:`xtal_tools.progress`)."""
     if task == "recon":
-        return evaluate_recon(model, dataset, settings, out_dir, use_mean=settings.use_mean)
+        use_mean = settings.use_mean
+        return evaluate_recon(model, dataset, settings, out_dir, use_mean=use_mean, progress=progress)
     if task == "csp":
-        return evaluate_csp(model, dataset, settings, out_dir, num=settings.num)
+        return evaluate_csp(model, dataset, settings, out_dir, num=settings.num, progress=progress)
     if task == "gen":
-        return evaluate_gen(model, dataset, settings, out_dir)
+        return evaluate_gen(model, dataset, settings, out_dir, progress=progress)
     raise ValueError(f"unknown evaluation {task!r}: choose recon, csp or gen")
 
 
@@ -166,7 +172,13 @@ def _write_extxyz(structures, ids, path: Path) -> None:
 
 
 def evaluate_recon(
-    model, dataset, settings: EvalSettings, out_dir: Path, *, use_mean: bool = False
+    model,
+    dataset,
+    settings: EvalSettings,
+    out_dir: Path,
+    *,
+    use_mean: bool = False,
+    progress: bool | None = None,
 ) -> EvalResult:
     """Reconstruction of every crystal of ``dataset``; writes ``gt.extxyz`` and ``pred.extxyz`` (by id).
 
@@ -175,16 +187,21 @@ def evaluate_recon(
     ``reconstruct(model, whole_dataset, seed=settings.seed)`` whatever the chunking.
     """
     from cond_vae import reconstruct
-    from xtal_eval import Parallel, reconstruction
+    from xtal_eval import reconstruction
+
+    from xtal_tools.progress import bar, parallel
 
     t0 = time.perf_counter()
     preds = []
-    for start in range(0, len(dataset), RECON_CHUNK):
-        idx = np.arange(start, min(start + RECON_CHUNK, len(dataset)))
-        batch = dataset.batch(idx).to(dtype=next(model.parameters()).dtype)
-        preds += reconstruct(
-            model, batch, seed=settings.seed, sampler=settings.sampler, use_mean=use_mean, rows=idx.tolist()
-        )
+    with bar(len(dataset), "reconstruct", progress) as shown:
+        for start in range(0, len(dataset), RECON_CHUNK):
+            idx = np.arange(start, min(start + RECON_CHUNK, len(dataset)))
+            batch = dataset.batch(idx).to(dtype=next(model.parameters()).dtype)
+            preds += reconstruct(
+                model, batch, seed=settings.seed, sampler=settings.sampler, use_mean=use_mean,
+                rows=idx.tolist(),
+            )  # fmt: skip
+            shown.update(len(idx))
     model_s = time.perf_counter() - t0
     gts = _targets(dataset)
     pred_structs = [None if c is None else c.to_pymatgen() for c in preds]
@@ -198,7 +215,7 @@ def evaluate_recon(
             [pred_structs[i] for i in ok],
             [gts[i] for i in ok],
             presets=settings.presets,
-            parallel=Parallel.from_jobs(settings.jobs),
+            parallel=parallel(settings.jobs, progress),
         )
         table = report.table
         for m in report.metrics:  # rates over every target: a failed cell is unmatched
@@ -231,24 +248,39 @@ def evaluate_recon(
     return EvalResult(summary, rows, model_s)
 
 
-def sample_targets(model, dataset, settings: EvalSettings, num: int):
+def sample_rows(
+    model, formulas, pressures, *, num: int, seed: int, sampler, properties=None, progress: bool | None = None
+) -> list:
+    """The engine's samples (:class:`cond_vae.SampledStructure`, row then index order) of ``num``
+    structures for every (cell formula, pressure) row, in one call with one ``seed``; ``progress``: a
+    bar over the structures (None: when stderr is a terminal)."""
+    import torch
+    from cond_vae.sampling import make_requests, sample_requests
+
+    from xtal_tools.generation import BAR
+    from xtal_tools.progress import bar
+
+    requests = make_requests(model, list(formulas), list(pressures), properties=properties)
+    with torch.inference_mode(), bar(num * len(requests), "sample", progress, bar_format=BAR) as shown:
+        return sample_requests(
+            model, requests, num_per_row=num, seed=seed, sampler=sampler, progress=shown.update
+        )
+
+
+def sample_targets(model, dataset, settings: EvalSettings, num: int, *, progress: bool | None = None):
     """``num`` samples for the cell formula and pressure of every crystal of ``dataset`` (row ``i`` is
     crystal ``i``, one seed: ``settings.seed``).
 
     Returns ``(groups, failed, seconds)``: per crystal a list of ``num`` pymatgen structures (None for a
     cell the sampler rejected), the rejections counted by reason, and the model's wall time in s.
     """
-    import torch
-    from cond_vae.sampling import make_requests, sample_requests
-
     formulas = [cell_formula(dataset.crystal(i).atom_types) for i in range(len(dataset))]
     properties = {k: v.tolist() for k, v in dataset.properties.items() if k != "pressure"}
-    requests = make_requests(model, formulas, dataset.properties["pressure"].tolist(), properties=properties)
     t0 = time.perf_counter()
-    with torch.inference_mode():
-        samples = sample_requests(
-            model, requests, num_per_row=num, seed=settings.seed, sampler=settings.sampler
-        )
+    samples = sample_rows(
+        model, formulas, dataset.properties["pressure"].tolist(), num=num, seed=settings.seed,
+        sampler=settings.sampler, properties=properties, progress=progress,
+    )  # fmt: skip
     model_s = time.perf_counter() - t0
     groups: list[list] = [[] for _ in formulas]
     for s in samples:
@@ -258,18 +290,27 @@ def sample_targets(model, dataset, settings: EvalSettings, num: int):
 
 
 def evaluate_csp(
-    model, dataset, settings: EvalSettings, out_dir: Path, *, num: int = 20, ks: Sequence[int] = (1, 20)
+    model,
+    dataset,
+    settings: EvalSettings,
+    out_dir: Path,
+    *,
+    num: int = 20,
+    ks: Sequence[int] = (1, 20),
+    progress: bool | None = None,
 ) -> EvalResult:
     """``num`` samples per target; match@k (k <= num) with RMSE and the success curve per preset."""
-    from xtal_eval import Parallel, csp
+    from xtal_eval import csp
+
+    from xtal_tools.progress import parallel
 
     ks = tuple(k for k in ks if k <= num) or (num,)
-    groups, failed, model_s = sample_targets(model, dataset, settings, num)
+    groups, failed, model_s = sample_targets(model, dataset, settings, num, progress=progress)
     targets = _targets(dataset)
     _write_extxyz(targets, dataset.ids, out_dir / "targets.extxyz")
     flat = [(s, f"{tid}/{j}") for tid, g in zip(dataset.ids, groups, strict=True) for j, s in enumerate(g)]
     _write_extxyz([s for s, _ in flat], [label for _, label in flat], out_dir / "samples.extxyz")
-    report = csp(targets, groups, presets=settings.presets, ks=ks, parallel=Parallel.from_jobs(settings.jobs))
+    report = csp(targets, groups, presets=settings.presets, ks=ks, parallel=parallel(settings.jobs, progress))
     summary: dict = {
         "command": "csp",
         "n_targets": len(targets),
@@ -297,11 +338,15 @@ def evaluate_csp(
     return EvalResult(summary, rows, model_s)
 
 
-def evaluate_gen(model, dataset, settings: EvalSettings, out_dir: Path) -> EvalResult:
+def evaluate_gen(
+    model, dataset, settings: EvalSettings, out_dir: Path, *, progress: bool | None = None
+) -> EvalResult:
     """One sample per target composition and pressure; validity and distribution metrics vs the targets."""
     from xtal_eval import density_wasserstein, num_elements_wasserstein, unique_groups, validity
 
-    groups, failed, model_s = sample_targets(model, dataset, settings, 1)
+    from xtal_tools.progress import parallel
+
+    groups, failed, model_s = sample_targets(model, dataset, settings, 1, progress=progress)
     made = [g[0] for g in groups]
     targets = _targets(dataset)
     generated = [s for s in made if s is not None]
@@ -324,7 +369,8 @@ def evaluate_gen(model, dataset, settings: EvalSettings, out_dir: Path) -> EvalR
             summary["wdist_density"] = density_wasserstein(used, targets)
             summary["wdist_num_elems"] = num_elements_wasserstein(used, targets)
         preset = DECISION_PRESET if DECISION_PRESET in settings.presets else settings.presets[0]
-        summary["uniqueness"] = len(unique_groups(generated, preset=preset)) / len(generated)
+        groups = unique_groups(generated, preset=preset, parallel=parallel(settings.jobs, progress))
+        summary["uniqueness"] = len(groups) / len(generated)
         summary["uniqueness_preset"] = preset
         it = iter(report.valid)
         for row in rows:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from xtal_eval.csp import success_curve  # re-exported: the one implementation
@@ -182,11 +183,13 @@ def run_success(
     relaxer: Relaxer | None = None,
     parallel=None,
     on_samples=None,
+    progress: bool | None = None,
 ) -> SuccessResult:
     """Sample ``settings.num`` structures per target, relax them (mode ``relaxed``), score every mode.
 
     ``on_samples(mode, targets, groups)``, when given, sees every chunk's samples before they are
-    dropped (e.g. a :class:`~xtal_tools.evaluation._common.SampleWriter`).
+    dropped (e.g. a :class:`~xtal_tools.evaluation._common.SampleWriter`). ``progress``: a bar over the
+    relaxations (None: when stderr is a terminal); the sampler and ``parallel`` draw their own.
 
     Raises:
         ValueError: no targets, mode ``relaxed`` without a relaxer, or a sampler returning a wrong count.
@@ -207,33 +210,40 @@ def run_success(
     seconds["sample"] += time.perf_counter() - t0
     if len(every) != len(targets):
         raise ValueError(f"the sampler returned {len(every)} rows, not {len(targets)}")
-    for start in range(0, len(targets), settings.chunk):
-        chunk = targets[start : start + settings.chunk]
-        groups = []
-        for group in every[start : start + settings.chunk]:
-            if len(group) != settings.num:
-                raise ValueError(f"the sampler returned {len(group)} samples, not {settings.num}")
-            groups.append(list(group))
-        n_invalid += sum(s is None for g in groups for s in g)
-        samples: dict[str, list] = {}
-        if "unrelaxed" in settings.modes:
-            samples["unrelaxed"] = groups
-        if "relaxed" in settings.modes:
+    from xtal_tools.progress import bar
+
+    shown = progress if "relaxed" in settings.modes else False
+    with bar(settings.num * len(targets), "relax", shown) as relax_bar:
+        for start in range(0, len(targets), settings.chunk):
+            chunk = targets[start : start + settings.chunk]
+            groups = []
+            for group in every[start : start + settings.chunk]:
+                if len(group) != settings.num:
+                    raise ValueError(f"the sampler returned {len(group)} samples, not {settings.num}")
+                groups.append(list(group))
+            n_invalid += sum(s is None for g in groups for s in g)
+            samples: dict[str, list] = {}
+            if "unrelaxed" in settings.modes:
+                samples["unrelaxed"] = groups
+            if "relaxed" in settings.modes:
+                t0 = time.perf_counter()
+                samples["relaxed"] = []
+                for g, t in zip(groups, chunk, strict=True):
+                    samples["relaxed"].append(relaxer(g, t.pressure))
+                    relax_bar.update(len(g))
+                seconds["relax"] += time.perf_counter() - t0
+            if on_samples is not None:
+                for mode, mode_groups in samples.items():
+                    on_samples(mode, chunk, mode_groups)
             t0 = time.perf_counter()
-            samples["relaxed"] = [relaxer(g, t.pressure) for g, t in zip(groups, chunk, strict=True)]
-            seconds["relax"] += time.perf_counter() - t0
-        if on_samples is not None:
-            for mode, mode_groups in samples.items():
-                on_samples(mode, chunk, mode_groups)
-        t0 = time.perf_counter()
-        firsts, errors = score_success(chunk, samples, presets=settings.presets, parallel=parallel)
-        seconds["match"] += time.perf_counter() - t0
-        n_errors += errors
-        for m, by_preset in firsts.items():
-            for p, first in by_preset.items():
-                parts[m][p].append(first)
-        del groups, samples
-        every[start : start + settings.chunk] = [None] * len(chunk)  # drop this chunk's samples
+            firsts, errors = score_success(chunk, samples, presets=settings.presets, parallel=parallel)
+            seconds["match"] += time.perf_counter() - t0
+            n_errors += errors
+            for m, by_preset in firsts.items():
+                for p, first in by_preset.items():
+                    parts[m][p].append(first)
+            del groups, samples
+            every[start : start + settings.chunk] = [None] * len(chunk)  # drop this chunk's samples
     return SuccessResult(
         targets=tuple(targets),
         first_match={m: {p: np.concatenate(v) for p, v in by.items()} for m, by in parts.items()},
@@ -287,15 +297,41 @@ def plot_success(result: SuccessResult, path, *, title: str = "") -> None:
         plt.close(fig)
 
 
-def run_success_benchmark(bench, config, out_dir) -> tuple[dict, list[dict], int]:
+@dataclass(frozen=True)
+class _ShownSampler:
+    """:class:`~xtal_tools.evaluation._common.ModelSampler` (the same call, the same structures) with a
+    bar over the sampling (:func:`xtal_tools.evaluation.split_eval.sample_rows`)."""
+
+    model: Any
+    sampler: Any = None
+    progress: bool | None = None
+
+    def __call__(self, formulas, pressures, *, num: int, seed: int) -> list:
+        from cond_vae import SamplerConfig
+
+        from xtal_tools.evaluation._common import SampleGroup
+        from xtal_tools.evaluation.split_eval import sample_rows
+
+        sampler = SamplerConfig() if self.sampler is None else self.sampler
+        made = sample_rows(self.model, formulas, pressures, num=num, seed=seed, sampler=sampler,
+                           progress=self.progress)  # fmt: skip
+        groups: list[list] = [[] for _ in formulas]
+        for s in made:
+            groups[s.row].append(s)
+        return [SampleGroup(g) for g in groups]
+
+
+def run_success_benchmark(
+    bench, config, out_dir, *, progress: bool | None = None
+) -> tuple[dict, list[dict], int]:
     """The benchmark of a :class:`~xtal_tools.evaluation.configs.SuccessConfig` on an opened
     :class:`~xtal_tools.evaluation.configs.Benchmark`: samples (and relaxes, with a relaxer), scores,
-    plots ``success.png``; with ``save_samples`` writes every sample. Returns ``(results, rows, samples)``."""
+    plots ``success.png``; with ``save_samples`` writes every sample. Returns ``(results, rows, samples)``.
+    ``progress``: bars over sampling, relaxing and matching (None: when stderr is a terminal)."""
     from pathlib import Path
 
-    from xtal_eval import Parallel
-
-    from xtal_tools.evaluation._common import ModelSampler, SampleWriter
+    from xtal_tools.evaluation._common import SampleWriter
+    from xtal_tools.progress import parallel
 
     modes = ("unrelaxed", "relaxed") if bench.relaxer is not None else ("unrelaxed",)
     settings = SuccessSettings(
@@ -310,11 +346,12 @@ def run_success_benchmark(bench, config, out_dir) -> tuple[dict, list[dict], int
     try:
         result = run_success(
             bench.targets,
-            ModelSampler(bench.model, sampler=config.sampler),
+            _ShownSampler(bench.model, sampler=config.sampler, progress=progress),
             settings,
             relaxer=bench.relaxer,
-            parallel=Parallel.from_jobs(config.jobs),
+            parallel=parallel(config.jobs, progress),
             on_samples=writer,
+            progress=progress,
         )
     except BaseException:
         if writer is not None:
