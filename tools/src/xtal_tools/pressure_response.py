@@ -358,6 +358,7 @@ def _group_rows(sampler, formula: str, i: int, k: int, p: float, settings, calcu
             else:
                 _relax_row(row, s, calculator, relax, settings.min_distance_relaxed)
                 row["final_volume_per_atom_A3"] = row["final_volume_A3"] / n_atoms
+            row.pop("dH_vs_best_random_eV", None)  # a localopt column, not computed here
             if source == "generated":
                 row["seconds"] = row["seconds"] + sample_s
             rows.append(row)
