@@ -49,6 +49,7 @@ __all__ = [
     "StructureMapSettings",
     "describe",
     "embed",
+    "map_stats",
     "run_structure_map",
 ]
 
