@@ -3,7 +3,8 @@
     OMP_NUM_THREADS=1 nohup python benchmarks/pressure/run_pressure_response.py --out runs/pressure_response \
         > runs/pressure_response.log 2>&1 &
 
-Compositions: ``--limit`` cell formulas of the CHGNet pressure set (``data/pressure/chgnet_mp20_small_6p.zarr``)
+Compositions: ``--limit`` cell formulas of the CHGNet pressure set
+(``data/pressure/chgnet_mp20_small_6p.zarr``)
 with at most ``--max-atoms`` atoms, elements the model was trained on, stored at 0, 25 and 50 GPa and not
 crushed by CHGNet (V(50)/V(0) >= 0.5), drawn with ``--seed``. Each is sampled ``--num`` times at every
 ``--pressures`` value; a PyXtal twin of the same volume is made for each sample; all are relaxed with CHGNet
@@ -32,7 +33,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("runs/pressure_response"))
     ap.add_argument("--checkpoint", type=Path, default=DEFAULT_MODEL)
     ap.add_argument("--data", default=str(DEFAULT_DATA))
-    ap.add_argument("--formulas", default=None, help="comma-separated cell formulas (default: drawn from --data)")
+    ap.add_argument(
+        "--formulas", default=None, help="comma-separated cell formulas (default: drawn from --data)"
+    )
     ap.add_argument("--limit", type=int, default=3)
     ap.add_argument("--max-atoms", type=int, default=4)
     ap.add_argument("--pressures", default="0,10,25,50")
@@ -60,7 +63,7 @@ def main(argv=None) -> int:
     from xtal_tools.relax import RelaxSettings, load_calculator
 
     t0 = time.perf_counter()
-    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - t0:7.1f} s] {msg}", flush=True)
@@ -71,31 +74,56 @@ def main(argv=None) -> int:
     if args.formulas:
         formulas = args.formulas.split(",")
     else:
-        formulas = store_compositions(args.data, limit=args.limit, max_atoms=args.max_atoms,
-                                      pressures=(0.0, 25.0, 50.0), seed=args.seed,
-                                      elements=trained.get("elements"))  # fmt: skip
+        formulas = store_compositions(
+            args.data,
+            limit=args.limit,
+            max_atoms=args.max_atoms,
+            pressures=(0.0, 25.0, 50.0),
+            seed=args.seed,
+            elements=trained.get("elements"),
+        )
     reference = reference_trend(args.data, formulas=formulas, max_pressure=max(pressures))
-    phases = [] if args.phases == "none" else known_phase_targets(
-        None if args.phases == "all" else args.phases.split(","))  # fmt: skip
+    phases = (
+        []
+        if args.phases == "none"
+        else known_phase_targets(None if args.phases == "all" else args.phases.split(","))
+    )
     settings = PressureResponseSettings(
-        pressures=pressures, num_per_target=args.num, seed=args.seed,
-        relax=RelaxSettings(fmax=args.fmax, max_steps=args.max_steps), phase_runs=args.phase_runs,
-        phase_budget=args.phase_budget, phase_batch=args.phase_batch, relax_phases=args.relax_phases,
-    )  # fmt: skip
+        pressures=pressures,
+        num_per_target=args.num,
+        seed=args.seed,
+        relax=RelaxSettings(fmax=args.fmax, max_steps=args.max_steps),
+        phase_runs=args.phase_runs,
+        phase_budget=args.phase_budget,
+        phase_batch=args.phase_batch,
+        relax_phases=args.relax_phases,
+    )
     log(f"formulas {formulas}; phases {[p.id for p in phases]}; model trained at {trained.get('conditions')}")
     calc = load_calculator(args.calculator)
     warnings.filterwarnings("ignore", message=".*outside.*trained.*")  # the model's extrapolation warning
     warnings.filterwarnings("ignore", message=".*extrapolat.*")
     result = run_pressure_response(
-        ModelSampler(model), formulas, settings, calculator=calc, reference=reference, phases=phases,
-        journal=args.out / "journal.jsonl", progress=log,
-    )  # fmt: skip
+        ModelSampler(model),
+        formulas,
+        settings,
+        calculator=calc,
+        reference=reference,
+        phases=phases,
+        journal=args.out / "journal.jsonl",
+        progress=log,
+    )
     meta = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]), "started_utc": started,
-        "wall_s": time.perf_counter() - t0, "formulas": formulas, "checkpoint": str(args.checkpoint),
-        "model_trained_on_conditions": trained.get("conditions"), "calculator": args.calculator,
-        "data": str(args.data), "machine": machine_info("cpu"), "python": platform.python_version(),
-    }  # fmt: skip
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "started_utc": started,
+        "wall_s": time.perf_counter() - t0,
+        "formulas": formulas,
+        "checkpoint": str(args.checkpoint),
+        "model_trained_on_conditions": trained.get("conditions"),
+        "calculator": args.calculator,
+        "data": str(args.data),
+        "machine": machine_info("cpu"),
+        "python": platform.python_version(),
+    }
     summary = result.write(args.out, meta=meta)
     log(f"done: {summary['n_structures']} structures; outputs in {args.out}")
     return 0

@@ -40,19 +40,26 @@ def main(argv=None) -> int:
     from xtal_tools.structure_map import StructureMapSettings, run_structure_map
 
     t0 = time.perf_counter()
-    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     model = load_checkpoint(args.checkpoint).eval()
     settings = StructureMapSettings(
-        pressures=tuple(float(x) for x in args.pressures.split(",")), num_per_target=args.num, seed=args.seed,
-        descriptor=args.descriptor, embedding=args.embedding,
-    )  # fmt: skip
+        pressures=tuple(float(x) for x in args.pressures.split(",")),
+        num_per_target=args.num,
+        seed=args.seed,
+        descriptor=args.descriptor,
+        embedding=args.embedding,
+    )
     landmarks = [] if args.landmarks == "none" else known_phase_targets(args.landmarks.split(","))
     warnings.filterwarnings("ignore", message=".*extrapolat.*")
     result = run_structure_map(ModelSampler(model), args.formulas.split(","), settings, landmarks=landmarks)
-    meta = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "started_utc": started,
-            "wall_s": time.perf_counter() - t0, "checkpoint": str(args.checkpoint),
-            "model_trained_on_conditions": (getattr(model, "trained_on", None) or {}).get("conditions"),
-            "machine": machine_info("cpu")}  # fmt: skip
+    meta = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "started_utc": started,
+        "wall_s": time.perf_counter() - t0,
+        "checkpoint": str(args.checkpoint),
+        "model_trained_on_conditions": (getattr(model, "trained_on", None) or {}).get("conditions"),
+        "machine": machine_info("cpu"),
+    }
     summary = result.write(args.out, meta=meta)
     print(f"done in {meta['wall_s']:.1f} s: {summary['counts']}; stats {summary['stats']}", flush=True)
     return 0

@@ -1,4 +1,6 @@
-"""Pressure response: volume vs requested pressure, relaxation at pressure, known phases (fake samplers, EMT)."""
+"""Pressure response: volume vs requested pressure, relaxation at pressure, known phases.
+
+Fake samplers and ASE's EMT; no model."""
 
 from __future__ import annotations
 
@@ -46,7 +48,8 @@ def relaxed_cu():
 
 class FakeSampler:
     """Cu4: the EMT-relaxed fcc cell at the requested pressure (None for sample 1 at 50 GPa: an invalid cell);
-    known phases: the target at draw ``hit_at`` (1-based, counted over the whole run), a wrong phase before."""
+    known phases: the target at draw ``hit_at`` (1-based, counted over the whole run), a wrong phase
+    before."""
 
     def __init__(self, relaxed, hit_at: int = 7):
         self.relaxed, self.hit_at, self.calls, self.drawn = relaxed, hit_at, [], {}
@@ -73,13 +76,20 @@ class FakeSampler:
 
 @pytest.fixture(scope="module")
 def result(relaxed_cu, tmp_path_factory):
-    settings = PressureResponseSettings(pressures=PRESSURES, num_per_target=2, phase_runs=2, phase_budget=12,
-                                        phase_batch=5, relax=RelaxSettings(max_steps=40))  # fmt: skip
+    settings = PressureResponseSettings(
+        pressures=PRESSURES,
+        num_per_target=2,
+        phase_runs=2,
+        phase_budget=12,
+        phase_batch=5,
+        relax=RelaxSettings(max_steps=40),
+    )
     ref = [ReferencePoint("Cu", "Cu4", 0.0, 11.8, 1), ReferencePoint("Cu", "Cu4", 50.0, 9.5, 1)]
     sampler = FakeSampler(relaxed_cu, hit_at=7)
     journal = tmp_path_factory.mktemp("pr") / "journal.jsonl"
-    res = run_pressure_response(sampler, ["Cu4"], settings, calculator=EMT(), reference=ref,
-                                phases=KNOWN_PHASES[:2], journal=journal)  # fmt: skip
+    res = run_pressure_response(
+        sampler, ["Cu4"], settings, calculator=EMT(), reference=ref, phases=KNOWN_PHASES[:2], journal=journal
+    )
     return res, settings, sampler, journal
 
 
@@ -114,7 +124,8 @@ def test_random_twin_has_the_generated_volume_or_the_reference_one(result):
     res, _, _, _ = result
     rows = {r["id"]: r for r in res.rows()}
     assert rows["pyxtal/Cu4/20/0"]["initial_volume_per_atom_A3"] == pytest.approx(
-        rows["generated/Cu4/20/0"]["initial_volume_per_atom_A3"])
+        rows["generated/Cu4/20/0"]["initial_volume_per_atom_A3"]
+    )
     twin = rows["pyxtal/Cu4/50/1"]  # the model's cell was invalid: the reference volume stands in
     assert twin["volume_from"] == "reference"
     assert twin["initial_volume_per_atom_A3"] == pytest.approx(9.5)
@@ -132,10 +143,12 @@ def test_first_match_index_is_the_draw_that_returns_the_target(result):
 
 
 def test_a_target_beyond_the_budget_is_never_found(relaxed_cu):
-    settings = PressureResponseSettings(pressures=(0.0,), num_per_target=1, phase_runs=1, phase_budget=6,
-                                        phase_batch=5)  # fmt: skip
-    res = run_pressure_response(FakeSampler(relaxed_cu, hit_at=7), ["Cu4"], settings, calculator=None,
-                                phases=KNOWN_PHASES[:1])  # fmt: skip
+    settings = PressureResponseSettings(
+        pressures=(0.0,), num_per_target=1, phase_runs=1, phase_budget=6, phase_batch=5
+    )
+    res = run_pressure_response(
+        FakeSampler(relaxed_cu, hit_at=7), ["Cu4"], settings, calculator=None, phases=KNOWN_PHASES[:1]
+    )
     (row,) = [r for r in res.phase_rows if r["source"] == "generated"]
     assert row["first_match"] == 0 and row["n_sampled"] == 6
     assert res.rows()[0]["status"] == "not_relaxed"
@@ -159,8 +172,9 @@ def test_the_journal_resumes_without_sampling_again(result):
     def broken(*_a, **_k):
         raise AssertionError("sampled again")
 
-    again = run_pressure_response(broken, ["Cu4"], settings, calculator=EMT(), phases=KNOWN_PHASES[:2],
-                                  journal=journal)  # fmt: skip
+    again = run_pressure_response(
+        broken, ["Cu4"], settings, calculator=EMT(), phases=KNOWN_PHASES[:2], journal=journal
+    )
     assert json.dumps(again.rows()) == json.dumps(res.rows())  # NaN-aware comparison
     assert again.phase_rows == res.phase_rows
     with pytest.raises(ValueError, match="other settings"):
@@ -170,8 +184,14 @@ def test_the_journal_resumes_without_sampling_again(result):
 def test_known_phases_are_what_they_claim():
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-    expected = {"NaCl-B1": (2, 225), "NaCl-B2": (2, 221), "Si-diamond": (2, 227), "Si-beta-tin": (2, 141),
-                "SiO2-quartz": (9, 154), "SiO2-stishovite": (6, 136)}  # fmt: skip
+    expected = {
+        "NaCl-B1": (2, 225),
+        "NaCl-B2": (2, 221),
+        "Si-diamond": (2, 227),
+        "Si-beta-tin": (2, 141),
+        "SiO2-quartz": (9, 154),
+        "SiO2-stishovite": (6, 136),
+    }
     targets = {t.id: t for t in known_phase_targets()}
     assert set(targets) == set(expected)
     for name, (n, sg) in expected.items():
@@ -197,10 +217,25 @@ def test_reference_trend_and_compositions_from_a_pressure_store(tmp_path):
     from xtal_data import CrystalRecord, CrystalStore
 
     records = []
-    for i, (z, a, p) in enumerate([(29, 3.61, 0.0), (29, 3.63, 0.0), (29, 3.40, 50.0), (13, 4.05, 0.0),
-                                   (13, 3.9, 50.0), (13, 3.0, 100.0)]):  # fmt: skip
-        records.append(CrystalRecord(id=f"x{i}", atomic_numbers=np.full(4, z), frac_coords=np.array(FCC, float),
-                                     lattice=np.eye(3) * a, pressure=p).validate())  # fmt: skip
+    for i, (z, a, p) in enumerate(
+        [
+            (29, 3.61, 0.0),
+            (29, 3.63, 0.0),
+            (29, 3.40, 50.0),
+            (13, 4.05, 0.0),
+            (13, 3.9, 50.0),
+            (13, 3.0, 100.0),
+        ]
+    ):
+        records.append(
+            CrystalRecord(
+                id=f"x{i}",
+                atomic_numbers=np.full(4, z),
+                frac_coords=np.array(FCC, float),
+                lattice=np.eye(3) * a,
+                pressure=p,
+            ).validate()
+        )
     path = str(tmp_path / "p.zarr")
     CrystalStore.create(path).append(records)
     ref = {(r.formula, r.pressure): r for r in reference_trend(path, max_pressure=50.0)}

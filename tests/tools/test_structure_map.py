@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 pytest.importorskip("pyxtal", reason="the random twins need pyxtal (xtal-tools dependency)")
-pytest.importorskip("sklearn", reason="the t-SNE embedding needs scikit-learn (extra xtal-tools[structure-map])")
+pytest.importorskip(
+    "sklearn", reason="the t-SNE embedding needs scikit-learn (extra xtal-tools[structure-map])"
+)
 
 from pymatgen.core import Lattice, Structure  # noqa: E402
 from xtal_tools.structure_map import (  # noqa: E402
@@ -36,14 +38,20 @@ class PressureCu:
         self.calls.append((formulas[0], p, num, seed))
         rng = np.random.default_rng(seed)
         a = 3.6 * (1 - 0.004 * p)
-        return [[None if (p == 25.0 and j == 0) else
-                 Structure(Lattice.cubic(a), ["Cu"] * 4, FCC + rng.normal(0, 0.01, (4, 3)))
-                 for j in range(num)]]  # fmt: skip
+        return [
+            [
+                None
+                if (p == 25.0 and j == 0)
+                else Structure(Lattice.cubic(a), ["Cu"] * 4, FCC + rng.normal(0, 0.01, (4, 3)))
+                for j in range(num)
+            ]
+        ]
 
 
 def _run(**kw):
-    settings = StructureMapSettings(pressures=(0.0, 25.0, 50.0), num_per_target=8, descriptor="rdf",
-                                    embedding="tsne", seed=3, **kw)  # fmt: skip
+    settings = StructureMapSettings(
+        pressures=(0.0, 25.0, 50.0), num_per_target=8, descriptor="rdf", embedding="tsne", seed=3, **kw
+    )
     return run_structure_map(PressureCu(), ["Cu4"], settings, volumes={("Cu4", 25.0): 40.0})
 
 
@@ -70,7 +78,9 @@ def test_rows_and_statistics(result):
 
 def test_pressure_agreement_falls_to_chance_when_pressure_is_ignored():
     rng = np.random.default_rng(0)
-    rows = [{"formula": "A", "source": "generated", "pressure_GPa": float(p)} for p in np.repeat([0, 10, 20], 10)]
+    rows = [
+        {"formula": "A", "source": "generated", "pressure_GPa": float(p)} for p in np.repeat([0, 10, 20], 10)
+    ]
     x = rng.normal(size=(30, 4))  # descriptors unrelated to the pressure
     st = map_stats(rows, x, k=5)
     assert st["pressure_neighbour_chance"] == pytest.approx(9 / 29)
@@ -81,8 +91,9 @@ def test_pressure_agreement_falls_to_chance_when_pressure_is_ignored():
 
 def test_seeded_and_reproducible(result):
     again = _run()
-    assert [(r["x"], r["y"]) for r in again.rows] == pytest.approx([(r["x"], r["y"]) for r in result.rows],
-                                                                    nan_ok=True)  # fmt: skip
+    assert [(r["x"], r["y"]) for r in again.rows] == pytest.approx(
+        [(r["x"], r["y"]) for r in result.rows], nan_ok=True
+    )
     other = _run(random_twins=False)
     assert {r["source"] for r in other.rows} == {"generated"}
 
@@ -102,8 +113,11 @@ def test_soap_descriptor_and_umap_when_installed():
     s = StructureMapSettings(descriptor="soap", r_cut=4.0, n_max=2, l_max=1)
     a = Structure(Lattice.cubic(3.6), ["Cu"] * 4, FCC)
     b = a.copy()
-    b.apply_operation(__import__("pymatgen.core.operations", fromlist=["x"]).SymmOp.from_axis_angle_and_translation(
-        [1, 1, 0], 33.0))  # rotated copy: same SOAP
+    b.apply_operation(
+        __import__("pymatgen.core.operations", fromlist=["x"]).SymmOp.from_axis_angle_and_translation(
+            [1, 1, 0], 33.0
+        )
+    )  # rotated copy: same SOAP
     c = Structure(Lattice.cubic(3.0), ["Cu"] * 4, FCC)
     x = describe([a, b, c], s)
     assert x.shape[0] == 3 and np.allclose(x[0], x[1], atol=1e-6) and not np.allclose(x[0], x[2], atol=1e-3)

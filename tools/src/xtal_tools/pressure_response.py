@@ -120,9 +120,11 @@ class KnownPhase:
         from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
         conv = Structure.from_spacegroup(
-            self.space_group, Lattice.from_parameters(*self.lattice), list(self.species),
+            self.space_group,
+            Lattice.from_parameters(*self.lattice),
+            list(self.species),
             [list(s) for s in self.sites],
-        )  # fmt: skip
+        )
         return SpacegroupAnalyzer(conv, symprec=0.01).get_primitive_standard_structure()
 
     def target(self) -> BenchTarget:
@@ -133,19 +135,61 @@ class KnownPhase:
 # at roughly the pressure given). Only the shape matters for matching (the matcher scales volumes); the
 # volume is what the random searcher is given.
 KNOWN_PHASES: tuple[KnownPhase, ...] = (
-    KnownPhase("NaCl-B1", "Fm-3m", (5.64, 5.64, 5.64, 90, 90, 90), ("Na", "Cl"),
-               ((0, 0, 0), (0.5, 0.5, 0.5)), 0.0, "rock salt, stable below about 30 GPa"),
-    KnownPhase("NaCl-B2", "Pm-3m", (3.12, 3.12, 3.12, 90, 90, 90), ("Na", "Cl"),
-               ((0, 0, 0), (0.5, 0.5, 0.5)), 40.0, "CsCl type, stable above about 30 GPa"),
-    KnownPhase("Si-diamond", "Fd-3m", (5.431, 5.431, 5.431, 90, 90, 90), ("Si",), ((0, 0, 0),),
-               0.0, "cubic diamond, stable below about 11 GPa"),
-    KnownPhase("Si-beta-tin", 141, (4.686, 4.686, 2.585, 90, 90, 90), ("Si",), ((0, 0, 0),),
-               12.0, "I4_1/amd, stable from about 11 to 13 GPa"),
-    KnownPhase("SiO2-quartz", 154, (4.913, 4.913, 5.405, 90, 90, 120), ("Si", "O"),
-               ((0.4697, 0, 2 / 3), (0.4135, 0.2669, 0.7858)), 0.0, "alpha-quartz P3_221, 9 atoms"),
-    KnownPhase("SiO2-stishovite", 136, (4.177, 4.177, 2.666, 90, 90, 90), ("Si", "O"),
-               ((0, 0, 0), (0.3062, 0.3062, 0)), 15.0, "rutile type, stable above about 8-10 GPa"),
-)  # fmt: skip
+    KnownPhase(
+        "NaCl-B1",
+        "Fm-3m",
+        (5.64, 5.64, 5.64, 90, 90, 90),
+        ("Na", "Cl"),
+        ((0, 0, 0), (0.5, 0.5, 0.5)),
+        0.0,
+        "rock salt, stable below about 30 GPa",
+    ),
+    KnownPhase(
+        "NaCl-B2",
+        "Pm-3m",
+        (3.12, 3.12, 3.12, 90, 90, 90),
+        ("Na", "Cl"),
+        ((0, 0, 0), (0.5, 0.5, 0.5)),
+        40.0,
+        "CsCl type, stable above about 30 GPa",
+    ),
+    KnownPhase(
+        "Si-diamond",
+        "Fd-3m",
+        (5.431, 5.431, 5.431, 90, 90, 90),
+        ("Si",),
+        ((0, 0, 0),),
+        0.0,
+        "cubic diamond, stable below about 11 GPa",
+    ),
+    KnownPhase(
+        "Si-beta-tin",
+        141,
+        (4.686, 4.686, 2.585, 90, 90, 90),
+        ("Si",),
+        ((0, 0, 0),),
+        12.0,
+        "I4_1/amd, stable from about 11 to 13 GPa",
+    ),
+    KnownPhase(
+        "SiO2-quartz",
+        154,
+        (4.913, 4.913, 5.405, 90, 90, 120),
+        ("Si", "O"),
+        ((0.4697, 0, 2 / 3), (0.4135, 0.2669, 0.7858)),
+        0.0,
+        "alpha-quartz P3_221, 9 atoms",
+    ),
+    KnownPhase(
+        "SiO2-stishovite",
+        136,
+        (4.177, 4.177, 2.666, 90, 90, 90),
+        ("Si", "O"),
+        ((0, 0, 0), (0.3062, 0.3062, 0)),
+        15.0,
+        "rutile type, stable above about 8-10 GPa",
+    ),
+)
 
 
 def known_phase_targets(ids: Sequence[str] | None = None) -> list[BenchTarget]:
@@ -220,14 +264,18 @@ def reference_trend(
         cells.setdefault(key, _cell_formula(numbers))
         vol = abs(float(np.linalg.det(arrays.lattice[c]))) / len(numbers)
         groups[(key, float(arrays.pressure[c]))].append(vol)
-    return [
-        ReferencePoint(f, cells[f], p, float(np.mean(v)), len(v)) for (f, p), v in sorted(groups.items())
-    ]
+    return [ReferencePoint(f, cells[f], p, float(np.mean(v)), len(v)) for (f, p), v in sorted(groups.items())]
 
 
 def store_compositions(
-    data: str, *, limit: int, max_atoms: int = 8, pressures: Sequence[float] = (0.0, 25.0, 50.0),
-    seed: int = 0, max_compression: float = 0.5, elements: Sequence[int] | None = None,
+    data: str,
+    *,
+    limit: int,
+    max_atoms: int = 8,
+    pressures: Sequence[float] = (0.0, 25.0, 50.0),
+    seed: int = 0,
+    max_compression: float = 0.5,
+    elements: Sequence[int] | None = None,
 ) -> list[str]:
     """``limit`` cell formulas of a pressure store, drawn in a seeded random order, that have a structure
     at every one of ``pressures`` (GPa), at most ``max_atoms`` atoms, only ``elements`` (atomic numbers;
@@ -236,7 +284,7 @@ def store_compositions(
 
     Raises:
         ValueError: fewer than ``limit`` compositions qualify.
-    """  # fmt: skip
+    """
     from ase.data import atomic_numbers
 
     from xtal_tools.baselines import parse_cell_formula
@@ -247,7 +295,7 @@ def store_compositions(
         by_formula[r.formula][r.pressure] = r
     allowed = None if elements is None else {int(z) for z in elements}
     ok = []
-    for f, pts in by_formula.items():
+    for pts in by_formula.values():
         if not all(p in pts for p in pressures):
             continue
         comp = parse_cell_formula(pts[pressures[0]].cell_formula)
@@ -288,8 +336,11 @@ class RandomSampler:
             group = []
             for j in range(num):
                 try:
-                    group.append(make(f, volume, seed=derived_seed(seed, j),
-                                      min_distance_scale=self.min_distance_scale))  # fmt: skip
+                    group.append(
+                        make(
+                            f, volume, seed=derived_seed(seed, j), min_distance_scale=self.min_distance_scale
+                        )
+                    )
                 except (RandomStructureError, ValueError):
                     group.append(None)
             out.append(group)
@@ -340,17 +391,28 @@ def _group_rows(sampler, formula: str, i: int, k: int, p: float, settings, calcu
     for j, gen in enumerate(group):
         volume = gen.volume if gen is not None else ref_volume
         twin_seed = derived_seed(settings.seed, 1, i, k, j)
-        twin, why = (None, "no reference volume") if volume is None else _make_random(
-            "pyxtal", formula, volume, twin_seed, settings.min_distance_scale)  # fmt: skip
+        twin, why = (
+            (None, "no reference volume")
+            if volume is None
+            else _make_random("pyxtal", formula, volume, twin_seed, settings.min_distance_scale)
+        )
         for source, s, reason, seed in (
             ("generated", gen, "invalid cell from the model", settings.seed),
             ("pyxtal", twin, why, twin_seed),
         ):
-            row = {"id": f"{source}/{formula}/{p:g}/{j}", "source": source, "formula": formula,
-                   "n_atoms": n_atoms, "pressure_GPa": float(p), "sample": j, "seed": seed,
-                   "volume_from": "generated" if gen is not None else "reference",
-                   "initial_volume_per_atom_A3": (s.volume / n_atoms) if s is not None else math.nan,
-                   **_EMPTY, "final_volume_per_atom_A3": math.nan}  # fmt: skip
+            row = {
+                "id": f"{source}/{formula}/{p:g}/{j}",
+                "source": source,
+                "formula": formula,
+                "n_atoms": n_atoms,
+                "pressure_GPa": float(p),
+                "sample": j,
+                "seed": seed,
+                "volume_from": "generated" if gen is not None else "reference",
+                "initial_volume_per_atom_A3": (s.volume / n_atoms) if s is not None else math.nan,
+                **_EMPTY,
+                "final_volume_per_atom_A3": math.nan,
+            }
             if s is None:
                 row.update(status="not_made", reason=reason)
             elif calculator is None:
@@ -391,8 +453,8 @@ def run_pressure_response(
     from pymatgen.core import Composition
 
     from xtal_tools.baselines import parse_cell_formula
-    from xtal_tools.bench.known_phase import KnownPhaseSettings, search_run
     from xtal_tools.bench._common import Relaxer
+    from xtal_tools.bench.known_phase import KnownPhaseSettings, search_run
 
     for f in formulas:
         parse_cell_formula(f)
@@ -408,8 +470,9 @@ def run_pressure_response(
             key = ("group", f, float(p))
             if key not in book.done:
                 v = ref_vol.get((red, float(p)))
-                group = _group_rows(sampler, f, i, k, float(p), settings, calculator,
-                                    None if v is None else v * n_atoms)  # fmt: skip
+                group = _group_rows(
+                    sampler, f, i, k, float(p), settings, calculator, None if v is None else v * n_atoms
+                )
                 book.add(key, group)
                 log(f"{f} at {p:g} GPa: {len(group)} rows")
             rows.extend(book.done[key])
@@ -418,13 +481,20 @@ def run_pressure_response(
     phase_rows: list[dict] = []
     if targets:
         t1 = time.perf_counter()
-        kp = KnownPhaseSettings(runs=settings.phase_runs, budget=settings.phase_budget,
-                                batch=settings.phase_batch, seed=settings.seed, preset=settings.preset)  # fmt: skip
+        kp = KnownPhaseSettings(
+            runs=settings.phase_runs,
+            budget=settings.phase_budget,
+            batch=settings.phase_batch,
+            seed=settings.seed,
+            preset=settings.preset,
+        )
         searchers = {
             "generated": sampler,
-            "pyxtal": RandomSampler({(t.formula, float(t.pressure)): t.structure.volume for t in targets},
-                                    min_distance_scale=settings.min_distance_scale),
-        }  # fmt: skip
+            "pyxtal": RandomSampler(
+                {(t.formula, float(t.pressure)): t.structure.volume for t in targets},
+                min_distance_scale=settings.min_distance_scale,
+            ),
+        }
         relaxer = None
         if settings.relax_phases:
             if calculator is None:
@@ -439,11 +509,20 @@ def run_pressure_response(
                         book.add(key, asdict(run))
                         log(f"{t.id} {source} run {r}: first match {run.first_match}")
                     run = book.done[key]
-                    phase_rows.append({"id": t.id, "formula": t.formula, "n_atoms": t.num_atoms,
-                                       "pressure_GPa": float(t.pressure), "source": source, **run})  # fmt: skip
+                    phase_rows.append(
+                        {
+                            "id": t.id,
+                            "formula": t.formula,
+                            "n_atoms": t.num_atoms,
+                            "pressure_GPa": float(t.pressure),
+                            "source": source,
+                            **run,
+                        }
+                    )
         seconds["known_phases"] = time.perf_counter() - t1
-    return PressureResponseResult(rows, [asdict(r) for r in reference if _wanted(r, formulas)], phase_rows,
-                                  settings, seconds)  # fmt: skip
+    return PressureResponseResult(
+        rows, [asdict(r) for r in reference if _wanted(r, formulas)], phase_rows, settings, seconds
+    )
 
 
 def _wanted(r: ReferencePoint, formulas: Sequence[str]) -> bool:
@@ -496,19 +575,25 @@ class PressureResponseResult:
             gen = [r for r in self.structure_rows if r["formula"] == f and r["source"] == "generated"]
             v0 = {p: [r["initial_volume_per_atom_A3"] for r in gen if r["pressure_GPa"] == p] for p in ps}
             v1 = {p: [r["final_volume_per_atom_A3"] for r in gen if r["pressure_GPa"] == p] for p in ps}
-            ref = sorted((r["pressure"], r["volume_per_atom"]) for r in self.reference
-                         if r["formula"] == red and min(ps) <= r["pressure"] <= max(ps))  # fmt: skip
+            ref = sorted(
+                (r["pressure"], r["volume_per_atom"])
+                for r in self.reference
+                if r["formula"] == red and min(ps) <= r["pressure"] <= max(ps)
+            )
             mean = [_stat(v0[p], np.mean) for p in ps]
             out[f] = {
-                "reduced_formula": red, "requested_GPa": ps,
+                "reduced_formula": red,
+                "requested_GPa": ps,
                 "n_valid": [sum(math.isfinite(x) for x in v0[p]) for p in ps],
-                "generated_mean": mean, "generated_std": [_stat(v0[p], np.std) for p in ps],
+                "generated_mean": mean,
+                "generated_std": [_stat(v0[p], np.std) for p in ps],
                 "relaxed_generated_mean": [_stat(v1[p], np.mean) for p in ps],
-                "reference_GPa": [p for p, _ in ref], "reference": [v for _, v in ref],
-                "slope_generated": _slope(ps, mean), "slope_relaxed_generated":
-                    _slope(ps, [_stat(v1[p], np.mean) for p in ps]),
+                "reference_GPa": [p for p, _ in ref],
+                "reference": [v for _, v in ref],
+                "slope_generated": _slope(ps, mean),
+                "slope_relaxed_generated": _slope(ps, [_stat(v1[p], np.mean) for p in ps]),
                 "slope_reference": _slope([p for p, _ in ref], [v for _, v in ref]),
-            }  # fmt: skip
+            }
         return out
 
     def relaxation_summary(self) -> dict:
@@ -521,17 +606,22 @@ class PressureResponseResult:
                 rs = [r for r in self.structure_rows if r["source"] == source and r["pressure_GPa"] == p]
                 ok = [r for r in rs if r["status"] == "relaxed"]
                 out[source][f"{p:g}"] = {
-                    "n": len(rs), "n_made": sum(r["status"] != "not_made" for r in rs), "n_relaxed": len(ok),
+                    "n": len(rs),
+                    "n_made": sum(r["status"] != "not_made" for r in rs),
+                    "n_relaxed": len(ok),
                     "convergence_rate": (sum(r["converged"] for r in rs) / len(rs)) if rs else None,
                     "mean_steps": _stat([r["steps"] for r in ok], np.mean),
                     "median_steps": _stat([r["steps"] for r in ok], np.median),
                     "mean_rmsd_A": _stat([r["rmsd_A"] for r in ok], np.mean),
                     "median_rmsd_A": _stat([r["rmsd_A"] for r in ok], np.median),
                     "median_initial_pressure_GPa": _stat([r["initial_pressure_GPa"] for r in ok], np.median),
-                    "median_abs_initial_minus_requested_GPa":
-                        _stat([abs(r["initial_pressure_GPa"] - p) for r in ok], np.median),
-                    "mean_relaxed_volume_per_atom_A3": _stat([r["final_volume_per_atom_A3"] for r in ok], np.mean),
-                }  # fmt: skip
+                    "median_abs_initial_minus_requested_GPa": _stat(
+                        [abs(r["initial_pressure_GPa"] - p) for r in ok], np.median
+                    ),
+                    "mean_relaxed_volume_per_atom_A3": _stat(
+                        [r["final_volume_per_atom_A3"] for r in ok], np.mean
+                    ),
+                }
         return out
 
     def phase_summary(self) -> dict:
@@ -544,21 +634,27 @@ class PressureResponseResult:
             s["samplings_drawn"] += r["n_sampled"]
             s["invalid"] += r["n_invalid"]
         for ph in out.values():
-            for key, s in ph.items():
+            for s in ph.values():
                 if isinstance(s, dict):
                     hits = [x for x in s["first_match_per_run"] if x > 0]
-                    s.update(successes=len(hits), runs=len(s["first_match_per_run"]),
-                             success_count=f"{len(hits)}/{len(s['first_match_per_run'])}",
-                             mean_samplings=finite(float(np.mean(hits))) if hits else None)  # fmt: skip
+                    s.update(
+                        successes=len(hits),
+                        runs=len(s["first_match_per_run"]),
+                        success_count=f"{len(hits)}/{len(s['first_match_per_run'])}",
+                        mean_samplings=finite(float(np.mean(hits))) if hits else None,
+                    )
         return out
 
     def summary(self) -> dict:
         """Everything above, JSON-ready (NaN becomes None), with settings and seconds."""
         return {
-            "settings": self.settings.as_dict(), "seconds": dict(self.seconds),
-            "n_structures": len(self.structure_rows), "volume": self.volume_summary(),
-            "relaxation": self.relaxation_summary(), "known_phases": self.phase_summary(),
-        }  # fmt: skip
+            "settings": self.settings.as_dict(),
+            "seconds": dict(self.seconds),
+            "n_structures": len(self.structure_rows),
+            "volume": self.volume_summary(),
+            "relaxation": self.relaxation_summary(),
+            "known_phases": self.phase_summary(),
+        }
 
     # -- outputs
     def plot(self, path: str | Path) -> Path:
@@ -580,7 +676,9 @@ class PressureResponseResult:
                     w.writerows(rows)
         self.plot(out / "pressure_response.png")
         summary = {**self.summary(), **(meta or {})}
-        (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False, default=_json_default))
+        (out / "summary.json").write_text(
+            json.dumps(summary, indent=2, allow_nan=False, default=_json_default)
+        )
         return summary
 
 
@@ -604,24 +702,45 @@ def _plot(result: PressureResponseResult, path: Path) -> Path:
         ax.plot(ps, yr, color=col, marker="^", ls=":", label=f"{f} generated, relaxed")
         if v["reference"]:
             ax.plot(v["reference_GPa"], v["reference"], color=col, marker="s", ls="--", label=f"{f} data")
-    ax.set(xlabel="requested pressure (GPa)", ylabel="volume per atom (Å$^3$)",
-           title="(a) volume per atom: generated (o), relaxed (^), data (s)")  # fmt: skip
+    ax.set(
+        xlabel="requested pressure (GPa)",
+        ylabel="volume per atom (Å$^3$)",
+        title="(a) volume per atom: generated (o), relaxed (^), data (s)",
+    )
     ax.legend(fontsize=6, ncol=2)
     rows = [r for r in result.structure_rows if r["status"] == "relaxed"]
-    panels = [(axes[0, 1], "rmsd_A", "RMSD initial to relaxed (Å)", "(b) how far samples move"),
-              (axes[0, 2], "steps", "ionic steps", "(c) ionic steps"),
-              (axes[1, 0], "initial_pressure_GPa", "pressure of the unrelaxed cell (GPa)",
-               "(d) initial pressure vs requested")]  # fmt: skip
+    panels = [
+        (axes[0, 1], "rmsd_A", "RMSD initial to relaxed (Å)", "(b) how far samples move"),
+        (axes[0, 2], "steps", "ionic steps", "(c) ionic steps"),
+        (
+            axes[1, 0],
+            "initial_pressure_GPa",
+            "pressure of the unrelaxed cell (GPa)",
+            "(d) initial pressure vs requested",
+        ),
+    ]
     width = 0.35 * (min(np.diff(ps)) if len(ps) > 1 else 1.0)
     for ax, key, label, title in panels:
         for s_i, (source, col) in enumerate((("generated", "C0"), ("pyxtal", "0.5"))):
-            data = [[r[key] for r in rows if r["source"] == source and r["pressure_GPa"] == p
-                     and math.isfinite(r[key])] for p in ps]  # fmt: skip
+            data = [
+                [
+                    r[key]
+                    for r in rows
+                    if r["source"] == source and r["pressure_GPa"] == p and math.isfinite(r[key])
+                ]
+                for p in ps
+            ]
             pos = [p + (s_i - 0.5) * width for p in ps]
             keep = [(d, x) for d, x in zip(data, pos, strict=True) if d]
             if keep:
-                bp = ax.boxplot([d for d, _ in keep], positions=[x for _, x in keep], widths=width * 0.9,
-                                showfliers=False, patch_artist=True, manage_ticks=False)  # fmt: skip
+                bp = ax.boxplot(
+                    [d for d, _ in keep],
+                    positions=[x for _, x in keep],
+                    widths=width * 0.9,
+                    showfliers=False,
+                    patch_artist=True,
+                    manage_ticks=False,
+                )
                 for b in bp["boxes"]:
                     b.set(facecolor=col, alpha=0.5)
             ax.plot([], [], color=col, lw=6, alpha=0.5, label=source)
@@ -634,8 +753,12 @@ def _plot(result: PressureResponseResult, path: Path) -> Path:
     for s_i, (source, col) in enumerate((("generated", "C0"), ("pyxtal", "0.5"))):
         rates = [rel[source][f"{p:g}"]["convergence_rate"] or 0.0 for p in ps]
         ax.bar([p + (s_i - 0.5) * width for p in ps], rates, width=width * 0.9, color=col, label=source)
-    ax.set(xlabel="requested pressure (GPa)", ylabel="converged / asked for", ylim=(0, 1.05),
-           title=f"(e) convergence within {result.settings.relax.max_steps} steps")  # fmt: skip
+    ax.set(
+        xlabel="requested pressure (GPa)",
+        ylabel="converged / asked for",
+        ylim=(0, 1.05),
+        title=f"(e) convergence within {result.settings.relax.max_steps} steps",
+    )
     ax.set_xticks(ps)
     ax.legend(fontsize=7)
     ax = axes[1, 2]
@@ -644,16 +767,30 @@ def _plot(result: PressureResponseResult, path: Path) -> Path:
     for s_i, (source, col) in enumerate((("generated", "C0"), ("pyxtal", "0.5"))):
         xs = np.arange(len(phases)) + (s_i - 0.5) * 0.4
         vals = [(ph.get(source) or {}).get("mean_samplings") for ph in phases.values()]
-        ax.bar(xs, [budget * 1.05 if v is None else v for v in vals], width=0.38, color=col, label=source,
-               hatch=None)  # fmt: skip
+        ax.bar(
+            xs,
+            [budget * 1.05 if v is None else v for v in vals],
+            width=0.38,
+            color=col,
+            label=source,
+            hatch=None,
+        )
         for x, v, ph in zip(xs, vals, phases.values(), strict=True):
-            ax.text(x, (budget * 1.05 if v is None else v), (ph.get(source) or {}).get("success_count", ""),
-                    ha="center", va="bottom", fontsize=7)  # fmt: skip
+            ax.text(
+                x,
+                (budget * 1.05 if v is None else v),
+                (ph.get(source) or {}).get("success_count", ""),
+                ha="center",
+                va="bottom",
+                fontsize=7,
+            )
     ax.axhline(budget, color="k", ls=":", lw=1)
     ax.set_xticks(np.arange(len(phases)))
     ax.set_xticklabels([f"{k}\n{v['pressure_GPa']:g} GPa" for k, v in phases.items()], fontsize=7)
-    ax.set(ylabel="mean samplings to first match",
-           title=f"(f) known phases, budget {budget}\n(bar above the line: never found; label: runs found)")
+    ax.set(
+        ylabel="mean samplings to first match",
+        title=f"(f) known phases, budget {budget}\n(bar above the line: never found; label: runs found)",
+    )
     ax.legend(fontsize=7)
     write_png(fig, path)
     plt.close(fig)

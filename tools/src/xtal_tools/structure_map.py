@@ -99,8 +99,15 @@ def _soap(structures: Sequence, species: Sequence[str], s: StructureMapSettings)
         raise ImportError(f"the SOAP descriptor needs DScribe: {_HINT.format(pkg='dscribe')}") from None
     from pymatgen.io.ase import AseAtomsAdaptor
 
-    soap = SOAP(species=sorted(set(species)), periodic=True, r_cut=s.r_cut, n_max=s.n_max, l_max=s.l_max,
-                sigma=s.sigma, average="inner")  # fmt: skip
+    soap = SOAP(
+        species=sorted(set(species)),
+        periodic=True,
+        r_cut=s.r_cut,
+        n_max=s.n_max,
+        l_max=s.l_max,
+        sigma=s.sigma,
+        average="inner",
+    )
     return np.stack([soap.create(AseAtomsAdaptor.get_atoms(x)) for x in structures])  # (C, D)
 
 
@@ -145,14 +152,23 @@ def embed(x: np.ndarray, settings: StructureMapSettings) -> np.ndarray:
         try:
             import umap
         except ImportError:
-            raise ImportError(f"the UMAP embedding needs umap-learn: {_HINT.format(pkg='umap-learn')}") from None
-        reducer = umap.UMAP(n_components=2, n_neighbors=min(settings.umap_neighbours, n - 1),
-                            min_dist=settings.umap_min_dist, random_state=settings.seed, n_jobs=1)  # fmt: skip
+            raise ImportError(
+                f"the UMAP embedding needs umap-learn: {_HINT.format(pkg='umap-learn')}"
+            ) from None
+        reducer = umap.UMAP(
+            n_components=2,
+            n_neighbors=min(settings.umap_neighbours, n - 1),
+            min_dist=settings.umap_min_dist,
+            random_state=settings.seed,
+            n_jobs=1,
+        )
         return np.asarray(reducer.fit_transform(z), dtype=np.float64)
     try:
         from sklearn.manifold import TSNE
     except ImportError:
-        raise ImportError(f"the t-SNE embedding needs scikit-learn: {_HINT.format(pkg='scikit-learn')}") from None
+        raise ImportError(
+            f"the t-SNE embedding needs scikit-learn: {_HINT.format(pkg='scikit-learn')}"
+        ) from None
     perplexity = min(settings.perplexity, max((n - 1) / 3.0, 1.0))
     tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=settings.seed)
     return np.asarray(tsne.fit_transform(z), dtype=np.float64)
@@ -178,8 +194,12 @@ class StructureMapResult:
             c = counts.setdefault(r["source"], {"n": 0, "n_made": 0})
             c["n"] += 1
             c["n_made"] += r["status"] == "made"
-        return {"settings": {**asdict(self.settings), "pressures": list(self.settings.pressures)},
-                "counts": counts, "stats": self.stats, "seconds": dict(self.seconds)}  # fmt: skip
+        return {
+            "settings": {**asdict(self.settings), "pressures": list(self.settings.pressures)},
+            "counts": counts,
+            "stats": self.stats,
+            "seconds": dict(self.seconds),
+        }
 
     def write_csv(self, path: str | Path) -> Path:
         path = Path(path)
@@ -208,20 +228,44 @@ class StructureMapResult:
         for f in formulas:
             rnd = [r for r in made if r["source"] == "pyxtal" and r["formula"] == f]
             gen = [r for r in made if r["source"] == "generated" and r["formula"] == f]
-            ax.scatter([r["x"] for r in rnd], [r["y"] for r in rnd], c="0.7", s=18, marker=markers[f],
-                       label=f"{f} random (PyXtal)")  # fmt: skip
-            sc = ax.scatter([r["x"] for r in gen], [r["y"] for r in gen], c=[r["pressure_GPa"] for r in gen],
-                            cmap="viridis", vmin=min(ps), vmax=max(ps) if max(ps) > min(ps) else min(ps) + 1,
-                            s=22, marker=markers[f], edgecolors="k", linewidths=0.3, label=f"{f} generated")  # fmt: skip
+            ax.scatter(
+                [r["x"] for r in rnd],
+                [r["y"] for r in rnd],
+                c="0.7",
+                s=18,
+                marker=markers[f],
+                label=f"{f} random (PyXtal)",
+            )
+            sc = ax.scatter(
+                [r["x"] for r in gen],
+                [r["y"] for r in gen],
+                c=[r["pressure_GPa"] for r in gen],
+                cmap="viridis",
+                vmin=min(ps),
+                vmax=max(ps) if max(ps) > min(ps) else min(ps) + 1,
+                s=22,
+                marker=markers[f],
+                edgecolors="k",
+                linewidths=0.3,
+                label=f"{f} generated",
+            )
         for r in (r for r in made if r["source"] == "landmark"):
             ax.scatter([r["x"]], [r["y"]], marker="*", s=260, c="red", edgecolors="k", zorder=5)
-            ax.annotate(f"{r['id']} ({r['pressure_GPa']:g} GPa)", (r["x"], r["y"]), fontsize=8,
-                        xytext=(5, 5), textcoords="offset points")  # fmt: skip
+            ax.annotate(
+                f"{r['id']} ({r['pressure_GPa']:g} GPa)",
+                (r["x"], r["y"]),
+                fontsize=8,
+                xytext=(5, 5),
+                textcoords="offset points",
+            )
         if sc is not None:
             fig.colorbar(sc, ax=ax, label="requested pressure (GPa)")
         s = self.settings
-        ax.set(xlabel=f"{s.embedding} 1", ylabel=f"{s.embedding} 2",
-               title=f"{s.descriptor.upper()} + {s.embedding}: generated (colour) vs random (grey)")  # fmt: skip
+        ax.set(
+            xlabel=f"{s.embedding} 1",
+            ylabel=f"{s.embedding} 2",
+            title=f"{s.descriptor.upper()} + {s.embedding}: generated (colour) vs random (grey)",
+        )
         ax.legend(fontsize=7, loc="best")
         path = Path(path)
         write_png(fig, path)
@@ -229,7 +273,7 @@ class StructureMapResult:
         return path
 
     def write(self, out_dir: str | Path, *, meta: dict | None = None) -> dict:
-        """``structure_map.png``, ``structure_map.csv`` and ``summary.json`` (with ``meta``) in ``out_dir``."""
+        """Write ``structure_map.png``, ``structure_map.csv`` and ``summary.json`` (with ``meta``)."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         self.write_csv(out / "structure_map.csv")
@@ -266,11 +310,15 @@ def map_stats(rows: Sequence[dict], x: np.ndarray, k: int) -> dict:
             agree.append(float((p[nn] == p[:, None]).mean()))
             same = np.array([(p == q).sum() - 1 for q in p])
             chance.append(float((same / (len(p) - 1)).mean()))
-    return {"spread": spread, "spread_mean": {s: finite(float(np.mean([v for v in d.values() if v is not None])))
-                                              for s, d in spread.items()},
-            "pressure_neighbour_agreement": finite(float(np.mean(agree))) if agree else None,
-            "pressure_neighbour_chance": finite(float(np.mean(chance))) if chance else None,
-            "neighbours": k}  # fmt: skip
+    return {
+        "spread": spread,
+        "spread_mean": {
+            s: finite(float(np.mean([v for v in d.values() if v is not None]))) for s, d in spread.items()
+        },
+        "pressure_neighbour_agreement": finite(float(np.mean(agree))) if agree else None,
+        "pressure_neighbour_chance": finite(float(np.mean(chance))) if chance else None,
+        "neighbours": k,
+    }
 
 
 def run_structure_map(
@@ -304,26 +352,49 @@ def run_structure_map(
     for i, f in enumerate(formulas):
         n_atoms = sum(n for _, n in parse_cell_formula(f))
         for k, p in enumerate(settings.pressures):
-            (group,) = sampler([f], [p], num=settings.num_per_target, seed=derived_seed(settings.seed, 0, i, k))
+            (group,) = sampler(
+                [f], [p], num=settings.num_per_target, seed=derived_seed(settings.seed, 0, i, k)
+            )
             for j, gen in enumerate(group):
                 volume = gen.volume if gen is not None else (volumes or {}).get((f, float(p)))
                 todo = [("generated", gen, "invalid cell from the model", settings.seed)]
                 if settings.random_twins:
                     seed = derived_seed(settings.seed, 1, i, k, j)
-                    twin, why = (None, "no volume") if volume is None else _make_random(
-                        "pyxtal", f, volume, seed, settings.min_distance_scale)  # fmt: skip
+                    twin, why = (
+                        (None, "no volume")
+                        if volume is None
+                        else _make_random("pyxtal", f, volume, seed, settings.min_distance_scale)
+                    )
                     todo.append(("pyxtal", twin, why, seed))
                 for source, s, why, seed in todo:
-                    rows.append({"id": f"{source}/{f}/{p:g}/{j}", "source": source, "formula": f,
-                                 "pressure_GPa": float(p), "sample": j, "seed": seed,
-                                 "volume_per_atom_A3": s.volume / n_atoms if s is not None else math.nan,
-                                 "status": "made" if s is not None else "not_made",
-                                 "reason": "" if s is not None else why})  # fmt: skip
+                    rows.append(
+                        {
+                            "id": f"{source}/{f}/{p:g}/{j}",
+                            "source": source,
+                            "formula": f,
+                            "pressure_GPa": float(p),
+                            "sample": j,
+                            "seed": seed,
+                            "volume_per_atom_A3": s.volume / n_atoms if s is not None else math.nan,
+                            "status": "made" if s is not None else "not_made",
+                            "reason": "" if s is not None else why,
+                        }
+                    )
                     structures.append(s)
     for t in landmarks:
-        rows.append({"id": t.id, "source": "landmark", "formula": t.formula, "pressure_GPa": float(t.pressure),
-                     "sample": 0, "seed": 0, "volume_per_atom_A3": t.structure.volume / len(t.structure),
-                     "status": "made", "reason": ""})  # fmt: skip
+        rows.append(
+            {
+                "id": t.id,
+                "source": "landmark",
+                "formula": t.formula,
+                "pressure_GPa": float(t.pressure),
+                "sample": 0,
+                "seed": 0,
+                "volume_per_atom_A3": t.structure.volume / len(t.structure),
+                "status": "made",
+                "reason": "",
+            }
+        )
         structures.append(t.structure)
     seconds = {"make": time.perf_counter() - t0}
     made = [i for i, s in enumerate(structures) if s is not None]
@@ -351,4 +422,6 @@ def _check_dependencies(settings: StructureMapSettings) -> None:
     emb = {"umap": ("umap", "umap-learn"), "tsne": ("sklearn", "scikit-learn")}[settings.embedding]
     for mod, pkg in [x for x in (need, emb) if x]:
         if importlib.util.find_spec(mod) is None:
-            raise ImportError(f"{settings.descriptor}/{settings.embedding} needs {pkg}: {_HINT.format(pkg=pkg)}")
+            raise ImportError(
+                f"{settings.descriptor}/{settings.embedding} needs {pkg}: {_HINT.format(pkg=pkg)}"
+            )
