@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     ap.add_argument("--checkpoint", type=Path, default=DEFAULT_MODEL)
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument(
-        "--formulas", default=None, help="comma-separated cell formulas (default: drawn from --data)"
+        "--formulas", default=None, help="comma-separated cell formulas, or none (default: drawn from --data)"
     )
     ap.add_argument("--limit", type=int, default=3)
     ap.add_argument("--max-atoms", type=int, default=4)
@@ -71,7 +71,9 @@ def main(argv=None) -> int:
     model = load_checkpoint(args.checkpoint).eval()
     trained = getattr(model, "trained_on", None) or {}
     pressures = tuple(float(x) for x in args.pressures.split(","))
-    if args.formulas:
+    if args.formulas == "none":  # known phases only
+        formulas = []
+    elif args.formulas:
         formulas = args.formulas.split(",")
     else:
         formulas = store_compositions(
@@ -82,7 +84,9 @@ def main(argv=None) -> int:
             seed=args.seed,
             elements=trained.get("elements"),
         )
-    reference = reference_trend(args.data, formulas=formulas, max_pressure=max(pressures))
+    reference = (
+        [] if not formulas else reference_trend(args.data, formulas=formulas, max_pressure=max(pressures))
+    )
     phases = (
         []
         if args.phases == "none"
