@@ -45,6 +45,12 @@ def main(argv=None) -> int:
     ap.add_argument("--phase-budget", type=int, default=50)
     ap.add_argument("--phase-batch", type=int, default=10)
     ap.add_argument("--relax-phases", action="store_true")
+    ap.add_argument(
+        "--fraction-pressures",
+        default="0,10,25,40,50",
+        help="pressures (GPa) of the phase-fraction check, or none",
+    )
+    ap.add_argument("--fraction-num", type=int, default=100)
     ap.add_argument("--calculator", default="chgnet")
     ap.add_argument("--max-steps", type=int, default=150)
     ap.add_argument("--fmax", type=float, default=0.05)
@@ -101,6 +107,10 @@ def main(argv=None) -> int:
         phase_budget=args.phase_budget,
         phase_batch=args.phase_batch,
         relax_phases=args.relax_phases,
+        fraction_pressures=()
+        if args.fraction_pressures == "none"
+        else tuple(float(x) for x in args.fraction_pressures.split(",")),
+        fraction_num=args.fraction_num,
     )
     log(f"formulas {formulas}; phases {[p.id for p in phases]}; model trained at {trained.get('conditions')}")
     calc = load_calculator(args.calculator)

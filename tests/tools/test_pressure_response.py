@@ -254,3 +254,30 @@ def test_bad_settings_are_refused():
         PressureResponseSettings(pressures=(-1.0,))
     with pytest.raises(ValueError, match="phase_budget"):
         PressureResponseSettings(phase_budget=0)
+
+
+def test_phase_fractions_count_which_phase_the_sampler_makes_at_each_pressure(tmp_path):
+    b1, b2 = known_phase_targets(["NaCl-B1", "NaCl-B2"])
+
+    def sampler(formulas, pressures, *, num, seed):
+        (p,) = pressures
+        if p >= 30:
+            return [[b2.structure] * num]
+        return [[b1.structure if j % 2 == 0 else None for j in range(num)]]
+
+    settings = PressureResponseSettings(
+        pressures=(0.0,), phase_runs=1, phase_budget=2, phase_batch=2, fraction_pressures=(0.0, 40.0),
+        fraction_num=6,
+    )  # fmt: skip
+    res = run_pressure_response(sampler, [], settings, phases=KNOWN_PHASES[:2])
+    got = {
+        (r["phase"], r["pressure_GPa"]): (r["n_valid"], r["n_matched"], r["fraction"])
+        for r in res.fraction_rows
+    }
+    assert got == {
+        ("NaCl-B1", 0.0): (3, 3, 0.5), ("NaCl-B2", 0.0): (3, 0, 0.0),
+        ("NaCl-B1", 40.0): (6, 0, 0.0), ("NaCl-B2", 40.0): (6, 6, 1.0),
+    }  # fmt: skip
+    res.write(tmp_path)
+    assert (tmp_path / "phase_fractions.csv").is_file()
+    assert (tmp_path / "pressure_response.png").read_bytes()[:8] == PNG

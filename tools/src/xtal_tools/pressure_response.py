@@ -56,6 +56,7 @@ __all__ = [
     "RandomSampler",
     "ReferencePoint",
     "known_phase_targets",
+    "phase_fractions",
     "reference_trend",
     "run_pressure_response",
     "store_compositions",
@@ -87,18 +88,24 @@ class PressureResponseSettings:
     phase_batch: int = 10
     preset: str = "paper"
     relax_phases: bool = False
+    fraction_pressures: tuple[float, ...] = ()
+    fraction_num: int = 100
 
     def __post_init__(self) -> None:
         if not self.pressures:
             raise ValueError("no pressures given")
         for p in self.pressures:
             RelaxSettings(pressure=p)  # finite and >= 0, else ValueError naming it
-        for name in ("num_per_target", "phase_runs", "phase_budget", "phase_batch"):
+        for name in ("num_per_target", "phase_runs", "phase_budget", "phase_batch", "fraction_num"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "pressures": list(self.pressures)}
+        return {
+            **asdict(self),
+            "pressures": list(self.pressures),
+            "fraction_pressures": list(self.fraction_pressures),
+        }
 
 
 @dataclass(frozen=True)
@@ -520,9 +527,62 @@ def run_pressure_response(
                         }
                     )
         seconds["known_phases"] = time.perf_counter() - t1
+    fraction_rows: list[dict] = []
+    if targets and settings.fraction_pressures:
+        t1 = time.perf_counter()
+        for k, p in enumerate(settings.fraction_pressures):
+            key = ("fraction", float(p))
+            if key not in book.done:
+                book.add(key, phase_fractions(sampler, targets, float(p), settings, index=k))
+                log(f"phase fractions at {p:g} GPa done")
+            fraction_rows.extend(book.done[key])
+        seconds["phase_fractions"] = time.perf_counter() - t1
     return PressureResponseResult(
-        rows, [asdict(r) for r in reference if _wanted(r, formulas)], phase_rows, settings, seconds
+        rows,
+        [asdict(r) for r in reference if _wanted(r, formulas)],
+        phase_rows,
+        settings,
+        seconds,
+        fraction_rows,
     )
+
+
+def phase_fractions(
+    sampler,
+    targets: Sequence[BenchTarget],
+    pressure: float,
+    settings: PressureResponseSettings,
+    *,
+    index: int = 0,
+) -> list[dict]:
+    """Which of the known phases of a formula does the model make at ``pressure`` (GPa)?
+
+    Each formula of ``targets`` is sampled ``settings.fraction_num`` times at ``pressure`` (one row, seed
+    ``derived_seed(settings.seed, 2, index, formula number)``) and every sample is matched (``fit``, the
+    settings' preset, unrelaxed) against each target of that formula. One dict per formula and target:
+    ``n_samples``, ``n_valid`` (valid cells), ``n_matched`` and ``fraction`` (matched / samples).
+    """
+    from xtal_eval import match_prepared, prepare, resolve_presets
+
+    (preset,) = resolve_presets(settings.preset)
+    matcher = preset.matcher()
+    out = []
+    for i, formula in enumerate(dict.fromkeys(t.formula for t in targets)):
+        (group,) = sampler(
+            [formula], [pressure], num=settings.fraction_num, seed=derived_seed(settings.seed, 2, index, i)
+        )
+        valid = [prepare(x) for x in group if x is not None]
+        for t in (t for t in targets if t.formula == formula):
+            wanted = prepare(t.structure)
+            hits = sum(
+                match_prepared(wanted, x, preset, criterion="fit", with_rms=False, matcher=matcher).matched
+                for x in valid
+            )
+            out.append({"formula": formula, "pressure_GPa": float(pressure), "phase": t.id,
+                        "phase_pressure_GPa": float(t.pressure), "n_samples": len(group),
+                        "n_valid": len(valid), "n_matched": int(hits),
+                        "fraction": hits / len(group) if len(group) else math.nan})  # fmt: skip
+    return out
 
 
 def _wanted(r: ReferencePoint, formulas: Sequence[str]) -> bool:
@@ -550,13 +610,15 @@ class PressureResponseResult:
     """``structure_rows``: one dict per structure (generated and PyXtal twin); ``reference``: the
     :class:`ReferencePoint` s (as dicts) of the compositions asked for; ``phase_rows``: one dict per
     known phase, source (``generated`` / ``pyxtal``) and search run (``first_match`` 1-based, 0 = none
-    within the budget); ``seconds``: wall time per part."""
+    within the budget); ``seconds``: wall time per part; ``fraction_rows``: :func:`phase_fractions` at
+    each of ``settings.fraction_pressures``."""
 
     structure_rows: list[dict]
     reference: list[dict]
     phase_rows: list[dict]
     settings: PressureResponseSettings
     seconds: dict[str, float]
+    fraction_rows: list[dict] = field(default_factory=list)
 
     def rows(self) -> list[dict]:
         """One row per structure (the CSV of the volume and relaxation checks)."""
@@ -654,6 +716,7 @@ class PressureResponseResult:
             "volume": self.volume_summary(),
             "relaxation": self.relaxation_summary(),
             "known_phases": self.phase_summary(),
+            "phase_fractions": [dict(r) for r in self.fraction_rows],
         }
 
     # -- outputs
@@ -668,7 +731,11 @@ class PressureResponseResult:
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        for name, rows in (("rows.csv", self.structure_rows), ("phases.csv", self.phase_rows)):
+        for name, rows in (
+            ("rows.csv", self.structure_rows),
+            ("phases.csv", self.phase_rows),
+            ("phase_fractions.csv", self.fraction_rows),
+        ):
             if rows:
                 with (out / name).open("w", newline="") as fh:
                     w = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -691,7 +758,8 @@ def _plot(result: PressureResponseResult, path: Path) -> Path:
     from xtal_tools.bench._common import write_png
 
     ps = [float(p) for p in result.settings.pressures]
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5), constrained_layout=True)
+    ncol = 4 if result.fraction_rows else 3
+    fig, axes = plt.subplots(2, ncol, figsize=(5 * ncol, 8.5), constrained_layout=True)
     ax = axes[0, 0]
     for c, (f, v) in enumerate(result.volume_summary().items()):
         col = f"C{c % 10}"
@@ -792,6 +860,34 @@ def _plot(result: PressureResponseResult, path: Path) -> Path:
         title=f"(f) known phases, budget {budget}\n(bar above the line: never found; label: runs found)",
     )
     ax.legend(fontsize=7)
+    if result.fraction_rows:
+        _plot_fractions(axes, result.fraction_rows)
     write_png(fig, path)
     plt.close(fig)
     return path
+
+
+def _plot_fractions(axes, rows: list[dict]) -> None:
+    formula_of = {r["phase"]: r["formula"] for r in rows}
+    stable_at = {r["phase"]: r["phase_pressure_GPa"] for r in rows}
+    formulas = list(dict.fromkeys(r["formula"] for r in rows))
+    half = max(1, (len(formulas) + 1) // 2)
+    for ax, chunk, tag in ((axes[0, 3], formulas[:half], "g"), (axes[1, 3], formulas[half:], "h")):
+        if not chunk:
+            ax.set_visible(False)
+            continue
+        for c, ph in enumerate(p for p in formula_of if formula_of[p] in chunk):
+            pts = sorted((r["pressure_GPa"], r["fraction"]) for r in rows if r["phase"] == ph)
+            ax.plot(
+                *zip(*pts, strict=True),
+                marker="o",
+                color=f"C{c}",
+                label=f"{ph} (stable at {stable_at[ph]:g} GPa)",
+            )
+        ax.set(
+            xlabel="requested pressure (GPa)",
+            ylabel="fraction of samples matching (unrelaxed)",
+            title=f"({tag}) which phase the model makes: {', '.join(chunk)}",
+        )
+        ax.title.set_fontsize(9)
+        ax.legend(fontsize=7)

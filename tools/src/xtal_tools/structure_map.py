@@ -249,13 +249,13 @@ class StructureMapResult:
                 linewidths=0.3,
                 label=f"{f} generated",
             )
-        for r in (r for r in made if r["source"] == "landmark"):
+        for n, r in enumerate(r for r in made if r["source"] == "landmark"):
             ax.scatter([r["x"]], [r["y"]], marker="*", s=260, c="red", edgecolors="k", zorder=5)
             ax.annotate(
                 f"{r['id']} ({r['pressure_GPa']:g} GPa)",
                 (r["x"], r["y"]),
                 fontsize=8,
-                xytext=(5, 5),
+                xytext=(6, 6 - 12 * n),
                 textcoords="offset points",
             )
         if sc is not None:
