@@ -71,6 +71,17 @@ def pressure_tables(summary: dict) -> str:
                 f"{r.get('success_count')} | {_f(r.get('mean_samplings'), '{:.1f}')} | "
                 f"{r.get('first_match_per_run')} |"
             )
+    fr = summary.get("phase_fractions") or []
+    if fr:
+        ps = sorted({r["pressure_GPa"] for r in fr})
+        out.append("\n### Which known phase the model makes (fraction of unrelaxed samples matching)\n")
+        out.append("| phase (stable at) | " + " | ".join(f"{p:g} GPa" for p in ps) + " |")
+        out.append("|---|" + "---:|" * len(ps))
+        for ph in dict.fromkeys(r["phase"] for r in fr):
+            got = {r["pressure_GPa"]: r for r in fr if r["phase"] == ph}
+            first = next(iter(got.values()))
+            cells = [f"{got[p]['n_matched']}/{got[p]['n_samples']}" if p in got else "-" for p in ps]
+            out.append(f"| {ph} ({first['phase_pressure_GPa']:g} GPa) | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 

@@ -824,11 +824,11 @@ def _plot(result: PressureResponseResult, path: Path) -> Path:
     ax.set(
         xlabel="requested pressure (GPa)",
         ylabel="converged / asked for",
-        ylim=(0, 1.05),
+        ylim=(0, 1.25),
         title=f"(e) convergence within {result.settings.relax.max_steps} steps",
     )
     ax.set_xticks(ps)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", ncol=2)
     ax = axes[1, 2]
     phases = result.phase_summary()
     budget = result.settings.phase_budget
