@@ -134,3 +134,18 @@ def test_bad_settings_are_refused():
         StructureMapSettings(embedding="pca")
     with pytest.raises(ValueError, match="pressures"):
         StructureMapSettings(pressures=(float("nan"),))
+
+
+def test_a_missing_optional_dependency_names_the_install_line(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "dscribe" else real(name, *a)
+    )
+    sampler = PressureCu()
+    with pytest.raises(ImportError, match=r"pip install 'xtal-tools\[structure-map\]'"):
+        run_structure_map(sampler, ["Cu4"], StructureMapSettings(descriptor="soap", embedding="tsne"))
+    assert sampler.calls == []  # refused before any sampling
+    with pytest.raises(ValueError):
+        run_structure_map(sampler, ["Cu0"], StructureMapSettings(descriptor="rdf", embedding="tsne"))

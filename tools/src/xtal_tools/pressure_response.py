@@ -721,8 +721,9 @@ class PressureResponseResult:
 
     # -- outputs
     def plot(self, path: str | Path) -> Path:
-        """Six panels to a PNG: V/atom vs requested P (generated, relaxed, reference), RMSD, ionic
-        steps, initial pressure vs requested, convergence rate, and samplings to the first match."""
+        """Panels to a PNG: V/atom vs requested P (generated, relaxed, reference), RMSD, ionic steps,
+        initial pressure vs requested, convergence rate, samplings to the first match, and (when
+        computed) the phase fractions against the requested pressure."""
         return _plot(self, Path(path))
 
     def write(self, out_dir: str | Path, *, meta: dict | None = None) -> dict:
