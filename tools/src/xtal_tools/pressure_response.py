@@ -776,7 +776,8 @@ def _plot(result: PressureResponseResult, path: Path) -> Path:
         ylabel="volume per atom (Å$^3$)",
         title="(a) volume per atom: generated (o), relaxed (^), data (s)",
     )
-    ax.legend(fontsize=6, ncol=2)
+    if ax.get_legend_handles_labels()[1]:
+        ax.legend(fontsize=6, ncol=2)
     rows = [r for r in result.structure_rows if r["status"] == "relaxed"]
     panels = [
         (axes[0, 1], "rmsd_A", "RMSD initial to relaxed (Å)", "(b) how far samples move"),
