@@ -1,4 +1,4 @@
-"""Does the model follow the pressure it is asked for? Three checks, model against random structures.
+"""Does the model follow the pressure it is asked for? Four checks, model against random structures.
 
 1. **Volume per atom against the requested pressure** (Å^3/atom vs GPa): the generated (unrelaxed)
    structures of each composition at each requested pressure, beside the trend of a pressure-labelled
@@ -13,7 +13,10 @@
    beta-tin Si, alpha-quartz and stishovite SiO2, built with pymatgen from textbook lattice parameters):
    samplings to the first match (``StructureMatcher.fit`` under the ``paper`` preset of xtal_eval) for
    the model and for PyXtal random structures of the phase's composition and volume, with the search
-   of :mod:`xtal_tools.bench.known_phase` (same batches, seeds, budget)::
+   of :mod:`xtal_tools.bench.known_phase` (same batches, seeds, budget).
+4. **Which known phase the model makes at each pressure** (``settings.fraction_pressures``): the fraction
+   of ``fraction_num`` unrelaxed samples of each phase's cell formula that match each phase
+   (:func:`phase_fractions`)::
 
     settings = PressureResponseSettings(pressures=(0.0, 10.0, 25.0, 50.0), num_per_target=5)
     ref = reference_trend("data/pressure/chgnet_mp20_small_6p.zarr", max_pressure=50.0)
@@ -28,6 +31,7 @@ skips what the journal already holds (a killed run loses at most one group or on
 
 Seeds: group ``(i, k)`` (composition ``i``, pressure ``k``) is sampled as one row with
 ``derived_seed(seed, 0, i, k)``; random twin ``j`` of that group has ``derived_seed(seed, 1, i, k, j)``;
+phase fractions at pressure number ``k`` for formula number ``i`` use ``derived_seed(seed, 2, k, i)``;
 known-phase run ``r`` of phase ``t`` has ``derived_seed(seed, t, r)`` for the model and for the random
 searcher (:func:`xtal_tools.bench.known_phase.search_run`). Results do not depend on the order of the work.
 """
