@@ -1,0 +1,899 @@
+"""Does the model follow the pressure it is asked for? Four checks, model against random structures.
+
+1. **Volume per atom against the requested pressure** (Å^3/atom vs GPa): the generated (unrelaxed)
+   structures of each composition at each requested pressure, beside the trend of a pressure-labelled
+   store for the same compositions (:func:`reference_trend`: mean volume per atom per reduced formula and
+   pressure, e.g. ``data/pressure/chgnet_mp20_small_6p.zarr``).
+2. **How far samples move when relaxed at the requested pressure**: every generated structure and a
+   PyXtal random twin of the same composition and cell volume (as in the local-optimisation benchmark,
+   :mod:`xtal_tools.bench.localopt`, whose relaxation row helper is reused) are relaxed at that pressure
+   with one ASE calculator: RMSD (Å, :func:`xtal_eval.relaxation_rmsd`), ionic steps, convergence, the
+   pressure of the unrelaxed cell (GPa, ``-trace(stress)/3``) and the relaxed volume per atom.
+3. **Known phases at their pressure** (:data:`KNOWN_PHASES`: rock-salt and CsCl-type NaCl, diamond and
+   beta-tin Si, alpha-quartz and stishovite SiO2, built with pymatgen from textbook lattice parameters):
+   samplings to the first match (``StructureMatcher.fit`` under the ``paper`` preset of xtal_eval) for
+   the model and for PyXtal random structures of the phase's composition and volume, with the search
+   of :mod:`xtal_tools.bench.known_phase` (same batches, seeds, budget).
+4. **Which known phase the model makes at each pressure** (``settings.fraction_pressures``): the fraction
+   of ``fraction_num`` unrelaxed samples of each phase's cell formula that match each phase
+   (:func:`phase_fractions`)::
+
+    settings = PressureResponseSettings(pressures=(0.0, 10.0, 25.0, 50.0), num_per_target=5)
+    ref = reference_trend("data/pressure/chgnet_mp20_small_6p.zarr", max_pressure=50.0)
+    result = run_pressure_response(ModelSampler(model), ["Mg1O1"], settings, calculator=calc,
+                                   reference=ref, phases=KNOWN_PHASES)
+    result.summary(); result.rows(); result.plot("pressure_response.png")
+
+Every structure keeps its row (``status``: ``relaxed``, ``relax_failed`` or ``not_made`` with a
+``reason``); nothing is dropped silently. With ``journal=PATH`` each finished (composition, pressure)
+group and each finished search run is appended to a JSON-lines file, and a rerun with the same settings
+skips what the journal already holds (a killed run loses at most one group or one search).
+
+Seeds: group ``(i, k)`` (composition ``i``, pressure ``k``) is sampled as one row with
+``derived_seed(seed, 0, i, k)``; random twin ``j`` of that group has ``derived_seed(seed, 1, i, k, j)``;
+phase fractions at pressure number ``k`` for formula number ``i`` use ``derived_seed(seed, 2, k, i)``;
+known-phase run ``r`` of phase ``t`` has ``derived_seed(seed, t, r)`` for the model and for the random
+searcher (:func:`xtal_tools.bench.known_phase.search_run`). Results do not depend on the order of the work.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xtal_tools.bench._common import BenchTarget, derived_seed, finite
+from xtal_tools.relax import RelaxSettings
+
+__all__ = [
+    "KNOWN_PHASES",
+    "KnownPhase",
+    "PressureResponseResult",
+    "PressureResponseSettings",
+    "RandomSampler",
+    "ReferencePoint",
+    "known_phase_targets",
+    "phase_fractions",
+    "reference_trend",
+    "run_pressure_response",
+    "store_compositions",
+]
+
+
+# ------------------------------------------------------------------ settings and known phases
+@dataclass(frozen=True)
+class PressureResponseSettings:
+    """Settings of :func:`run_pressure_response`.
+
+    ``pressures``: requested pressures (GPa). ``num_per_target``: generated structures (and as many
+    PyXtal twins) per composition and pressure. ``relax``: fmax (eV/Å), max steps and optimiser; its
+    pressure is replaced by each requested pressure. ``min_distance_scale``: the random baseline's
+    minimum-distance rule (times the sum of covalent radii); ``min_distance_relaxed`` (Å): a relaxed
+    structure with a closer pair is a failed relaxation. Known phases: ``phase_runs`` independent
+    searches of at most ``phase_budget`` samplings, drawn ``phase_batch`` at a time, matched under
+    ``preset``; ``relax_phases`` relaxes each sample at the phase's pressure before matching.
+    """
+
+    pressures: tuple[float, ...] = (0.0, 10.0, 25.0, 50.0)
+    num_per_target: int = 5
+    seed: int = 0
+    relax: RelaxSettings = field(default_factory=lambda: RelaxSettings(max_steps=150))
+    min_distance_scale: float = 0.5
+    min_distance_relaxed: float = 0.5
+    phase_runs: int = 3
+    phase_budget: int = 50
+    phase_batch: int = 10
+    preset: str = "paper"
+    relax_phases: bool = False
+    fraction_pressures: tuple[float, ...] = ()
+    fraction_num: int = 100
+
+    def __post_init__(self) -> None:
+        if not self.pressures:
+            raise ValueError("no pressures given")
+        for p in self.pressures:
+            RelaxSettings(pressure=p)  # finite and >= 0, else ValueError naming it
+        for name in ("num_per_target", "phase_runs", "phase_budget", "phase_batch", "fraction_num"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    def as_dict(self) -> dict:
+        return {
+            **asdict(self),
+            "pressures": list(self.pressures),
+            "fraction_pressures": list(self.fraction_pressures),
+        }
+
+
+@dataclass(frozen=True)
+class KnownPhase:
+    """A textbook phase: ``space_group`` (symbol or number), conventional ``lattice`` parameters
+    (a, b, c in Å; alpha, beta, gamma in degrees), Wyckoff ``species`` and fractional ``sites``, at
+    ``pressure`` GPa. :meth:`structure` is its primitive standard cell (what the model is asked for)."""
+
+    id: str
+    space_group: str | int
+    lattice: tuple[float, float, float, float, float, float]
+    species: tuple[str, ...]
+    sites: tuple[tuple[float, float, float], ...]
+    pressure: float
+    note: str = ""
+
+    def structure(self):
+        from pymatgen.core import Lattice, Structure
+        from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+        conv = Structure.from_spacegroup(
+            self.space_group,
+            Lattice.from_parameters(*self.lattice),
+            list(self.species),
+            [list(s) for s in self.sites],
+        )
+        return SpacegroupAnalyzer(conv, symprec=0.01).get_primitive_standard_structure()
+
+    def target(self) -> BenchTarget:
+        return BenchTarget(self.id, self.structure(), self.pressure)
+
+
+# Lattice parameters: room-temperature textbook values (Wyckoff, Crystal Structures; high-pressure cells
+# at roughly the pressure given). Only the shape matters for matching (the matcher scales volumes); the
+# volume is what the random searcher is given.
+KNOWN_PHASES: tuple[KnownPhase, ...] = (
+    KnownPhase(
+        "NaCl-B1",
+        "Fm-3m",
+        (5.64, 5.64, 5.64, 90, 90, 90),
+        ("Na", "Cl"),
+        ((0, 0, 0), (0.5, 0.5, 0.5)),
+        0.0,
+        "rock salt, stable below about 30 GPa",
+    ),
+    KnownPhase(
+        "NaCl-B2",
+        "Pm-3m",
+        (3.12, 3.12, 3.12, 90, 90, 90),
+        ("Na", "Cl"),
+        ((0, 0, 0), (0.5, 0.5, 0.5)),
+        40.0,
+        "CsCl type, stable above about 30 GPa",
+    ),
+    KnownPhase(
+        "Si-diamond",
+        "Fd-3m",
+        (5.431, 5.431, 5.431, 90, 90, 90),
+        ("Si",),
+        ((0, 0, 0),),
+        0.0,
+        "cubic diamond, stable below about 11 GPa",
+    ),
+    KnownPhase(
+        "Si-beta-tin",
+        141,
+        (4.686, 4.686, 2.585, 90, 90, 90),
+        ("Si",),
+        ((0, 0, 0),),
+        12.0,
+        "I4_1/amd, stable from about 11 to 13 GPa",
+    ),
+    KnownPhase(
+        "SiO2-quartz",
+        154,
+        (4.913, 4.913, 5.405, 90, 90, 120),
+        ("Si", "O"),
+        ((0.4697, 0, 2 / 3), (0.4135, 0.2669, 0.7858)),
+        0.0,
+        "alpha-quartz P3_221, 9 atoms",
+    ),
+    KnownPhase(
+        "SiO2-stishovite",
+        136,
+        (4.177, 4.177, 2.666, 90, 90, 90),
+        ("Si", "O"),
+        ((0, 0, 0), (0.3062, 0.3062, 0)),
+        15.0,
+        "rutile type, stable above about 8-10 GPa",
+    ),
+)
+
+
+def known_phase_targets(ids: Sequence[str] | None = None) -> list[BenchTarget]:
+    """Targets of :data:`KNOWN_PHASES` (all, or those named in ``ids``, in that order).
+
+    Raises:
+        KeyError: an unknown id (naming the known ones).
+    """
+    table = {p.id: p for p in KNOWN_PHASES}
+    if ids is None:
+        return [p.target() for p in KNOWN_PHASES]
+    unknown = [i for i in ids if i not in table]
+    if unknown:
+        raise KeyError(f"unknown phase(s) {unknown}; known: {sorted(table)}")
+    return [table[i].target() for i in ids]
+
+
+# ------------------------------------------------------------------ reference data
+@dataclass(frozen=True)
+class ReferencePoint:
+    """Mean volume per atom (Å^3/atom) of ``n`` stored structures of one reduced formula at one pressure
+    (GPa); ``cell_formula`` is the full-cell formula of the first of them (what a model is asked for)."""
+
+    formula: str
+    cell_formula: str
+    pressure: float
+    volume_per_atom: float
+    n: int
+
+
+def _cell_formula(numbers) -> str:
+    from ase.data import chemical_symbols
+
+    counts: dict[str, int] = {}
+    for z in numbers:
+        counts[chemical_symbols[int(z)]] = counts.get(chemical_symbols[int(z)], 0) + 1
+    return "".join(f"{el}{n}" for el, n in counts.items())
+
+
+def reference_trend(
+    data: str, *, formulas: Sequence[str] | None = None, max_pressure: float | None = None
+) -> list[ReferencePoint]:
+    """Per reduced formula and stored pressure: the mean volume per atom of a pressure-labelled store.
+
+    ``formulas``: reduced formulas (``"MgO"``) or cell formulas (``"Mg2O2"``) to keep (all when None);
+    ``max_pressure`` (GPa): ignore structures above it (the CHGNet set is credible to about 50 GPa).
+
+    Raises:
+        ValueError: the selection is empty.
+    """
+    from pymatgen.core import Composition
+    from xtal_data import CrystalStore
+
+    store = CrystalStore.open(data)
+    reduced = store.formula
+    pressure = store.pressure
+    keep = np.ones(len(store), dtype=bool)
+    if max_pressure is not None:
+        keep &= pressure <= max_pressure
+    if formulas is not None:
+        wanted = {Composition(f).reduced_formula for f in formulas}
+        keep &= np.array([Composition(str(f)).reduced_formula in wanted for f in reduced])
+    idx = np.flatnonzero(keep)
+    if idx.size == 0:
+        raise ValueError(f"{data}: no structure of {formulas} at <= {max_pressure} GPa")
+    arrays = store.read(idx)
+    groups: dict[tuple[str, float], list[float]] = defaultdict(list)
+    cells: dict[str, str] = {}
+    for c in range(len(arrays)):
+        numbers = arrays.atomic_numbers[arrays.offsets[c] : arrays.offsets[c + 1]]
+        key = Composition(_cell_formula(numbers)).reduced_formula
+        cells.setdefault(key, _cell_formula(numbers))
+        vol = abs(float(np.linalg.det(arrays.lattice[c]))) / len(numbers)
+        groups[(key, float(arrays.pressure[c]))].append(vol)
+    return [ReferencePoint(f, cells[f], p, float(np.mean(v)), len(v)) for (f, p), v in sorted(groups.items())]
+
+
+def store_compositions(
+    data: str,
+    *,
+    limit: int,
+    max_atoms: int = 8,
+    pressures: Sequence[float] = (0.0, 25.0, 50.0),
+    seed: int = 0,
+    max_compression: float = 0.5,
+    elements: Sequence[int] | None = None,
+) -> list[str]:
+    """``limit`` cell formulas of a pressure store, drawn in a seeded random order, that have a structure
+    at every one of ``pressures`` (GPa), at most ``max_atoms`` atoms, only ``elements`` (atomic numbers;
+    e.g. a model's ``trained_on["elements"]``) and a volume at the highest pressure of at least
+    ``max_compression`` times the lowest-pressure one (drops cells the potential crushed).
+
+    Raises:
+        ValueError: fewer than ``limit`` compositions qualify.
+    """
+    from ase.data import atomic_numbers
+
+    from xtal_tools.baselines import parse_cell_formula
+
+    ref = reference_trend(data, max_pressure=max(pressures))
+    by_formula: dict[str, dict[float, ReferencePoint]] = defaultdict(dict)
+    for r in ref:
+        by_formula[r.formula][r.pressure] = r
+    allowed = None if elements is None else {int(z) for z in elements}
+    ok = []
+    for pts in by_formula.values():
+        if not all(p in pts for p in pressures):
+            continue
+        comp = parse_cell_formula(pts[pressures[0]].cell_formula)
+        if sum(n for _, n in comp) > max_atoms:
+            continue
+        if allowed is not None and any(atomic_numbers[el] not in allowed for el, _ in comp):
+            continue
+        lo, hi = pts[min(pressures)].volume_per_atom, pts[max(pressures)].volume_per_atom
+        if hi < max_compression * lo:
+            continue
+        ok.append(pts[pressures[0]].cell_formula)
+    ok.sort()
+    if len(ok) < limit:
+        raise ValueError(f"{data}: only {len(ok)} compositions qualify, {limit} asked for")
+    order = np.random.default_rng(seed).permutation(len(ok))
+    return [ok[i] for i in order[:limit]]
+
+
+# ------------------------------------------------------------------ random searcher
+@dataclass(frozen=True)
+class RandomSampler:
+    """PyXtal (``kind="pyxtal"``) or uniform P1 (``"uniform"``) random structures as a
+    :class:`xtal_tools.bench._common.Sampler`; ``volumes[(formula, pressure)]`` gives each row's cell
+    volume (Å^3). Sample ``j`` of a call with seed ``s`` has seed ``derived_seed(s, j)``; a structure
+    that cannot be made is ``None``."""
+
+    volumes: dict[tuple[str, float], float]
+    kind: str = "pyxtal"
+    min_distance_scale: float = 0.5
+
+    def __call__(self, formulas, pressures, *, num: int, seed: int) -> list[list[Any]]:
+        from xtal_tools.baselines import RandomStructureError, pyxtal_random, uniform_random
+
+        make = pyxtal_random if self.kind == "pyxtal" else uniform_random
+        out = []
+        for f, p in zip(formulas, pressures, strict=True):
+            volume = self.volumes[(f, float(p))]
+            group = []
+            for j in range(num):
+                try:
+                    group.append(
+                        make(
+                            f, volume, seed=derived_seed(seed, j), min_distance_scale=self.min_distance_scale
+                        )
+                    )
+                except (RandomStructureError, ValueError):
+                    group.append(None)
+            out.append(group)
+        return out
+
+
+# ------------------------------------------------------------------ journal (resume after a kill)
+class _Journal:
+    def __init__(self, path: str | Path | None, settings: PressureResponseSettings):
+        self.path, self.done = (Path(path) if path else None), {}
+        if self.path is None:
+            return
+        stamp = json.dumps(settings.as_dict(), sort_keys=True, default=str)
+        if self.path.is_file():
+            lines = [json.loads(x) for x in self.path.read_text().splitlines() if x.strip()]
+            if lines and lines[0].get("settings") != stamp:
+                raise ValueError(f"journal {self.path} was written with other settings; use a new path")
+            self.done = {tuple(x["key"]): x["value"] for x in lines[1:]}
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps({"settings": stamp}) + "\n")
+
+    def add(self, key: tuple, value) -> None:
+        self.done[key] = value
+        if self.path is not None:
+            with self.path.open("a") as fh:
+                fh.write(json.dumps({"key": list(key), "value": value}, default=_json_default) + "\n")
+
+
+def _json_default(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    raise TypeError(f"not JSON: {type(x)}")
+
+
+# ------------------------------------------------------------------ the run
+def _group_rows(sampler, formula: str, i: int, k: int, p: float, settings, calculator, ref_volume):
+    """Sample one (composition, pressure) group, make PyXtal twins, relax all; one row per structure."""
+    from xtal_tools.baselines import parse_cell_formula
+    from xtal_tools.bench.localopt import _EMPTY, _make_random, _relax_row
+
+    n_atoms = sum(n for _, n in parse_cell_formula(formula))
+    t0 = time.perf_counter()
+    (group,) = sampler([formula], [p], num=settings.num_per_target, seed=derived_seed(settings.seed, 0, i, k))
+    sample_s = (time.perf_counter() - t0) / settings.num_per_target
+    relax = replace(settings.relax, pressure=float(p))
+    rows = []
+    for j, gen in enumerate(group):
+        volume = gen.volume if gen is not None else ref_volume
+        twin_seed = derived_seed(settings.seed, 1, i, k, j)
+        twin, why = (
+            (None, "no reference volume")
+            if volume is None
+            else _make_random("pyxtal", formula, volume, twin_seed, settings.min_distance_scale)
+        )
+        for source, s, reason, seed in (
+            ("generated", gen, "invalid cell from the model", settings.seed),
+            ("pyxtal", twin, why, twin_seed),
+        ):
+            row = {
+                "id": f"{source}/{formula}/{p:g}/{j}",
+                "source": source,
+                "formula": formula,
+                "n_atoms": n_atoms,
+                "pressure_GPa": float(p),
+                "sample": j,
+                "seed": seed,
+                "volume_from": "generated" if gen is not None else "reference",
+                "initial_volume_per_atom_A3": (s.volume / n_atoms) if s is not None else math.nan,
+                **_EMPTY,
+                "final_volume_per_atom_A3": math.nan,
+            }
+            if s is None:
+                row.update(status="not_made", reason=reason)
+            elif calculator is None:
+                row.update(status="not_relaxed")
+            else:
+                _relax_row(row, s, calculator, relax, settings.min_distance_relaxed)
+                row["final_volume_per_atom_A3"] = row["final_volume_A3"] / n_atoms
+            row.pop("dH_vs_best_random_eV", None)  # a localopt column, not computed here
+            if source == "generated":
+                row["seconds"] = row["seconds"] + sample_s
+            rows.append(row)
+    return rows
+
+
+def run_pressure_response(
+    sampler,
+    formulas: Sequence[str],
+    settings: PressureResponseSettings,
+    *,
+    calculator=None,
+    reference: Sequence[ReferencePoint] = (),
+    phases: Sequence[KnownPhase | BenchTarget] = (),
+    journal: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> PressureResponseResult:
+    """Run the three checks (module docstring) and return a :class:`PressureResponseResult`.
+
+    ``sampler(formulas, pressures, num=k, seed=s)`` returns ``k`` pymatgen structures (None: invalid
+    cell) per row (:class:`xtal_tools.bench._common.ModelSampler` wraps a model). ``formulas``: cell
+    formulas (``"Mg2O2"``). ``calculator``: an ASE calculator for the relaxations (None: volumes only,
+    rows get status ``not_relaxed``). ``reference``: from :func:`reference_trend`; its volume stands in for
+    the twin's volume when the model's cell is invalid. ``phases``: known phases (or any targets) for
+    the first-match search; none skips it. ``progress(message)`` is called after each unit of work.
+
+    Raises:
+        ValueError: a bad formula (named) before any work; a journal written with other settings.
+    """
+    from pymatgen.core import Composition
+
+    from xtal_tools.baselines import parse_cell_formula
+    from xtal_tools.bench._common import Relaxer
+    from xtal_tools.bench.known_phase import KnownPhaseSettings, search_run
+
+    for f in formulas:
+        parse_cell_formula(f)
+    log = progress or (lambda _msg: None)
+    book = _Journal(journal, settings)
+    ref_vol = {(r.formula, r.pressure): r.volume_per_atom for r in reference}
+    t0 = time.perf_counter()
+    rows: list[dict] = []
+    for i, f in enumerate(formulas):
+        n_atoms = sum(n for _, n in parse_cell_formula(f))
+        red = Composition(f).reduced_formula
+        for k, p in enumerate(settings.pressures):
+            key = ("group", f, float(p))
+            if key not in book.done:
+                v = ref_vol.get((red, float(p)))
+                group = _group_rows(
+                    sampler, f, i, k, float(p), settings, calculator, None if v is None else v * n_atoms
+                )
+                book.add(key, group)
+                log(f"{f} at {p:g} GPa: {len(group)} rows")
+            rows.extend(book.done[key])
+    seconds = {"volumes_and_relaxation": time.perf_counter() - t0}
+    targets = [ph.target() if isinstance(ph, KnownPhase) else ph for ph in phases]
+    phase_rows: list[dict] = []
+    if targets:
+        t1 = time.perf_counter()
+        kp = KnownPhaseSettings(
+            runs=settings.phase_runs,
+            budget=settings.phase_budget,
+            batch=settings.phase_batch,
+            seed=settings.seed,
+            preset=settings.preset,
+        )
+        searchers = {
+            "generated": sampler,
+            "pyxtal": RandomSampler(
+                {(t.formula, float(t.pressure)): t.structure.volume for t in targets},
+                min_distance_scale=settings.min_distance_scale,
+            ),
+        }
+        relaxer = None
+        if settings.relax_phases:
+            if calculator is None:
+                raise ValueError("relax_phases needs a calculator")
+            relaxer = Relaxer(calculator, settings.relax, settings.min_distance_relaxed)
+        for t_idx, t in enumerate(targets):
+            for source, searcher in searchers.items():
+                for r in range(settings.phase_runs):
+                    key = ("phase", t.id, source, r)
+                    if key not in book.done:
+                        run = search_run(t, searcher, kp, target_index=t_idx, run=r, relaxer=relaxer)
+                        book.add(key, asdict(run))
+                        log(f"{t.id} {source} run {r}: first match {run.first_match}")
+                    run = book.done[key]
+                    phase_rows.append(
+                        {
+                            "id": t.id,
+                            "formula": t.formula,
+                            "n_atoms": t.num_atoms,
+                            "pressure_GPa": float(t.pressure),
+                            "source": source,
+                            **run,
+                        }
+                    )
+        seconds["known_phases"] = time.perf_counter() - t1
+    fraction_rows: list[dict] = []
+    if targets and settings.fraction_pressures:
+        t1 = time.perf_counter()
+        for k, p in enumerate(settings.fraction_pressures):
+            key = ("fraction", float(p))
+            if key not in book.done:
+                book.add(key, phase_fractions(sampler, targets, float(p), settings, index=k))
+                log(f"phase fractions at {p:g} GPa done")
+            fraction_rows.extend(book.done[key])
+        seconds["phase_fractions"] = time.perf_counter() - t1
+    return PressureResponseResult(
+        rows,
+        [asdict(r) for r in reference if _wanted(r, formulas)],
+        phase_rows,
+        settings,
+        seconds,
+        fraction_rows,
+    )
+
+
+def phase_fractions(
+    sampler,
+    targets: Sequence[BenchTarget],
+    pressure: float,
+    settings: PressureResponseSettings,
+    *,
+    index: int = 0,
+) -> list[dict]:
+    """Which of the known phases of a formula does the model make at ``pressure`` (GPa)?
+
+    Each formula of ``targets`` is sampled ``settings.fraction_num`` times at ``pressure`` (one row, seed
+    ``derived_seed(settings.seed, 2, index, formula number)``) and every sample is matched (``fit``, the
+    settings' preset, unrelaxed) against each target of that formula. One dict per formula and target:
+    ``n_samples``, ``n_valid`` (valid cells), ``n_matched`` and ``fraction`` (matched / samples).
+    """
+    from xtal_eval import match_prepared, prepare, resolve_presets
+
+    (preset,) = resolve_presets(settings.preset)
+    matcher = preset.matcher()
+    out = []
+    for i, formula in enumerate(dict.fromkeys(t.formula for t in targets)):
+        (group,) = sampler(
+            [formula], [pressure], num=settings.fraction_num, seed=derived_seed(settings.seed, 2, index, i)
+        )
+        valid = [prepare(x) for x in group if x is not None]
+        for t in (t for t in targets if t.formula == formula):
+            wanted = prepare(t.structure)
+            hits = sum(
+                match_prepared(wanted, x, preset, criterion="fit", with_rms=False, matcher=matcher).matched
+                for x in valid
+            )
+            out.append({"formula": formula, "pressure_GPa": float(pressure), "phase": t.id,
+                        "phase_pressure_GPa": float(t.pressure), "n_samples": len(group),
+                        "n_valid": len(valid), "n_matched": int(hits),
+                        "fraction": hits / len(group) if len(group) else math.nan})  # fmt: skip
+    return out
+
+
+def _wanted(r: ReferencePoint, formulas: Sequence[str]) -> bool:
+    from pymatgen.core import Composition
+
+    return r.formula in {Composition(f).reduced_formula for f in formulas}
+
+
+# ------------------------------------------------------------------ result
+def _stat(values, fn) -> float | None:
+    v = [x for x in values if x is not None and math.isfinite(x)]
+    return finite(float(fn(v))) if v else None
+
+
+def _slope(ps, vs) -> float | None:
+    pts = [(p, v) for p, v in zip(ps, vs, strict=True) if v is not None and math.isfinite(v)]
+    if len(pts) < 2:
+        return None
+    x, y = np.array(pts).T
+    return finite(float(np.polyfit(x, y, 1)[0]))
+
+
+@dataclass(frozen=True)
+class PressureResponseResult:
+    """``structure_rows``: one dict per structure (generated and PyXtal twin); ``reference``: the
+    :class:`ReferencePoint` s (as dicts) of the compositions asked for; ``phase_rows``: one dict per
+    known phase, source (``generated`` / ``pyxtal``) and search run (``first_match`` 1-based, 0 = none
+    within the budget); ``seconds``: wall time per part; ``fraction_rows``: :func:`phase_fractions` at
+    each of ``settings.fraction_pressures``."""
+
+    structure_rows: list[dict]
+    reference: list[dict]
+    phase_rows: list[dict]
+    settings: PressureResponseSettings
+    seconds: dict[str, float]
+    fraction_rows: list[dict] = field(default_factory=list)
+
+    def rows(self) -> list[dict]:
+        """One row per structure (the CSV of the volume and relaxation checks)."""
+        return [dict(r) for r in self.structure_rows]
+
+    # -- summary
+    def volume_summary(self) -> dict:
+        """Per cell formula: requested pressures (GPa), mean/std of the generated volume per atom
+        (Å^3/atom, valid cells), the mean relaxed one, the reference trend, and slopes (Å^3/atom/GPa)."""
+        from pymatgen.core import Composition
+
+        ps = [float(p) for p in self.settings.pressures]
+        out = {}
+        for f in dict.fromkeys(r["formula"] for r in self.structure_rows):
+            red = Composition(f).reduced_formula
+            gen = [r for r in self.structure_rows if r["formula"] == f and r["source"] == "generated"]
+            v0 = {p: [r["initial_volume_per_atom_A3"] for r in gen if r["pressure_GPa"] == p] for p in ps}
+            v1 = {p: [r["final_volume_per_atom_A3"] for r in gen if r["pressure_GPa"] == p] for p in ps}
+            ref = sorted(
+                (r["pressure"], r["volume_per_atom"])
+                for r in self.reference
+                if r["formula"] == red and min(ps) <= r["pressure"] <= max(ps)
+            )
+            mean = [_stat(v0[p], np.mean) for p in ps]
+            out[f] = {
+                "reduced_formula": red,
+                "requested_GPa": ps,
+                "n_valid": [sum(math.isfinite(x) for x in v0[p]) for p in ps],
+                "generated_mean": mean,
+                "generated_std": [_stat(v0[p], np.std) for p in ps],
+                "relaxed_generated_mean": [_stat(v1[p], np.mean) for p in ps],
+                "reference_GPa": [p for p, _ in ref],
+                "reference": [v for _, v in ref],
+                "slope_generated": _slope(ps, mean),
+                "slope_relaxed_generated": _slope(ps, [_stat(v1[p], np.mean) for p in ps]),
+                "slope_reference": _slope([p for p, _ in ref], [v for _, v in ref]),
+            }
+        return out
+
+    def relaxation_summary(self) -> dict:
+        """Per source and requested pressure: counts, convergence rate (converged / all asked for),
+        ionic steps, RMSD (Å), initial pressure (GPa) and relaxed volume per atom (Å^3/atom)."""
+        out: dict[str, dict] = {}
+        for source in ("generated", "pyxtal"):
+            out[source] = {}
+            for p in self.settings.pressures:
+                rs = [r for r in self.structure_rows if r["source"] == source and r["pressure_GPa"] == p]
+                ok = [r for r in rs if r["status"] == "relaxed"]
+                out[source][f"{p:g}"] = {
+                    "n": len(rs),
+                    "n_made": sum(r["status"] != "not_made" for r in rs),
+                    "n_relaxed": len(ok),
+                    "convergence_rate": (sum(r["converged"] for r in rs) / len(rs)) if rs else None,
+                    "mean_steps": _stat([r["steps"] for r in ok], np.mean),
+                    "median_steps": _stat([r["steps"] for r in ok], np.median),
+                    "mean_rmsd_A": _stat([r["rmsd_A"] for r in ok], np.mean),
+                    "median_rmsd_A": _stat([r["rmsd_A"] for r in ok], np.median),
+                    "median_initial_pressure_GPa": _stat([r["initial_pressure_GPa"] for r in ok], np.median),
+                    "median_abs_initial_minus_requested_GPa": _stat(
+                        [abs(r["initial_pressure_GPa"] - p) for r in ok], np.median
+                    ),
+                    "mean_relaxed_volume_per_atom_A3": _stat(
+                        [r["final_volume_per_atom_A3"] for r in ok], np.mean
+                    ),
+                }
+        return out
+
+    def phase_summary(self) -> dict:
+        """Per known phase and source: successes out of runs and mean samplings to the first match."""
+        out: dict[str, dict] = {}
+        for r in self.phase_rows:
+            ph = out.setdefault(r["id"], {"formula": r["formula"], "pressure_GPa": r["pressure_GPa"]})
+            s = ph.setdefault(r["source"], {"first_match_per_run": [], "samplings_drawn": 0, "invalid": 0})
+            s["first_match_per_run"].append(r["first_match"])
+            s["samplings_drawn"] += r["n_sampled"]
+            s["invalid"] += r["n_invalid"]
+        for ph in out.values():
+            for s in ph.values():
+                if isinstance(s, dict):
+                    hits = [x for x in s["first_match_per_run"] if x > 0]
+                    s.update(
+                        successes=len(hits),
+                        runs=len(s["first_match_per_run"]),
+                        success_count=f"{len(hits)}/{len(s['first_match_per_run'])}",
+                        mean_samplings=finite(float(np.mean(hits))) if hits else None,
+                    )
+        return out
+
+    def summary(self) -> dict:
+        """Everything above, JSON-ready (NaN becomes None), with settings and seconds."""
+        return {
+            "settings": self.settings.as_dict(),
+            "seconds": dict(self.seconds),
+            "n_structures": len(self.structure_rows),
+            "volume": self.volume_summary(),
+            "relaxation": self.relaxation_summary(),
+            "known_phases": self.phase_summary(),
+            "phase_fractions": [dict(r) for r in self.fraction_rows],
+        }
+
+    # -- outputs
+    def plot(self, path: str | Path) -> Path:
+        """Panels to a PNG: V/atom vs requested P (generated, relaxed, reference), RMSD, ionic steps,
+        initial pressure vs requested, convergence rate, samplings to the first match, and (when
+        computed) the phase fractions against the requested pressure."""
+        return _plot(self, Path(path))
+
+    def write(self, out_dir: str | Path, *, meta: dict | None = None) -> dict:
+        """``summary.json`` (with ``meta``), ``rows.csv``, ``phases.csv`` and ``pressure_response.png``."""
+        import csv
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, rows in (
+            ("rows.csv", self.structure_rows),
+            ("phases.csv", self.phase_rows),
+            ("phase_fractions.csv", self.fraction_rows),
+        ):
+            if rows:
+                with (out / name).open("w", newline="") as fh:
+                    w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+                    w.writeheader()
+                    w.writerows(rows)
+        self.plot(out / "pressure_response.png")
+        summary = {**self.summary(), **(meta or {})}
+        (out / "summary.json").write_text(
+            json.dumps(summary, indent=2, allow_nan=False, default=_json_default)
+        )
+        return summary
+
+
+def _plot(result: PressureResponseResult, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from xtal_tools.bench._common import write_png
+
+    ps = [float(p) for p in result.settings.pressures]
+    ncol = 4 if result.fraction_rows else 3
+    fig, axes = plt.subplots(2, ncol, figsize=(5 * ncol, 8.5), constrained_layout=True)
+    ax = axes[0, 0]
+    for c, (f, v) in enumerate(result.volume_summary().items()):
+        col = f"C{c % 10}"
+        y = np.array([np.nan if x is None else x for x in v["generated_mean"]])
+        e = np.array([np.nan if x is None else x for x in v["generated_std"]])
+        ax.errorbar(ps, y, yerr=e, color=col, marker="o", capsize=3, label=f"{f} generated")
+        yr = [np.nan if x is None else x for x in v["relaxed_generated_mean"]]
+        ax.plot(ps, yr, color=col, marker="^", ls=":", label=f"{f} generated, relaxed")
+        if v["reference"]:
+            ax.plot(v["reference_GPa"], v["reference"], color=col, marker="s", ls="--", label=f"{f} data")
+    ax.set(
+        xlabel="requested pressure (GPa)",
+        ylabel="volume per atom (Å$^3$)",
+        title="(a) volume per atom: generated (o), relaxed (^), data (s)",
+    )
+    if ax.get_legend_handles_labels()[1]:
+        ax.legend(fontsize=6, ncol=2)
+    rows = [r for r in result.structure_rows if r["status"] == "relaxed"]
+    panels = [
+        (axes[0, 1], "rmsd_A", "RMSD initial to relaxed (Å)", "(b) how far samples move"),
+        (axes[0, 2], "steps", "ionic steps", "(c) ionic steps"),
+        (
+            axes[1, 0],
+            "initial_pressure_GPa",
+            "pressure of the unrelaxed cell (GPa)",
+            "(d) initial pressure vs requested",
+        ),
+    ]
+    width = 0.35 * (min(np.diff(ps)) if len(ps) > 1 else 1.0)
+    for ax, key, label, title in panels:
+        for s_i, (source, col) in enumerate((("generated", "C0"), ("pyxtal", "0.5"))):
+            data = [
+                [
+                    r[key]
+                    for r in rows
+                    if r["source"] == source and r["pressure_GPa"] == p and math.isfinite(r[key])
+                ]
+                for p in ps
+            ]
+            pos = [p + (s_i - 0.5) * width for p in ps]
+            keep = [(d, x) for d, x in zip(data, pos, strict=True) if d]
+            if keep:
+                bp = ax.boxplot(
+                    [d for d, _ in keep],
+                    positions=[x for _, x in keep],
+                    widths=width * 0.9,
+                    showfliers=False,
+                    patch_artist=True,
+                    manage_ticks=False,
+                )
+                for b in bp["boxes"]:
+                    b.set(facecolor=col, alpha=0.5)
+            ax.plot([], [], color=col, lw=6, alpha=0.5, label=source)
+        ax.set(xlabel="requested pressure (GPa)", ylabel=label, title=title)
+        ax.set_xticks(ps)
+        ax.legend(fontsize=7)
+    axes[1, 0].plot(ps, ps, "k--", lw=1, label="requested")
+    ax = axes[1, 1]
+    rel = result.relaxation_summary()
+    for s_i, (source, col) in enumerate((("generated", "C0"), ("pyxtal", "0.5"))):
+        rates = [rel[source][f"{p:g}"]["convergence_rate"] or 0.0 for p in ps]
+        ax.bar([p + (s_i - 0.5) * width for p in ps], rates, width=width * 0.9, color=col, label=source)
+    ax.set(
+        xlabel="requested pressure (GPa)",
+        ylabel="converged / asked for",
+        ylim=(0, 1.25),
+        title=f"(e) convergence within {result.settings.relax.max_steps} steps",
+    )
+    ax.set_xticks(ps)
+    ax.legend(fontsize=7, loc="upper center", ncol=2)
+    ax = axes[1, 2]
+    phases = result.phase_summary()
+    budget = result.settings.phase_budget
+    for s_i, (source, col) in enumerate((("generated", "C0"), ("pyxtal", "0.5"))):
+        xs = np.arange(len(phases)) + (s_i - 0.5) * 0.4
+        vals = [(ph.get(source) or {}).get("mean_samplings") for ph in phases.values()]
+        ax.bar(
+            xs,
+            [budget * 1.05 if v is None else v for v in vals],
+            width=0.38,
+            color=col,
+            label=source,
+            hatch=None,
+        )
+        for x, v, ph in zip(xs, vals, phases.values(), strict=True):
+            ax.text(
+                x,
+                (budget * 1.05 if v is None else v),
+                (ph.get(source) or {}).get("success_count", ""),
+                ha="center",
+                va="bottom",
+                fontsize=7,
+            )
+    ax.axhline(budget, color="k", ls=":", lw=1)
+    ax.set_xticks(np.arange(len(phases)))
+    ax.set_xticklabels([f"{k}\n{v['pressure_GPa']:g} GPa" for k, v in phases.items()], fontsize=7)
+    ax.set(
+        ylabel="mean samplings to first match",
+        title=f"(f) known phases, budget {budget}\n(bar above the line: never found; label: runs found)",
+    )
+    ax.legend(fontsize=7)
+    if result.fraction_rows:
+        _plot_fractions(axes, result.fraction_rows)
+    write_png(fig, path)
+    plt.close(fig)
+    return path
+
+
+def _plot_fractions(axes, rows: list[dict]) -> None:
+    formula_of = {r["phase"]: r["formula"] for r in rows}
+    stable_at = {r["phase"]: r["phase_pressure_GPa"] for r in rows}
+    formulas = list(dict.fromkeys(r["formula"] for r in rows))
+    half = max(1, (len(formulas) + 1) // 2)
+    for ax, chunk, tag in ((axes[0, 3], formulas[:half], "g"), (axes[1, 3], formulas[half:], "h")):
+        if not chunk:
+            ax.set_visible(False)
+            continue
+        for c, ph in enumerate(p for p in formula_of if formula_of[p] in chunk):
+            pts = sorted((r["pressure_GPa"], r["fraction"]) for r in rows if r["phase"] == ph)
+            ax.plot(
+                *zip(*pts, strict=True),
+                marker="o",
+                color=f"C{c}",
+                label=f"{ph} (stable at {stable_at[ph]:g} GPa)",
+            )
+        ax.set(
+            xlabel="requested pressure (GPa)",
+            ylabel="fraction of samples matching (unrelaxed)",
+            title=f"({tag}) which phase the model makes: {', '.join(chunk)}",
+        )
+        ax.title.set_fontsize(9)
+        ax.legend(fontsize=7)
