@@ -15,6 +15,7 @@ from pymatgen.core import Lattice, Structure
 from xtal_graph import Crystal
 from xtal_tools.prediction.job import (
     Candidate,
+    PredictConfig,
     cell_formulas,
     parse_formula_units,
     rank_candidates,
@@ -67,8 +68,7 @@ def test_relaxation_reaches_the_pressure_and_reports_enthalpy(pressure):
 
 def test_higher_pressure_gives_a_smaller_cell():
     volumes = [
-        relax(_rattled_cu(), EMT(), p, RelaxSettings(max_steps=200)).atoms.get_volume()
-        for p in (0.0, 50.0)
+        relax(_rattled_cu(), EMT(), p, RelaxSettings(max_steps=200)).atoms.get_volume() for p in (0.0, 50.0)
     ]
     assert volumes[1] < 0.95 * volumes[0]
 
@@ -89,6 +89,8 @@ def test_calculator_errors_become_failed_results():
         RelaxSettings(optimizer="lbfgs")
     with pytest.raises(ValueError, match="unknown cell filter"):
         RelaxSettings(cell_filter="cubic")
+    with pytest.raises(ValueError, match="--pressure: pressure -1.0 GPa is negative"):
+        PredictConfig(formula="Cu", pressures=(0.0, -1.0)).check()  # a TOML request's pressures too
     with pytest.raises(ValueError, match="not an ASE calculator"):
         load_calculator("builtins:dict")
 
@@ -179,9 +181,7 @@ def test_chgnet_relaxes_silicon_under_pressure():
     calc = load_calculator("chgnet", device="cpu")
     atoms = bulk("Si", "diamond", a=5.47)
     atoms.rattle(0.02, seed=1)
-    results = [
-        relax(atoms, calc, p, RelaxSettings(fmax=0.05, max_steps=60)) for p in (0, 20)
-    ]
+    results = [relax(atoms, calc, p, RelaxSettings(fmax=0.05, max_steps=60)) for p in (0, 20)]
     assert all(r.ok and r.converged for r in results)
     v0, v20 = (r.atoms.get_volume() / 2 for r in results)
     assert 18.0 < v0 < 22.0 and v20 < 0.95 * v0  # diamond Si: 20.0 Å^3/atom

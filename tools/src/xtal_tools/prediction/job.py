@@ -30,7 +30,7 @@ import numpy as np
 from cond_vae.sampling import SamplerConfig
 
 from xtal_tools.config import DECISION_PRESET
-from xtal_tools.generation import BAR, SampleRow, make_row_requests
+from xtal_tools.generation import BAR, SampleRow, check_pressure, make_row_requests
 from xtal_tools.relaxation import RelaxConfig, RelaxSettings, relax
 
 __all__ = [
@@ -85,11 +85,14 @@ class PredictConfig:
             raise ValueError(f"symprec must be > 0 Å, got {self.symprec}")
 
     def check(self) -> None:
-        """What a runnable request needs beyond valid fields: a formula and at least one pressure."""
+        """What a runnable request needs beyond valid fields: a formula and at least one pressure, each
+        finite and >= 0 GPa (the one range check of a request's pressures, from flags or a TOML file)."""
         if not self.formula.strip():
             raise ValueError("--formula: empty formula")
         if not self.pressures:
             raise ValueError("--pressure: give at least one pressure in GPa")
+        for p in self.pressures:
+            check_pressure(p, "--pressure")
         if len(set(self.pressures)) != len(self.pressures):
             raise ValueError(f"--pressure {list(self.pressures)}: a pressure is repeated")
 
