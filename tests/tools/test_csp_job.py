@@ -15,13 +15,14 @@ from pymatgen.core import Lattice, Structure
 from xtal_graph import Crystal
 from xtal_tools.prediction.job import (
     Candidate,
+    PredictConfig,
     cell_formulas,
     parse_formula_units,
     rank_candidates,
     relax_samples,
 )
 from xtal_tools.prediction.report import write_results
-from xtal_tools.relaxation import EV_PER_A3_PER_GPA, RelaxSettings, load_calculator, relax_structure
+from xtal_tools.relaxation import EV_PER_A3_PER_GPA, RelaxSettings, load_calculator, relax
 
 
 def test_formula_units():
@@ -51,8 +52,8 @@ def _rattled_cu(seed: int = 0):
 
 @pytest.mark.parametrize("pressure", [0.0, 30.0])
 def test_relaxation_reaches_the_pressure_and_reports_enthalpy(pressure):
-    settings = RelaxSettings(pressure=pressure, fmax=0.01, max_steps=300)
-    res = relax_structure(_rattled_cu(), EMT(), settings)
+    settings = RelaxSettings(fmax=0.01, max_steps=300)
+    res = relax(_rattled_cu(), EMT(), pressure, settings)
     assert res.ok and res.converged and 0 < res.steps < 300
     p = pressure * EV_PER_A3_PER_GPA  # eV/Å^3
     volume = res.atoms.get_volume()
@@ -67,8 +68,7 @@ def test_relaxation_reaches_the_pressure_and_reports_enthalpy(pressure):
 
 def test_higher_pressure_gives_a_smaller_cell():
     volumes = [
-        relax_structure(_rattled_cu(), EMT(), RelaxSettings(pressure=p, max_steps=200)).atoms.get_volume()
-        for p in (0.0, 50.0)
+        relax(_rattled_cu(), EMT(), p, RelaxSettings(max_steps=200)).atoms.get_volume() for p in (0.0, 50.0)
     ]
     assert volumes[1] < 0.95 * volumes[0]
 
@@ -83,12 +83,14 @@ class _NaNCalculator(Calculator):
 
 
 def test_calculator_errors_become_failed_results():
-    res = relax_structure(_rattled_cu(), _NaNCalculator(), RelaxSettings())
+    res = relax(_rattled_cu(), _NaNCalculator(), 0.0, RelaxSettings())
     assert not res.ok and res.reason == "non-finite energy or positions" and math.isnan(res.enthalpy)
     with pytest.raises(ValueError, match="unknown optimizer"):
         RelaxSettings(optimizer="lbfgs")
-    with pytest.raises(ValueError, match="pressure"):
-        RelaxSettings(pressure=-1.0)
+    with pytest.raises(ValueError, match="unknown cell filter"):
+        RelaxSettings(cell_filter="cubic")
+    with pytest.raises(ValueError, match="--pressure: pressure -1.0 GPa is negative"):
+        PredictConfig(formula="Cu", pressures=(0.0, -1.0)).check()  # a TOML request's pressures too
     with pytest.raises(ValueError, match="not an ASE calculator"):
         load_calculator("builtins:dict")
 
@@ -179,9 +181,7 @@ def test_chgnet_relaxes_silicon_under_pressure():
     calc = load_calculator("chgnet", device="cpu")
     atoms = bulk("Si", "diamond", a=5.47)
     atoms.rattle(0.02, seed=1)
-    results = [
-        relax_structure(atoms, calc, RelaxSettings(pressure=p, fmax=0.05, max_steps=60)) for p in (0, 20)
-    ]
+    results = [relax(atoms, calc, p, RelaxSettings(fmax=0.05, max_steps=60)) for p in (0, 20)]
     assert all(r.ok and r.converged for r in results)
     v0, v20 = (r.atoms.get_volume() / 2 for r in results)
     assert 18.0 < v0 < 22.0 and v20 < 0.95 * v0  # diamond Si: 20.0 Å^3/atom

@@ -13,7 +13,7 @@ from xtal_tools.relaxation import (
     EV_PER_A3_PER_GPA,
     RelaxResult,
     RelaxSettings,
-    relax_structure,
+    relax,
     stress_pressure,
 )
 
@@ -46,7 +46,7 @@ def _cu(a: float = 3.6, seed: int = 0):
 def test_energies_every_step_from_the_start_without_extra_calls(pressure):
     calc = CountingEMT()
     atoms = _cu()
-    res = relax_structure(atoms, calc, RelaxSettings(pressure=pressure, fmax=0.01, max_steps=300))
+    res = relax(atoms, calc, pressure, RelaxSettings(fmax=0.01, max_steps=300))
     assert res.ok and res.converged and res.steps > 5
     assert len(res.energies) == len(res.volumes) == res.steps + 1
     assert calc.calls == res.steps + 1  # stress, forces and energy of a state come from one calculation
@@ -65,7 +65,7 @@ def test_energies_every_step_from_the_start_without_extra_calls(pressure):
 @pytest.mark.parametrize(("a", "sign"), [(3.3, 1), (3.9, -1)])
 def test_initial_pressure_positive_when_squeezed_negative_when_stretched(a, sign):
     atoms = bulk("Cu", "fcc", a=a, cubic=True)
-    res = relax_structure(atoms, EMT(), RelaxSettings(pressure=0.0, max_steps=0))
+    res = relax(atoms, EMT(), 0.0, RelaxSettings(max_steps=0))
     check = atoms.copy()
     check.calc = EMT()
     expected = -np.trace(check.get_stress(voigt=False)) / 3 / EV_PER_A3_PER_GPA
@@ -75,7 +75,7 @@ def test_initial_pressure_positive_when_squeezed_negative_when_stretched(a, sign
 
 
 def test_relaxed_cell_sits_at_the_target_pressure():
-    res = relax_structure(_cu(3.4), EMT(), RelaxSettings(pressure=30.0, fmax=0.005, max_steps=500))
+    res = relax(_cu(3.4), EMT(), 30.0, RelaxSettings(fmax=0.005, max_steps=500))
     assert res.converged and res.initial_pressure > 30.0
     again = res.atoms.copy()
     again.calc = EMT()
@@ -85,7 +85,7 @@ def test_relaxed_cell_sits_at_the_target_pressure():
 
 
 def test_failing_calculator_gives_a_failed_result_with_reason():
-    res = relax_structure(_cu(), CountingEMT(fail_at=1), RelaxSettings())
+    res = relax(_cu(), CountingEMT(fail_at=1), 0.0, RelaxSettings())
     assert not res.ok and not res.converged and res.steps == 0
     assert res.reason == "RuntimeError: calculation 1 refused"
     assert math.isnan(res.energy) and math.isnan(res.enthalpy) and math.isnan(res.initial_pressure)
@@ -93,13 +93,13 @@ def test_failing_calculator_gives_a_failed_result_with_reason():
 
 
 def test_failure_midway_keeps_the_steps_done():
-    res = relax_structure(_cu(3.4), CountingEMT(fail_at=6), RelaxSettings(fmax=1e-4))
+    res = relax(_cu(3.4), CountingEMT(fail_at=6), 0.0, RelaxSettings(fmax=1e-4))
     assert not res.ok and res.reason == "RuntimeError: calculation 6 refused"
     assert res.initial_pressure > 0 and res.steps == 4 and len(res.energies) == 5
 
 
 def test_calculator_without_stress_relaxes_positions_with_nan_initial_pressure():
-    res = relax_structure(_cu(), NoStressEMT(), RelaxSettings(cell_filter="none", fmax=0.01))
+    res = relax(_cu(), NoStressEMT(), 0.0, RelaxSettings(cell_filter="none", fmax=0.01))
     assert res.ok and res.converged and math.isnan(res.initial_pressure)
     assert len(res.energies) == res.steps + 1
 

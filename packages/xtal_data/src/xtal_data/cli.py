@@ -1,6 +1,7 @@
 """``xtal-data`` command line: ingest, verify, curate, split, stats, info, export, build-pressure.
 
-Errors exit with status 1 and one ``error: ...`` message naming the culprit; a closed output pipe
+Errors exit with status 1 and one ``error: ...`` message naming the culprit
+(:mod:`xtal_eval.cli_support`, the project's one error exit); a closed output pipe
 (``xtal-data info STORE | head``) ends the command quietly."""
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ import json
 from pathlib import Path
 
 import typer
+from xtal_eval.cli_support import EXPECTED_ERRORS, checked, fail
 
 app = typer.Typer(
     help="Zarr crystal stores: ingest, verify, curate, split, describe and export.", no_args_is_help=True
 )
 
-EXPECTED = (ValueError, KeyError, FileNotFoundError, FileExistsError, PermissionError, ImportError, OSError)
+# The project's expected errors, and any OS error (unreadable source, unwritable store, full disk).
+EXPECTED = (*EXPECTED_ERRORS, OSError)
 
 
 def _version(value: bool) -> None:
@@ -36,19 +39,17 @@ def _main(
 
 
 def _friendly(fn):
-    """Turn expected errors into 'error: ...' on stderr and exit status 1 (no traceback)."""
+    """Turn expected errors into 'error: ...' on stderr and exit status 1 (no traceback):
+    :func:`xtal_eval.cli_support.checked`, the project's one error exit."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except BrokenPipeError:  # the reader went away (``| head``): stop quietly, as cat does
-            _silence_stdout()
-            raise typer.Exit(141) from None
-        except EXPECTED as err:
-            message = err.args[0] if isinstance(err, KeyError) and err.args else err
-            typer.echo(f"error: {message}", err=True)
-            raise typer.Exit(1) from None
+        with checked(EXPECTED):
+            try:
+                return fn(*args, **kwargs)
+            except BrokenPipeError:  # the reader went away (``| head``): stop quietly, as cat does
+                _silence_stdout()
+                raise typer.Exit(141) from None
 
     return wrapper
 
@@ -132,8 +133,7 @@ def verify(
 
     result = verify_store(CrystalStore.open(store), progress=progress)
     if not result.ok:
-        typer.echo(result.summary(), err=True)
-        raise typer.Exit(1)
+        fail(result.summary())
     typer.echo(result.summary())
 
 

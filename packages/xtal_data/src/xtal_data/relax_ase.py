@@ -1,9 +1,20 @@
 """Relax one structure at a hydrostatic pressure with any ASE calculator (extra ``xtal-data[ase]``).
 
-Positions and cell relax together: ASE's ``FrechetCellFilter`` with ``scalar_pressure = P`` minimises the
-enthalpy ``H = E + P V``; FIRE (or BFGS) runs until the largest force / scaled cell gradient is below
-``fmax`` (eV/Å) or ``max_steps`` steps have run. Calculator errors never raise: they give a failed
-:class:`RelaxOutcome` with the reason, so one bad structure never stops a dataset build.
+The project's one relaxation: the pressure-dataset builder (``xtal-data build-pressure``) and every
+relaxing workflow of ``xtal_tools`` (prediction, benchmarks) call :func:`relax`.
+
+Positions and cell relax together under an external pressure ``P``: ASE's ``FrechetCellFilter`` (or
+``ExpCellFilter``) with ``scalar_pressure = P`` minimises the enthalpy ``H = E + P V``; FIRE (or BFGS) runs
+until the largest force / scaled cell gradient is below ``fmax`` (eV/Å) or ``max_steps`` steps have run
+(``cell_filter = "none"``: positions only, fixed cell). Calculator errors never raise: they give a failed
+:class:`RelaxResult` with the reason, so one bad structure never stops a dataset build or a job. The
+result also carries the pressure of the unrelaxed cell (from its stress) and the energy and volume at
+every ionic step, read from the calculator's cached results (no extra calculator calls for calculators
+that compute energy, forces and stress together).
+
+The pressure is an argument of :func:`relax`, not a setting: settings say how to relax (one per run,
+recorded by the builder), the pressure where (one per task); it is range-checked where it enters (the
+builder's :class:`~xtal_data.pressure_build.BuildConfig`, the tools' request readers), not here again.
 
 Calculators are named ``"module:factory"`` (an import path; ``factory(**kwargs)`` returns an ASE calculator)
 or by a short name of :data:`CALCULATORS` (``chgnet``: CHGNet's pretrained potential, whose weights ship
@@ -22,6 +33,18 @@ import numpy as np
 
 from xtal_data.geometry import hard_sphere_volume
 
+__all__ = [
+    "CALCULATORS",
+    "EV_PER_A3_PER_GPA",
+    "CellCollapsed",
+    "RelaxResult",
+    "RelaxSettings",
+    "chgnet_calculator",
+    "load_calculator",
+    "relax",
+    "stress_pressure",
+]
+
 EV_PER_A3_PER_GPA = 1.0 / 160.21766208  # 1 GPa in eV/Å^3
 CALCULATORS = {"chgnet": "xtal_data.relax_ase:chgnet_calculator", "emt": "ase.calculators.emt:EMT"}
 
@@ -29,7 +52,7 @@ CALCULATORS = {"chgnet": "xtal_data.relax_ase:chgnet_calculator", "emt": "ase.ca
 @dataclass(frozen=True)
 class RelaxSettings:
     """``fmax`` in eV/Å, at most ``max_steps`` optimiser steps; ``optimizer``: fire | bfgs;
-    ``cell_filter``: frechet (FrechetCellFilter) | exp (ExpCellFilter).
+    ``cell_filter``: frechet (FrechetCellFilter) | exp (ExpCellFilter) | none (fixed cell, positions only).
 
     ``min_volume_fraction``: a relaxation fails ("cell collapsed") as soon as the cell volume drops below
     this fraction of the hard-sphere volume of its atoms (Cordero covalent radii). Real solids stay well
@@ -51,8 +74,8 @@ class RelaxSettings:
             raise ValueError(f"max_steps must be >= 0, got {self.max_steps}")
         if self.optimizer not in ("fire", "bfgs"):
             raise ValueError(f"unknown optimizer {self.optimizer!r}: choose fire or bfgs")
-        if self.cell_filter not in ("frechet", "exp"):
-            raise ValueError(f"unknown cell filter {self.cell_filter!r}: choose frechet or exp")
+        if self.cell_filter not in ("frechet", "exp", "none"):
+            raise ValueError(f"unknown cell filter {self.cell_filter!r}: choose frechet, exp or none")
         if self.min_volume_fraction is not None and not self.min_volume_fraction >= 0:
             raise ValueError(f"min_volume_fraction must be >= 0 or None, got {self.min_volume_fraction}")
 
@@ -61,34 +84,69 @@ class RelaxSettings:
 
 
 @dataclass(frozen=True)
-class RelaxOutcome:
-    """One relaxation at ``pressure`` (GPa).
+class RelaxResult:
+    """One relaxation.
 
     Attributes:
+        atoms: the relaxed ``ase.Atoms`` (the last state reached; no calculator attached), or the input
+            when it failed before the first step.
         ok: the calculator answered to the end (converged or not); False: ``reason`` says why.
         converged: the force criterion was met within ``max_steps``.
-        steps: optimiser steps taken.
-        numbers, cell, frac: the final structure (atomic numbers; (3, 3) Å rows; (n, 3) fractional).
+        steps: optimiser steps whose state was evaluated (on a failure: those done before it).
         energy, enthalpy: eV per cell (``H = E + P V``); NaN when failed.
-        stress: (6,) Voigt stress xx yy zz yz xz xy in GPa (ASE sign: negative = compressed); NaN when failed.
+        reason: why it failed (``"<ExceptionType>: message"``, first line), else ``""``.
+        initial_pressure: pressure of the unrelaxed cell in GPa, ``-trace(stress) / 3`` (positive for
+            a compressed cell); NaN when the calculator gives no stress or failed on it.
+        energies: potential energy (eV, whole cell) at every ionic step, the start included
+            (``steps + 1`` values when the run finished).
+        volumes: cell volume (Å^3) at the same steps.
+        pressure: the external pressure (GPa) it relaxed at.
+        stress: (6,) final Voigt stress xx yy zz yz xz xy in GPa (ASE sign: negative = compressed); None
+            when failed or the calculator gives no stress.
     """
 
+    atoms: Any
     ok: bool
     converged: bool
     steps: int
-    pressure: float
-    numbers: np.ndarray
-    cell: np.ndarray
-    frac: np.ndarray
-    energy: float = math.nan
-    enthalpy: float = math.nan
-    stress: np.ndarray | None = None
+    energy: float
+    enthalpy: float
     reason: str = ""
+    initial_pressure: float = math.nan
+    energies: tuple[float, ...] = ()
+    volumes: tuple[float, ...] = ()
+    pressure: float = 0.0
+    stress: np.ndarray | None = None
+
+    @property
+    def num_atoms(self) -> int:
+        return len(self.atoms)
+
+    @property
+    def numbers(self) -> np.ndarray:
+        """(n,) atomic numbers of :attr:`atoms`."""
+        return np.asarray(self.atoms.numbers)
+
+    @property
+    def cell(self) -> np.ndarray:
+        """(3, 3) cell rows in Å of :attr:`atoms`."""
+        return np.asarray(self.atoms.cell[:])
+
+    @property
+    def frac(self) -> np.ndarray:
+        """(n, 3) fractional coordinates: wrapped into [0, 1) when ``ok``, as reached when failed."""
+        return np.asarray(self.atoms.get_scaled_positions(wrap=self.ok))
 
     @property
     def residual_pressure(self) -> float:
         """``-trace(stress) / 3`` in GPa: the final cell's pressure (about ``pressure`` when relaxed)."""
         return math.nan if self.stress is None else float(-np.mean(self.stress[:3]))
+
+    def enthalpies(self, pressure: float | None = None) -> np.ndarray:
+        """(steps + 1,) enthalpy ``E + P V`` in eV (whole cell) at every ionic step; ``pressure`` in GPa
+        (None: :attr:`pressure`)."""
+        p = self.pressure if pressure is None else pressure
+        return np.asarray(self.energies) + p * EV_PER_A3_PER_GPA * np.asarray(self.volumes)
 
 
 def load_calculator(spec: str, **kwargs: Any):
@@ -127,41 +185,75 @@ def chgnet_calculator(device: str | None = "cpu", **kwargs: Any):
     return CHGNetCalculator(use_device=device, **kwargs)
 
 
-def relax(atoms, calculator, pressure: float, settings: RelaxSettings) -> RelaxOutcome:
-    """Relax a copy of ``atoms`` (periodic ``ase.Atoms``) at ``pressure`` GPa; never raises for a calculator
-    error (the outcome is marked failed with ``"<ExceptionType>: message"``)."""
-    from ase.filters import ExpCellFilter, FrechetCellFilter
-    from ase.optimize import BFGS, FIRE
+def stress_pressure(atoms) -> float:
+    """Pressure in GPa from the stress of ``atoms`` (calculator attached): ``-trace(stress) / 3``.
 
-    if not (math.isfinite(pressure) and pressure >= 0):
-        raise ValueError(f"pressure must be a finite number >= 0 GPa, got {pressure}")
+    ASE's stress (eV/Å^3) is negative for a cell that pushes outwards, so a compressed cell has a
+    positive pressure.
+    """
+    stress = np.asarray(atoms.get_stress(voigt=True))  # (6,) xx yy zz yz xz xy
+    return float(-stress[:3].mean() / EV_PER_A3_PER_GPA)
+
+
+def relax(atoms, calculator, pressure: float = 0.0, settings: RelaxSettings | None = None) -> RelaxResult:
+    """Relax a copy of ``atoms`` (periodic ``ase.Atoms``) with ``calculator`` at ``pressure`` GPa.
+
+    Never raises for a calculator error: the result is marked failed with ``"<ExceptionType>: message"``
+    (and a calculator with ``reset`` is reset, so a half-done calculation cannot leak into the next
+    structure). ``atoms.info`` travels with the copy, so a calculator can read e.g. ``atoms.info["csp_id"]``.
+    ``settings``: None is :class:`RelaxSettings`'s defaults.
+    """
+    from ase.calculators.calculator import PropertyNotImplementedError
+
+    settings = RelaxSettings() if settings is None else settings
     work = atoms.copy()
     work.calc = calculator
-    opt = None
+    energies: list[float] = []
+    volumes: list[float] = []
+    initial_pressure = math.nan
+
+    def result(ok: bool, converged: bool = False, energy: float = math.nan, stress=None, reason: str = ""):
+        work.calc = None
+        steps = len(energies) - 1 if ok else max(len(energies) - 1, 0)  # evaluated steps
+        enthalpy = energy + pressure * EV_PER_A3_PER_GPA * float(work.get_volume()) if ok else math.nan
+        return RelaxResult(
+            work, ok, converged, steps, energy, enthalpy, reason, initial_pressure,
+            tuple(energies), tuple(volumes), pressure, stress,
+        )  # fmt: skip
+
+    def record() -> None:  # an observer: the calculator's cached result for the current positions
+        energies.append(float(work.get_potential_energy()))
+        volumes.append(float(work.get_volume()))
+
     try:
-        cls = FrechetCellFilter if settings.cell_filter == "frechet" else ExpCellFilter
-        target = cls(work, scalar_pressure=pressure * EV_PER_A3_PER_GPA)
-        opt = (FIRE if settings.optimizer == "fire" else BFGS)(target, logfile=None)
+        floor = None
         if settings.min_volume_fraction is not None:
             floor = settings.min_volume_fraction * hard_sphere_volume(np.asarray(work.numbers))
-            opt.attach(functools.partial(_check_volume, work, floor), interval=1)
             _check_volume(work, floor)
+        try:
+            initial_pressure = stress_pressure(work)
+        except PropertyNotImplementedError:
+            pass
+        opt = _optimizer(settings, _filtered(work, pressure, settings))
+        opt.attach(record, interval=1)
+        if floor is not None:
+            opt.attach(functools.partial(_check_volume, work, floor), interval=1)
         converged = bool(opt.run(fmax=settings.fmax, steps=settings.max_steps))
         energy = float(work.get_potential_energy())
-        stress = np.asarray(work.get_stress(voigt=True), dtype=np.float64) / EV_PER_A3_PER_GPA
-        frac = work.get_scaled_positions(wrap=True)
+        try:
+            stress = np.asarray(work.get_stress(voigt=True), dtype=np.float64) / EV_PER_A3_PER_GPA
+        except PropertyNotImplementedError:
+            stress = None
     except Exception as err:  # noqa: BLE001  any calculator error fails this structure only
         msg = str(err).splitlines()[0] if str(err) else ""
-        if hasattr(calculator, "reset"):  # a half-done calculation must not leak into the next structure
+        if hasattr(calculator, "reset"):
             calculator.reset()
-        return _failed(work, pressure, opt, f"{type(err).__name__}: {msg}"[:300])
-    volume = float(work.get_volume())
-    if not (math.isfinite(energy) and np.isfinite(stress).all() and np.isfinite(frac).all()):
-        return _failed(work, pressure, opt, "non-finite energy, stress or positions")
-    return RelaxOutcome(
-        True, converged, int(opt.nsteps), pressure, np.asarray(work.numbers), np.asarray(work.cell[:]), frac,
-        energy, energy + pressure * EV_PER_A3_PER_GPA * volume, stress,
-    )  # fmt: skip
+        return result(False, reason=f"{type(err).__name__}: {msg}"[:300])
+    if not (math.isfinite(energy) and math.isfinite(work.get_volume()) and np.isfinite(work.positions).all()):
+        return result(False, reason="non-finite energy or positions")
+    if stress is not None and not np.isfinite(stress).all():
+        return result(False, reason="non-finite stress")
+    return result(True, converged, energy, stress)
 
 
 class CellCollapsed(RuntimeError):
@@ -175,9 +267,16 @@ def _check_volume(atoms, floor: float) -> None:
         raise CellCollapsed(f"cell collapsed to {volume / n:.3g} Å^3/atom (floor {floor / n:.3g} Å^3/atom)")
 
 
-def _failed(work, pressure: float, opt, reason: str) -> RelaxOutcome:
-    steps = int(opt.nsteps) if opt is not None else 0
-    return RelaxOutcome(
-        False, False, steps, pressure, np.asarray(work.numbers), np.asarray(work.cell[:]),
-        np.asarray(work.get_scaled_positions(wrap=False)), reason=reason,
-    )  # fmt: skip
+def _filtered(atoms, pressure: float, settings: RelaxSettings):
+    if settings.cell_filter == "none":
+        return atoms
+    from ase.filters import ExpCellFilter, FrechetCellFilter
+
+    cls = FrechetCellFilter if settings.cell_filter == "frechet" else ExpCellFilter
+    return cls(atoms, scalar_pressure=pressure * EV_PER_A3_PER_GPA)
+
+
+def _optimizer(settings: RelaxSettings, target):
+    from ase.optimize import BFGS, FIRE
+
+    return (FIRE if settings.optimizer == "fire" else BFGS)(target, logfile=None)

@@ -4,7 +4,8 @@ Every command prints a short summary, writes a JSON summary (``--json``) and a p
 and optionally PNG plots (``--plot``, needs the ``plot`` extra). Bad input exits with status 1 and a
 message naming the item; output files are only written once everything has been computed, their folders
 are checked for writability before anything is computed, and if writing still fails the summary is
-printed to stdout (exit status 1) so that no computed metric is lost. Warnings raised while a command
+printed to stdout (exit status 1) so that no computed metric is lost. Errors exit through
+:func:`xtal_eval.cli_support.fail` (``error: <message>`` on stderr, status 1). Warnings raised while a command
 runs are reported once each, with their count, at its end (never filtered process-wide).
 """
 
@@ -21,6 +22,7 @@ from typing import Annotated
 
 import typer
 
+from xtal_eval.cli_support import EXPECTED_ERRORS, fail
 from xtal_eval.io import StructureSet, load_structures, pair_sets
 from xtal_eval.parallel import Parallel
 from xtal_eval.report import plot_histogram, plot_success_curves, to_jsonable, write_csv, write_json
@@ -85,22 +87,17 @@ def _check_outputs(*paths: Path | None) -> None:
         if path is None:
             continue
         if path.is_dir():
-            _fail(ValueError(f"cannot write {path}: it is a folder; give a file name"))
+            fail(f"cannot write {path}: it is a folder; give a file name")
         folder = path.parent
         while not folder.exists() and folder != folder.parent:
             folder = folder.parent
         if not folder.is_dir():
-            _fail(ValueError(f"cannot write {path}: {folder} is not a folder"))
+            fail(f"cannot write {path}: {folder} is not a folder")
         try:
             with tempfile.TemporaryFile(dir=folder):
                 pass
         except OSError as exc:
-            _fail(ValueError(f"cannot write {path}: {folder} is not writable ({exc.strerror or exc})"))
-
-
-def _fail(exc: Exception) -> None:
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(1)
+            fail(f"cannot write {path}: {folder} is not writable ({exc.strerror or exc})")
 
 
 def _load(path: Path) -> StructureSet:
@@ -117,8 +114,7 @@ def _emit(summary: dict, json_out: Path | None, rows: list[dict] | None, csv_out
         typer.echo(json.dumps(to_jsonable(summary), indent=2))
         where = exc.filename or json_out or csv_out
         reason = exc.strerror or exc
-        typer.echo(f"error: cannot write {where} ({reason}); the summary is printed above", err=True)
-        raise typer.Exit(1) from None
+        fail(f"cannot write {where} ({reason}); the summary is printed above")
     for key, value in summary.items():
         if not isinstance(value, (dict, list)):
             typer.echo(f"{key}: {value}")
@@ -146,8 +142,8 @@ def match(
         table = match_pairs(
             a, b, presets=preset, criterion=criterion, parallel=Parallel.from_jobs(jobs, progress=progress)
         )
-    except (ValueError, FileNotFoundError, ImportError) as exc:
-        _fail(exc)
+    except EXPECTED_ERRORS as exc:
+        fail(exc)
     summary: dict = {"command": "match", "n": len(a), "pairing": mode, "criterion": criterion, "presets": {}}
     rows = [{"id": label} for label in labels]
     for p in table.presets:
@@ -203,8 +199,8 @@ def recon(
                 xlabel="normalised RMSD",
                 title="recon",
             )
-    except (ValueError, FileNotFoundError, ImportError) as exc:
-        _fail(exc)
+    except EXPECTED_ERRORS as exc:
+        fail(exc)
     head = report.metrics[0]
     summary = {
         "command": "recon",
@@ -300,8 +296,8 @@ def csp_cmd(
                 f"{r.preset} {g}": c for r in report.results for g, c in report.curves(r.preset).items()
             }
             plot_success_curves(plot, curves, title="CSP success rate")
-    except (ValueError, FileNotFoundError, ImportError) as exc:
-        _fail(exc)
+    except EXPECTED_ERRORS as exc:
+        fail(exc)
     summary: dict = {
         "command": "csp",
         "n_targets": len(labels),
@@ -383,8 +379,8 @@ def gen(
         if cov is not None:
             fps_g, fps_r = g.fingerprints(gens), g.fingerprints(refs)
             summary["coverage"] = g.coverage(*fps_g, *fps_r, cutoffs=cov).__dict__
-    except (ValueError, FileNotFoundError, ImportError) as exc:
-        _fail(exc)
+    except EXPECTED_ERRORS as exc:
+        fail(exc)
     group_of = {i: k for k, grp in enumerate(groups) for i in grp}
     rows = []
     for i, label in enumerate(gset.labels()):
@@ -417,8 +413,8 @@ def rmsd(
         result = relaxation_rmsds(a, b, ids=labels)
         if plot is not None:
             plot_histogram(plot, {"rmsd": result.rmsd}, xlabel="RMSD (Å)", title="relaxation RMSD")
-    except (ValueError, FileNotFoundError, ImportError) as exc:
-        _fail(exc)
+    except EXPECTED_ERRORS as exc:
+        fail(exc)
     summary = {
         "command": "rmsd",
         "n": len(a),

@@ -1,7 +1,8 @@
 """What every command does the same way: the error exit, the output folder, warnings, the run record.
 
-* :func:`fail` / :func:`checked`: an expected error (bad input, missing file, unusable output) is one
-  ``error: <message>`` line on stderr and exit status 1, never a traceback.
+* :func:`fail` / :func:`checked` / :data:`EXPECTED_ERRORS` (the project's one error exit,
+  :mod:`xtal_eval.cli_support`, re-exported): an expected error (bad input, missing file, unusable
+  output) is one ``error: <message>`` line on stderr and exit status 1, never a traceback.
 * :func:`prepare_out`: refuse an unusable ``--out`` before any work; create it only once every input
   has been checked, so a bad request leaves nothing behind.
 * :class:`Warnings`: warnings are values. Library calls run inside it; every distinct message (from
@@ -18,34 +19,15 @@ import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
 
 import typer
+from xtal_eval.cli_support import EXPECTED_ERRORS, checked, fail
 
 __all__ = ["EXPECTED_ERRORS", "Warnings", "checked", "fail", "prepare_out", "recorded"]
-
-# Expected failures: reported as "error: ..." with exit status 1, no traceback.
-EXPECTED_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError, FloatingPointError)
 
 # What a user of a command cannot act on: API deprecations inside dependencies, and these messages.
 _QUIET = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
 _NOISE = ("Converting a tensor with requires_grad",)  # CHGNet's internals
-
-
-def fail(err: BaseException | str) -> NoReturn:
-    """Print ``error: <message>`` to stderr and exit with status 1."""
-    message = err.args[0] if isinstance(err, KeyError) and err.args else err
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
-
-
-@contextmanager
-def checked() -> Iterator[None]:
-    """Turn an expected error raised inside into :func:`fail`."""
-    try:
-        yield
-    except EXPECTED_ERRORS as err:
-        fail(err)
 
 
 @contextmanager

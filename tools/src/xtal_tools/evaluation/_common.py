@@ -19,7 +19,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -279,7 +279,7 @@ class Relaxer:
     """
 
     calculator: Any
-    settings: Any  # xtal_tools.relaxation.RelaxSettings
+    settings: Any  # xtal_data.relax_ase.RelaxSettings
     min_distance: float = 0.5
     counts: RelaxCounts = field(default_factory=RelaxCounts)
 
@@ -287,16 +287,15 @@ class Relaxer:
         from pymatgen.io.ase import AseAtomsAdaptor
         from xtal_eval import structure_valid
 
-        from xtal_tools.relaxation import relax_structure
+        from xtal_tools.relaxation import relax
 
-        settings = replace(self.settings, pressure=float(pressure))
         out = []
         for s in structures:
             if s is None:
                 out.append(None)
                 continue
             t0 = time.perf_counter()
-            res = relax_structure(AseAtomsAdaptor.get_atoms(s), self.calculator, settings)
+            res = relax(AseAtomsAdaptor.get_atoms(s), self.calculator, float(pressure), self.settings)
             self.counts.seconds += time.perf_counter() - t0
             self.counts.tried += 1
             self.counts.steps += res.steps

@@ -27,7 +27,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -46,8 +46,8 @@ __all__ = [
 @dataclass(frozen=True)
 class LocaloptSettings:
     """Pressures in GPa; ``num_per_target`` generated structures (and as many of each random kind)
-    per composition and pressure; ``relax`` gives fmax, steps and optimiser (its pressure is replaced
-    by each target pressure); ``min_distance_scale`` is the random baselines' rule."""
+    per composition and pressure; ``relax`` gives fmax, steps and optimiser (each structure relaxes
+    at its target pressure); ``min_distance_scale`` is the random baselines' rule."""
 
     pressures: tuple[float, ...] = (0.0, 100.0, 200.0, 300.0, 400.0)
     num_per_target: int = 4
@@ -59,8 +59,10 @@ class LocaloptSettings:
     def __post_init__(self) -> None:
         if not self.pressures:
             raise ValueError("no pressures given")
+        from xtal_tools.generation import check_pressure
+
         for p in self.pressures:
-            RelaxSettings(pressure=p)  # finite and >= 0, else ValueError naming it
+            check_pressure(p, "pressures")
         if self.num_per_target < 1:
             raise ValueError(f"num_per_target must be >= 1, got {self.num_per_target}")
 
@@ -125,10 +127,10 @@ def _relax_row(row: dict, structure, calculator, settings: RelaxSettings, min_di
     from pymatgen.io.ase import AseAtomsAdaptor
     from xtal_eval import relaxation_rmsd, structure_valid
 
-    from xtal_tools.relaxation import relax_structure
+    from xtal_tools.relaxation import relax
 
     t0 = time.perf_counter()
-    res = relax_structure(AseAtomsAdaptor.get_atoms(structure), calculator, settings)
+    res = relax(AseAtomsAdaptor.get_atoms(structure), calculator, row["pressure_GPa"], settings)
     n = len(structure)
     final = AseAtomsAdaptor.get_structure(res.atoms) if res.ok else None
     reason = res.reason
@@ -150,7 +152,7 @@ def _relax_row(row: dict, structure, calculator, settings: RelaxSettings, min_di
         final_volume_A3=final.volume,
         rmsd_A=relaxation_rmsd(structure, final, label=row["id"]),
     )
-    return (res.enthalpies(settings.pressure) - res.enthalpy) / n  # (steps + 1,)
+    return (res.enthalpies() - res.enthalpy) / n  # (steps + 1,)
 
 
 def run_localopt(
@@ -217,8 +219,7 @@ def run_localopt(
             if structure is None:
                 row.update(status="not_made", reason=why)
             else:
-                relax = replace(settings.relax, pressure=row["pressure_GPa"])
-                curve = _relax_row(row, structure, calculator, relax, settings.min_distance_relaxed)
+                curve = _relax_row(row, structure, calculator, settings.relax, settings.min_distance_relaxed)
                 if curve is not None:
                     curves[(row["source"], row["pressure_GPa"])].append(curve)
                 bar.update()

@@ -6,7 +6,7 @@ notebook can run them one at a time::
 
     formulas = cell_formulas("SiO2", (2, 3, 4), max_atoms=20)    # ['Si2O4', 'Si3O6', 'Si4O8']
     samples = sample_structures(model, formulas, pressure=50.0, num=60, seed=0, sampler=SamplerConfig())
-    cands = relax_samples(samples, calc, RelaxSettings(pressure=50.0))  # calc=None: no relaxation
+    cands = relax_samples(samples, calc, RelaxSettings())  # calc=None: no relaxation
     cands = rank_candidates(cands, preset="paper", symprec=0.1)
 
 Every sample stays in the list: ``status`` is ``ranked`` (unique, ranked by enthalpy per atom),
@@ -30,8 +30,8 @@ import numpy as np
 from cond_vae.sampling import SamplerConfig
 
 from xtal_tools.config import DECISION_PRESET
-from xtal_tools.generation import BAR, SampleRow, make_row_requests
-from xtal_tools.relaxation import RelaxConfig, RelaxSettings, relax_structure
+from xtal_tools.generation import BAR, SampleRow, check_pressure, make_row_requests
+from xtal_tools.relaxation import RelaxConfig, RelaxSettings, relax
 
 __all__ = [
     "Candidate",
@@ -85,11 +85,14 @@ class PredictConfig:
             raise ValueError(f"symprec must be > 0 Å, got {self.symprec}")
 
     def check(self) -> None:
-        """What a runnable request needs beyond valid fields: a formula and at least one pressure."""
+        """What a runnable request needs beyond valid fields: a formula and at least one pressure, each
+        finite and >= 0 GPa (the one range check of a request's pressures, from flags or a TOML file)."""
         if not self.formula.strip():
             raise ValueError("--formula: empty formula")
         if not self.pressures:
             raise ValueError("--pressure: give at least one pressure in GPa")
+        for p in self.pressures:
+            check_pressure(p, "--pressure")
         if len(set(self.pressures)) != len(self.pressures):
             raise ValueError(f"--pressure {list(self.pressures)}: a pressure is repeated")
 
@@ -123,7 +126,7 @@ def predict(
         sampler=config.sampler,
         progress=progress,
     )
-    cands = relax_samples(samples, calculator, config.relax.settings(pressure), progress=progress)
+    cands = relax_samples(samples, calculator, config.relax.settings(), progress=progress)
     cands = rank_candidates(cands, preset=config.preset, symprec=config.symprec, progress=progress)
     ranked = [c for c in cands if c.status == "ranked"]
     title = f"{config.formula} at {pressure:g} GPa: {len(ranked)} unique of {len(cands)} samples"
@@ -261,7 +264,8 @@ def relax_samples(
     min_distance: float = 0.5,
     progress: bool | None = None,
 ) -> list[Candidate]:
-    """A :class:`Candidate` per sample: relaxed with ``calculator`` (None: left as sampled).
+    """A :class:`Candidate` per sample: relaxed with ``calculator`` (None: left as sampled) at the
+    pressure it was sampled at (``conditions["pressure"]``; 0 GPa for a model without that condition).
 
     A relaxation that ends with two atoms closer than ``min_distance`` (Å) counts as failed.
     """
@@ -290,7 +294,7 @@ def relax_samples(
                 continue
             atoms = AseAtomsAdaptor.get_atoms(initial)
             atoms.info["csp_id"] = cid
-            res = relax_structure(atoms, calculator, settings)
+            res = relax(atoms, calculator, s.conditions.get("pressure", 0.0), settings)
             common = {"initial": initial, "steps": res.steps, "converged": res.converged}
             final = AseAtomsAdaptor.get_structure(res.atoms) if res.ok else None
             reason = res.reason
