@@ -1,4 +1,4 @@
-"""Drive :mod:`xtal_tools.pressure_response` with the shipped default model and CHGNet.
+"""Drive :mod:`xtal_tools.evaluation.pressure_response` with the shipped default model and CHGNet.
 
     OMP_NUM_THREADS=1 nohup python benchmarks/pressure/run_pressure_response.py --out runs/pressure_response \
         > runs/pressure_response.log 2>&1 &
@@ -58,15 +58,16 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from cond_vae.checkpoint import load_checkpoint
-    from xtal_tools.bench._common import ModelSampler, machine_info
-    from xtal_tools.pressure_response import (
+    from xtal_tools.evaluation._common import ModelSampler
+    from xtal_tools.evaluation.pressure_response import (
         PressureResponseSettings,
         known_phase_targets,
         reference_trend,
         run_pressure_response,
         store_compositions,
     )
-    from xtal_tools.relax import RelaxSettings, load_calculator
+    from xtal_tools.records import machine_info
+    from xtal_tools.relaxation import RelaxSettings, load_calculator
 
     t0 = time.perf_counter()
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -1,4 +1,4 @@
-"""Drive :mod:`xtal_tools.structure_map` (the paper's Fig. 4) with the shipped default model.
+"""Drive :mod:`xtal_tools.evaluation.structure_map` (the paper's Fig. 4) with the shipped default model.
 
     OMP_NUM_THREADS=1 python benchmarks/pressure/run_structure_map.py --out runs/structure_map
 
@@ -35,9 +35,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from cond_vae.checkpoint import load_checkpoint
-    from xtal_tools.bench._common import ModelSampler, machine_info
-    from xtal_tools.pressure_response import known_phase_targets
-    from xtal_tools.structure_map import StructureMapSettings, run_structure_map
+    from xtal_tools.evaluation._common import ModelSampler
+    from xtal_tools.evaluation.pressure_response import known_phase_targets
+    from xtal_tools.evaluation.structure_map import StructureMapSettings, run_structure_map
+    from xtal_tools.records import machine_info
 
     t0 = time.perf_counter()
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -58,6 +58,29 @@ def test_init_from_starts_from_the_weights_with_a_fresh_optimiser(tmp_path):
     assert load_checkpoint(trained.final_checkpoint).config == CondCDVAEConfig.tiny()
 
 
+def test_init_scalers_refits_the_conditions_on_the_new_data_and_keeps_the_lattice(tmp_path):
+    """A warm start onto data with new pressures: ``init_scalers = "conditions"`` standardises the pressure
+    on the new training data (its range is what the model is then trained on), the lattice scaler and
+    every weight stay the source's."""
+    import dataclasses
+
+    first = train(CONFIG.replace(max_steps=1), CondCDVAEConfig.tiny(), TRAIN, VAL, tmp_path / "a")
+    source = load_checkpoint(first.final_checkpoint)
+    high = [
+        dataclasses.replace(c, properties={**c.properties, "pressure": 40.0 + i}) for i, c in enumerate(TRAIN)
+    ]
+    warm = CONFIG.replace(max_steps=1, init_from=str(first.final_checkpoint), lr=1e-30)
+    kept = load_checkpoint(train(warm, None, high, VAL, tmp_path / "keep").final_checkpoint)
+    refit = load_checkpoint(
+        train(warm.replace(init_scalers="conditions"), None, high, VAL, tmp_path / "r").final_checkpoint
+    )
+    old, new = source.conditions.scalers["pressure"], refit.conditions.scalers["pressure"]
+    assert torch.equal(kept.conditions.scalers["pressure"].mean, old.mean)  # "keep": as saved
+    assert float(new.lo) == 40.0 and float(new.hi) == 49.0 and float(new.mean) == 44.5
+    assert torch.equal(refit.lattice_scaler.mean, source.lattice_scaler.mean)
+    assert refit.trained_on["conditions"]["pressure"] == [40.0, 49.0]
+
+
 _SCRIPT = textwrap.dedent(
     """
     import sys, time

@@ -15,9 +15,9 @@ pytest.importorskip("pyxtal", reason="the random twins need pyxtal (xtal-tools d
 from ase.calculators.emt import EMT  # noqa: E402
 from pymatgen.core import Lattice, Structure  # noqa: E402
 from pymatgen.io.ase import AseAtomsAdaptor  # noqa: E402
-from xtal_tools.bench._common import derived_seed  # noqa: E402
-from xtal_tools.bench.known_phase import first_match_index  # noqa: E402
-from xtal_tools.pressure_response import (  # noqa: E402
+from xtal_tools.evaluation._common import derived_seed  # noqa: E402
+from xtal_tools.evaluation.known_phase import first_match_index  # noqa: E402
+from xtal_tools.evaluation.pressure_response import (  # noqa: E402
     KNOWN_PHASES,
     PressureResponseSettings,
     RandomSampler,
@@ -27,7 +27,7 @@ from xtal_tools.pressure_response import (  # noqa: E402
     run_pressure_response,
     store_compositions,
 )
-from xtal_tools.relax import RelaxSettings, relax_structure  # noqa: E402
+from xtal_tools.relaxation import RelaxSettings, relax  # noqa: E402
 
 PRESSURES = (0.0, 20.0, 50.0)
 FCC = [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
@@ -36,7 +36,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def _emt_relaxed_cu4(p: float) -> Structure:
     s = Structure(Lattice.cubic(3.6), ["Cu"] * 4, FCC)
-    res = relax_structure(AseAtomsAdaptor.get_atoms(s), EMT(), RelaxSettings(pressure=p, fmax=0.005))
+    res = relax(AseAtomsAdaptor.get_atoms(s), EMT(), p, RelaxSettings(fmax=0.005))
     assert res.converged
     return AseAtomsAdaptor.get_structure(res.atoms)
 

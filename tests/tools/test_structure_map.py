@@ -14,7 +14,7 @@ pytest.importorskip(
 )
 
 from pymatgen.core import Lattice, Structure  # noqa: E402
-from xtal_tools.structure_map import (  # noqa: E402
+from xtal_tools.evaluation.structure_map import (  # noqa: E402
     StructureMapSettings,
     describe,
     embed,

@@ -100,8 +100,11 @@ class CondCDVAE(nn.Module):
 
     # ------------------------------------------------------------------ scalers
     @torch.no_grad()
-    def fit_scalers(self, data: CrystalBatch | Iterable[Crystal | CrystalBatch]) -> dict[str, Any]:
-        """Fit the lattice scaler and every scalar-condition scaler on training data; returns their JSON view.
+    def fit_scalers(
+        self, data: CrystalBatch | Iterable[Crystal | CrystalBatch], *, fit_lattice: bool = True
+    ) -> dict[str, Any]:
+        """Fit the lattice scaler (unless ``fit_lattice=False``) and every scalar-condition scaler on
+        training data; returns their JSON view.
 
         ``data``: a ``CrystalBatch``, or an iterable of ``Crystal`` / ``CrystalBatch`` (streamed, so a
         DataLoader over the training set works). Non-finite values raise ``ValueError``.
@@ -126,7 +129,8 @@ class CondCDVAE(nn.Module):
                 if name not in props:
                     raise KeyError(f"condition {name!r} missing from a training item's properties")
                 stats.update(props[name].reshape(-1, 1))
-        self.lattice_scaler.set_from(lattice_stats)
+        if fit_lattice:
+            self.lattice_scaler.set_from(lattice_stats)
         for name, stats in cond_stats.items():
             scaler = self.conditions.scalers[name]
             scaler.set_from(stats)

@@ -24,7 +24,9 @@ __all__ = [
     "Benchmark",
     "KnownPhaseConfig",
     "LocaloptConfig",
+    "PressureResponseConfig",
     "ReconConfig",
+    "StructureMapConfig",
     "SuccessConfig",
     "open_benchmark",
     "write_summary",
@@ -56,6 +58,14 @@ class BenchConfig:
             raise ValueError(f"jobs must be >= 1, got {self.jobs}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be >= 1, got {self.limit}")
+
+
+def _check_phases(text: str) -> None:
+    """``all``, ``none`` or comma-separated ids of the built-in known phases (KeyError naming them)."""
+    if text not in ("all", "none"):
+        from xtal_tools.evaluation.pressure_response import known_phase_targets
+
+        known_phase_targets([p.strip() for p in text.split(",") if p.strip()])
 
 
 def _check_presets(names) -> None:
@@ -131,6 +141,59 @@ class LocaloptConfig(BenchConfig):
     relax: RelaxConfig = field(default_factory=lambda: RelaxConfig(enabled=True, max_steps=150))
 
 
+@dataclass(frozen=True)
+class PressureResponseConfig(BenchConfig):
+    """``[pressure_response]``: do samples follow the requested pressure? ``formulas`` (cell formulas; none:
+    ``limit`` compositions of at most ``max_atoms`` atoms drawn from the pressure-labelled store ``data``,
+    whose trend is the reference) at ``pressures`` (GPa), ``num`` samples each, relaxed with ``[relax]``
+    beside PyXtal twins; known ``phases`` (``all``, ``none`` or comma-separated ids) searched ``phase_runs``
+    times with ``phase_budget`` samplings in batches of ``phase_batch`` (``relax_phases``: relax before
+    matching); which phase is made at ``fraction_pressures`` from ``fraction_num`` samplings."""
+
+    limit: int | None = 3
+    formulas: tuple[str, ...] = ()
+    max_atoms: int = 4
+    pressures: tuple[float, ...] = (0.0, 10.0, 25.0, 50.0)
+    num: int = 5
+    phases: str = "all"
+    phase_runs: int = 3
+    phase_budget: int = 50
+    phase_batch: int = 10
+    relax_phases: bool = False
+    fraction_pressures: tuple[float, ...] = (0.0, 10.0, 25.0, 40.0, 50.0)
+    fraction_num: int = 100
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    relax: RelaxConfig = field(default_factory=lambda: RelaxConfig(enabled=True, max_steps=150))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_phases(self.phases)
+        for name in ("max_atoms", "num", "phase_runs", "phase_budget", "phase_batch", "fraction_num"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class StructureMapConfig(BenchConfig):
+    """``[structure_map]``: the paper's Fig. 4. ``num`` samples of each of ``formulas`` at each of
+    ``pressures`` (GPa) beside PyXtal twins, described (``soap`` or ``rdf``) and embedded (``umap`` or
+    ``tsne``) in 2-D with the known phases ``landmarks`` (comma-separated ids, or ``none``)."""
+
+    formulas: tuple[str, ...] = ("Si4O8",)
+    pressures: tuple[float, ...] = (0.0, 10.0, 25.0, 50.0)
+    num: int = 25
+    descriptor: str = "soap"
+    embedding: str = "umap"
+    landmarks: str = "SiO2-quartz,SiO2-stishovite"
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_phases(self.landmarks)
+        if self.num < 1 or not self.formulas or not self.pressures:
+            raise ValueError("structure map: give at least one formula, one pressure and num >= 1")
+
+
 @dataclass
 class Benchmark:
     """A benchmark ready to run: the opened model, its targets (None for localopt, which draws
@@ -179,18 +242,23 @@ def open_benchmark(config: BenchConfig, *, targets: bool = True, relax_default: 
     from xtal_tools.checkpoints import open_model
     from xtal_tools.evaluation._common import Relaxer
 
+    if isinstance(config, StructureMapConfig):  # a missing optional dependency fails before any work
+        from xtal_tools.evaluation.structure_map import StructureMapSettings, check_dependencies
+
+        check_dependencies(StructureMapSettings(descriptor=config.descriptor, embedding=config.embedding))
     opened = open_model(config.checkpoint, device=config.device)
     extra = [n for n in opened.model.config.condition_names if n != "pressure"]
     if extra:
         raise ValueError(f"the model is also conditioned on {extra}: the benchmarks give only a pressure")
     if targets:
         found = _targets(config, opened.model)
-    else:  # the benchmark reads the store itself: its split part must exist
+    else:  # the benchmark reads the store itself (when it reads one): its split part must exist
         from xtal_tools.evaluation._common import part_indices
 
-        if not config.data:
+        if isinstance(config, LocaloptConfig) and not config.data:
             raise ValueError("--data STORE is required")
-        part_indices(config.data, config.split, config.part)
+        if isinstance(config, LocaloptConfig):
+            part_indices(config.data, config.split, config.part)
         found = None
     relax = getattr(config, "relax", None)
     relaxer = None

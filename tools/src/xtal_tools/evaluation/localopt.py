@@ -35,9 +35,12 @@ from xtal_tools.evaluation.localopt_plots import SOURCES, relative_enthalpies, s
 from xtal_tools.relaxation import RelaxSettings
 
 __all__ = [
+    "EMPTY_ROW",
     "LocaloptResult",
     "LocaloptSettings",
     "SOURCES",
+    "random_twin",
+    "relax_row",
     "run_localopt",
     "split_compositions",
 ]
@@ -112,7 +115,9 @@ def split_compositions(
     return list(out.items())
 
 
-def _make_random(kind: str, formula: str, volume: float, seed: int, scale: float):
+def random_twin(kind: str, formula: str, volume: float, seed: int, scale: float):
+    """A random structure of ``formula`` at ``volume`` (Å^3): ``kind`` ``pyxtal`` (random space group) or
+    ``uniform`` (P1); ``(structure, "")`` or ``(None, why)`` when none could be made."""
     from xtal_eval.baselines import RandomStructureError, pyxtal_random, uniform_random
 
     make = pyxtal_random if kind == "pyxtal" else uniform_random
@@ -122,8 +127,9 @@ def _make_random(kind: str, formula: str, volume: float, seed: int, scale: float
         return None, f"no random structure: {err}"
 
 
-def _relax_row(row: dict, structure, calculator, settings: RelaxSettings, min_distance: float):
-    """Relax ``structure`` and fill ``row``; returns the enthalpy-per-atom curve relative to the end."""
+def relax_row(row: dict, structure, calculator, settings: RelaxSettings, min_distance: float):
+    """Relax ``structure`` at ``row["pressure_GPa"]`` and fill ``row`` (status, steps, energies, RMSD, ...);
+    returns the enthalpy-per-atom curve relative to the end (None when the relaxation failed)."""
     from pymatgen.io.ase import AseAtomsAdaptor
     from xtal_eval import relaxation_rmsd, structure_valid
 
@@ -204,7 +210,7 @@ def run_localopt(
             for i, kind in enumerate(SOURCES[1:]):
                 t1 = time.perf_counter()
                 s_seed = derive_seed(settings.seed, i, k, j)
-                s, why = _make_random(kind, formula, volume, s_seed, settings.min_distance_scale)
+                s, why = random_twin(kind, formula, volume, s_seed, settings.min_distance_scale)
                 seconds[f"make_{kind}"] += time.perf_counter() - t1
                 work.append(({**base, "source": kind, "seed": s_seed}, s, why))
     rows, curves = [], {(s, float(p)): [] for s in SOURCES for p in settings.pressures}
@@ -215,11 +221,11 @@ def run_localopt(
     ) as bar:
         for row, structure, why in work:
             row = {"id": f"{row['source']}/{row['formula']}/{row['pressure_GPa']:g}/{row['sample']}", **row}
-            row.update(_EMPTY)
+            row.update(EMPTY_ROW)
             if structure is None:
                 row.update(status="not_made", reason=why)
             else:
-                curve = _relax_row(row, structure, calculator, settings.relax, settings.min_distance_relaxed)
+                curve = relax_row(row, structure, calculator, settings.relax, settings.min_distance_relaxed)
                 if curve is not None:
                     curves[(row["source"], row["pressure_GPa"])].append(curve)
                 bar.update()
@@ -229,7 +235,7 @@ def run_localopt(
     return LocaloptResult(rows, summarise(rows, settings.pressures), curves, dict(seconds))
 
 
-_EMPTY = {
+EMPTY_ROW = {
     "status": "",
     "reason": "",
     "converged": False,

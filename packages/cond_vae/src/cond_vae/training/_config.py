@@ -52,6 +52,9 @@ class TrainConfig:
     # warm start: the weights (and fitted scalers/scale factors) of this model checkpoint directory, a
     # fresh optimiser; ignored when resuming a step checkpoint (that holds the weights already)
     init_from: str | None = None
+    # with init_from: keep its scalers ("keep"), refit the condition scalers on this run's training data
+    # ("conditions": new pressures or ranges; the lattice scaler stays) or refit every scaler ("all")
+    init_scalers: str = "keep"
     lr: float = 1e-4
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-8
@@ -100,6 +103,7 @@ class TrainConfig:
         need(self.on_nonfinite in ("raise", "skip"), "on_nonfinite must be 'raise' or 'skip'")
         need(self.num_workers >= 0, "num_workers must be >= 0")
         need(bool(self.encoder_graphs), "encoder_graphs must be 'memory', 'none', 'store' or a file path")
+        need(self.init_scalers in ("keep", "conditions", "all"), "init_scalers: keep, conditions or all")
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)

@@ -188,6 +188,10 @@ class _Trainer:
                     f"model config differs from the one of init_from = {self.cfg.init_from}; pass None "
                     "to take it from there"
                 )
+            if self.cfg.init_scalers != "keep":  # new conditions or ranges: standardise on this run's data
+                model.fit_scalers(
+                    _data.scaler_items(self.train_data), fit_lattice=self.cfg.init_scalers == "all"
+                )
         else:
             if model_config is None:
                 raise ValueError("model_config is required unless resuming from a checkpoint")

@@ -1,28 +1,13 @@
-"""``tools/benchmark``: the paper's evaluations as reproducible benchmarks, small on a CPU or full on GPUs.
-
-    tools/benchmark recon       -k CKPT --data STORE --limit 50 -o OUT            # Table II
-    tools/benchmark success     -k CKPT --data STORE --limit 20 --num 20 -o OUT   # Fig. 3
-    tools/benchmark success     -k CKPT --targets targets.csv --num 800 --calculator chgnet -o OUT
-    tools/benchmark known-phase -k CKPT --targets targets.csv --runs 5 --budget 1000 -o OUT  # Table IV
-    tools/benchmark localopt    -k CKPT --data STORE --limit 20 -o OUT            # Table III, Fig. 2
-
-Targets are a store split part (``--data``, ``--split``, ``--part``, ``--limit``) or a CSV with columns
-``cif`` (path, relative to the CSV) and ``pressure`` (GPa), optionally ``id``. Settings can also come
-from ``--config FILE.toml`` (the benchmark's table, ``[recon]``, ``[success]``, ``[known_phase]`` or
-``[localopt]``, plus ``[sampler]`` and ``[relax]``; :mod:`xtal_tools.evaluation.configs`). Each writes
-``summary.json`` (results, wall time, structures per second, settings, versions, machine), ``rows.csv``
-(one row per target), PNG plots where there is a curve, and ``run.toml``.
-"""
+"""``tools/benchmark recon | success | known-phase | localopt``: the paper's Table II, Fig. 3, Table IV and
+Table III / Fig. 2 (library: :mod:`xtal_tools.evaluation`)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from xtal_tools.cli._common import Warnings, checked, prepare_out, recorded, run_app
+from xtal_tools.cli._common import Warnings, checked, recorded
 from xtal_tools.cli._options import (
     RELAX,
     SAMPLER,
@@ -36,90 +21,22 @@ from xtal_tools.cli._options import (
     SeedOption,
     with_tables,
 )
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
-
-_T = "Targets"
-Split = Annotated[
-    str | None, typer.Option(help="Split stored in the data store  \\[default: random]", rich_help_panel=_T)
-]
-Part = Annotated[str | None, typer.Option(help="Part of the split  \\[default: test]", rich_help_panel=_T)]
-Limit = Annotated[
-    int | None, typer.Option(help="Only the first N targets of the part.", min=1, rich_help_panel=_T)
-]
-Targets = Annotated[
-    Path | None,
-    typer.Option(help="CSV with columns cif (path), pressure (GPa) and optionally id.", rich_help_panel=_T),
-]
-Cell = Annotated[
-    str | None,
-    typer.Option(
-        help="Target cell to sample: given, primitive or conventional  \\[default: given]", rich_help_panel=_T
-    ),
-]
-Jobs = Annotated[int | None, typer.Option(help="Processes for structure matching  \\[default: 1]", min=1)]
-Presets = Annotated[
-    str | None, typer.Option(help="Comma-separated matcher presets  \\[default: cdvae,paper,strict]")
-]
-Num = Annotated[int | None, typer.Option("--num", "-n", help="Samplings per target.", min=1)]
-
-
-def _common(checkpoint, data, split, part, limit, targets, cell, seed, device, jobs) -> dict:
-    return {
-        "checkpoint": checkpoint,
-        "data": data,
-        "split": split,
-        "part": part,
-        "limit": limit,
-        "targets": None if targets is None else str(targets),
-        "cell": cell,
-        "seed": seed,
-        "jobs": jobs,
-        "device": device.value if device is not None else None,
-    }
-
-
-def _presets(text: str | None) -> tuple[str, ...] | None:
-    return None if text is None else tuple(p.strip() for p in text.split(",") if p.strip())
-
-
-def _open(cls, table: str, config, flags: dict, tables, out: Path, overwrite: bool, notes, **open_kw):
-    """Resolve the benchmark's config, open model, targets and calculator, then create OUT."""
-    from xtal_tools.checkpoints import condition_warnings
-    from xtal_tools.config import resolve
-    from xtal_tools.evaluation.configs import open_benchmark
-
-    settings = resolve(cls, table=table, path=config, flags=flags, nested_flags=tables.gather())
-    if hasattr(settings, "relax"):  # record what was done: relaxed or not
-        relax = settings.relax
-        settings = replace(
-            settings, relax=replace(relax, enabled=relax.on(open_kw.get("relax_default", False)))
-        )
-    prepare_out(out, overwrite=overwrite, create=False)
-    bench = open_benchmark(settings, **open_kw)
-    pressures = getattr(settings, "pressures", None) or sorted({t.pressure for t in bench.targets or ()})
-    notes.add(condition_warnings(bench.model, pressures))
-    prepare_out(out, overwrite=overwrite)
-    return settings, bench
-
-
-def _record(name: str, out: Path, settings, table: str, bench, notes):
-    from xtal_tools.config import to_tables
-    from xtal_tools.records import RunRecord
-
-    sampler = settings.sampler
-    derived = {
-        "checkpoint": str(bench.opened.path),
-        "device": bench.device,
-        "n_targets": len(bench.targets) if bench.targets is not None else None,
-        "decoder_calls_per_structure": sampler.decoder_calls(len(bench.model.sigmas)),
-        "relax": bench.relaxer is not None,
-        "warnings": notes.messages,
-    }
-    tables = to_tables(settings, table=table)
-    return RunRecord.start(
-        out, command=f"benchmark {name}", tables=tables, seed=settings.seed, derived=derived
-    ), tables
+from xtal_tools.cli.benchmark._shared import (
+    TARGETS,
+    Cell,
+    Jobs,
+    Limit,
+    Num,
+    Part,
+    Presets,
+    Split,
+    Targets,
+    app,
+    common_flags,
+    open_bench,
+    presets_flag,
+    start_record,
+)
 
 
 @app.command()
@@ -153,17 +70,17 @@ def recon(
     from xtal_tools.evaluation.recon import run_recon
 
     flags = {
-        **_common(checkpoint, data, split, part, limit, None, None, seed, device, jobs),
-        "presets": _presets(presets),
+        **common_flags(checkpoint, data, split, part, limit, None, None, seed, device, jobs),
+        "presets": presets_flag(presets),
         "use_mean": use_mean,
     }
     with Warnings() as notes, checked():
         if data is None and config is None:
             raise ValueError("--data STORE is required")
-        settings, bench = _open(
+        settings, bench = open_bench(
             ReconConfig, "recon", config, flags, tables, out, overwrite, notes, targets=False
         )
-    record, table = _record("recon", out, settings, "recon", bench, notes)
+    record, table = start_record("recon", out, settings, "recon", bench, notes)
     with recorded(record), notes:
         results, rows, n = run_recon(bench.model, settings, out, progress=progress)
         summary = write_summary(
@@ -229,19 +146,19 @@ def success(
     from xtal_tools.evaluation.success import run_success_benchmark
 
     flags = {
-        **_common(checkpoint, data, split, part, limit, targets, cell, seed, device, jobs),
+        **common_flags(checkpoint, data, split, part, limit, targets, cell, seed, device, jobs),
         "num": num,
-        "presets": _presets(presets),
+        "presets": presets_flag(presets),
         "size_cut": size_cut,
         "chunk": chunk,
         "save_samples": save_samples,
     }
     with Warnings() as notes, checked():
         relax_named = tables.gather()["relax"]["calculator"] is not None
-        settings, bench = _open(
+        settings, bench = open_bench(
             SuccessConfig, "success", config, flags, tables, out, overwrite, notes, relax_default=relax_named
         )
-    record, table = _record("success", out, settings, "success", bench, notes)
+    record, table = start_record("success", out, settings, "success", bench, notes)
     with recorded(record), notes:
         results, rows, n = run_success_benchmark(bench, settings, out, progress=progress)
         summary = write_summary(
@@ -296,7 +213,7 @@ def known_phase(
     from xtal_tools.evaluation.known_phase import run_known_phase_benchmark
 
     flags = {
-        **_common(checkpoint, data, split, part, limit, targets, cell, seed, device, None),
+        **common_flags(checkpoint, data, split, part, limit, targets, cell, seed, device, None),
         "runs": runs,
         "budget": budget,
         "batch": batch,
@@ -305,7 +222,7 @@ def known_phase(
 
     with Warnings() as notes, checked():
         relax_named = tables.gather()["relax"]["calculator"] is not None
-        settings, bench = _open(
+        settings, bench = open_bench(
             KnownPhaseConfig,
             "known_phase",
             config,
@@ -316,7 +233,7 @@ def known_phase(
             notes,
             relax_default=relax_named,
         )
-    record, table = _record("known-phase", out, settings, "known_phase", bench, notes)
+    record, table = start_record("known-phase", out, settings, "known_phase", bench, notes)
     with recorded(record), notes:
         phases, results = run_known_phase_benchmark(bench, settings, on_run=_say_run, progress=progress)
         summary = write_summary(
@@ -353,7 +270,9 @@ def localopt(
     limit: Annotated[
         int | None,
         typer.Option(
-            help="Distinct compositions, drawn at random (seeded)  \\[default: 20]", min=1, rich_help_panel=_T
+            help="Distinct compositions, drawn at random (seeded)  \\[default: 20]",
+            min=1,
+            rich_help_panel=TARGETS,
         ),
     ] = None,
     pressures: Annotated[
@@ -382,7 +301,7 @@ def localopt(
 
     with Warnings() as notes, checked():
         flags = {
-            **_common(checkpoint, data, split, part, limit, None, None, seed, device, None),
+            **common_flags(checkpoint, data, split, part, limit, None, None, seed, device, None),
             "num": num,
             "pressures": parse_pressures(pressures, "--pressures") if pressures is not None else None,
         }
@@ -391,7 +310,7 @@ def localopt(
         from xtal_eval.baselines import require_pyxtal
 
         require_pyxtal()  # before any sampling
-        settings, bench = _open(
+        settings, bench = open_bench(
             LocaloptConfig,
             "localopt",
             config,
@@ -403,7 +322,7 @@ def localopt(
             targets=False,
             relax_default=True,
         )
-    record, table = _record("localopt", out, settings, "localopt", bench, notes)
+    record, table = start_record("localopt", out, settings, "localopt", bench, notes)
     with recorded(record), notes:
         summary = run_localopt_benchmark(bench, settings, out, tables=table, progress=progress)
     record.finish({k: summary[k] for k in ("wall_s", "n_structures", "n_relaxed", "structures_per_s")})
@@ -411,11 +330,3 @@ def localopt(
         cells = "  ".join(f"{p} GPa: {s['n_converged']}/{s['n']}" for p, s in per_p.items())
         typer.echo(f"{source:<10} converged {cells}")
     typer.echo(f"{summary['n_structures']} structures in {summary['wall_s']:.1f} s -> {out}")
-
-
-def main() -> None:
-    run_app(app)
-
-
-if __name__ == "__main__":
-    main()

@@ -6,14 +6,14 @@
    pressure, e.g. ``data/pressure/chgnet_mp20_small_6p.zarr``).
 2. **How far samples move when relaxed at the requested pressure**: every generated structure and a
    PyXtal random twin of the same composition and cell volume (as in the local-optimisation benchmark,
-   :mod:`xtal_tools.bench.localopt`, whose relaxation row helper is reused) are relaxed at that pressure
+   :mod:`xtal_tools.evaluation.localopt`, whose relaxation row helper is reused) are relaxed at that pressure
    with one ASE calculator: RMSD (Å, :func:`xtal_eval.relaxation_rmsd`), ionic steps, convergence, the
    pressure of the unrelaxed cell (GPa, ``-trace(stress)/3``) and the relaxed volume per atom.
 3. **Known phases at their pressure** (:data:`KNOWN_PHASES`: rock-salt and CsCl-type NaCl, diamond and
    beta-tin Si, alpha-quartz and stishovite SiO2, built with pymatgen from textbook lattice parameters):
    samplings to the first match (``StructureMatcher.fit`` under the ``paper`` preset of xtal_eval) for
    the model and for PyXtal random structures of the phase's composition and volume, with the search
-   of :mod:`xtal_tools.bench.known_phase` (same batches, seeds, budget).
+   of :mod:`xtal_tools.evaluation.known_phase` (same batches, seeds, budget).
 4. **Which known phase the model makes at each pressure** (``settings.fraction_pressures``): the fraction
    of ``fraction_num`` unrelaxed samples of each phase's cell formula that match each phase
    (:func:`phase_fractions`)::
@@ -33,7 +33,8 @@ Seeds: group ``(i, k)`` (composition ``i``, pressure ``k``) is sampled as one ro
 ``derived_seed(seed, 0, i, k)``; random twin ``j`` of that group has ``derived_seed(seed, 1, i, k, j)``;
 phase fractions at pressure number ``k`` for formula number ``i`` use ``derived_seed(seed, 2, k, i)``;
 known-phase run ``r`` of phase ``t`` has ``derived_seed(seed, t, r)`` for the model and for the random
-searcher (:func:`xtal_tools.bench.known_phase.search_run`). Results do not depend on the order of the work.
+searcher (:func:`xtal_tools.evaluation.known_phase.search_run`). Results do not depend on the order of
+the work.
 """
 
 from __future__ import annotations
@@ -43,14 +44,15 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from xtal_tools.bench._common import BenchTarget, derived_seed, finite
-from xtal_tools.relax import RelaxSettings
+from xtal_tools.evaluation._common import BenchTarget, derived_seed, finite
+from xtal_tools.generation import check_pressure
+from xtal_tools.relaxation import RelaxSettings
 
 __all__ = [
     "KNOWN_PHASES",
@@ -99,7 +101,7 @@ class PressureResponseSettings:
         if not self.pressures:
             raise ValueError("no pressures given")
         for p in self.pressures:
-            RelaxSettings(pressure=p)  # finite and >= 0, else ValueError naming it
+            check_pressure(p, "pressures")  # finite and >= 0, else ValueError naming it
         for name in ("num_per_target", "phase_runs", "phase_budget", "phase_batch", "fraction_num"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -297,8 +299,7 @@ def store_compositions(
         ValueError: fewer than ``limit`` compositions qualify.
     """
     from ase.data import atomic_numbers
-
-    from xtal_tools.baselines import parse_cell_formula
+    from xtal_eval.baselines import parse_cell_formula
 
     ref = reference_trend(data, max_pressure=max(pressures))
     by_formula: dict[str, dict[float, ReferencePoint]] = defaultdict(dict)
@@ -329,7 +330,7 @@ def store_compositions(
 @dataclass(frozen=True)
 class RandomSampler:
     """PyXtal (``kind="pyxtal"``) or uniform P1 (``"uniform"``) random structures as a
-    :class:`xtal_tools.bench._common.Sampler`; ``volumes[(formula, pressure)]`` gives each row's cell
+    :class:`xtal_tools.evaluation._common.Sampler`; ``volumes[(formula, pressure)]`` gives each row's cell
     volume (Å^3). Sample ``j`` of a call with seed ``s`` has seed ``derived_seed(s, j)``; a structure
     that cannot be made is ``None``."""
 
@@ -338,7 +339,7 @@ class RandomSampler:
     min_distance_scale: float = 0.5
 
     def __call__(self, formulas, pressures, *, num: int, seed: int) -> list[list[Any]]:
-        from xtal_tools.baselines import RandomStructureError, pyxtal_random, uniform_random
+        from xtal_eval.baselines import RandomStructureError, pyxtal_random, uniform_random
 
         make = pyxtal_random if self.kind == "pyxtal" else uniform_random
         out = []
@@ -390,14 +391,15 @@ def _json_default(x):
 # ------------------------------------------------------------------ the run
 def _group_rows(sampler, formula: str, i: int, k: int, p: float, settings, calculator, ref_volume):
     """Sample one (composition, pressure) group, make PyXtal twins, relax all; one row per structure."""
-    from xtal_tools.baselines import parse_cell_formula
-    from xtal_tools.bench.localopt import _EMPTY, _make_random, _relax_row
+    from xtal_eval.baselines import parse_cell_formula
+
+    from xtal_tools.evaluation.localopt import EMPTY_ROW, random_twin, relax_row
 
     n_atoms = sum(n for _, n in parse_cell_formula(formula))
     t0 = time.perf_counter()
     (group,) = sampler([formula], [p], num=settings.num_per_target, seed=derived_seed(settings.seed, 0, i, k))
     sample_s = (time.perf_counter() - t0) / settings.num_per_target
-    relax = replace(settings.relax, pressure=float(p))
+    relax = settings.relax
     rows = []
     for j, gen in enumerate(group):
         volume = gen.volume if gen is not None else ref_volume
@@ -405,7 +407,7 @@ def _group_rows(sampler, formula: str, i: int, k: int, p: float, settings, calcu
         twin, why = (
             (None, "no reference volume")
             if volume is None
-            else _make_random("pyxtal", formula, volume, twin_seed, settings.min_distance_scale)
+            else random_twin("pyxtal", formula, volume, twin_seed, settings.min_distance_scale)
         )
         for source, s, reason, seed in (
             ("generated", gen, "invalid cell from the model", settings.seed),
@@ -421,7 +423,7 @@ def _group_rows(sampler, formula: str, i: int, k: int, p: float, settings, calcu
                 "seed": seed,
                 "volume_from": "generated" if gen is not None else "reference",
                 "initial_volume_per_atom_A3": (s.volume / n_atoms) if s is not None else math.nan,
-                **_EMPTY,
+                **EMPTY_ROW,
                 "final_volume_per_atom_A3": math.nan,
             }
             if s is None:
@@ -429,7 +431,7 @@ def _group_rows(sampler, formula: str, i: int, k: int, p: float, settings, calcu
             elif calculator is None:
                 row.update(status="not_relaxed")
             else:
-                _relax_row(row, s, calculator, relax, settings.min_distance_relaxed)
+                relax_row(row, s, calculator, relax, settings.min_distance_relaxed)
                 row["final_volume_per_atom_A3"] = row["final_volume_A3"] / n_atoms
             row.pop("dH_vs_best_random_eV", None)  # a localopt column, not computed here
             if source == "generated":
@@ -452,7 +454,7 @@ def run_pressure_response(
     """Run the three checks (module docstring) and return a :class:`PressureResponseResult`.
 
     ``sampler(formulas, pressures, num=k, seed=s)`` returns ``k`` pymatgen structures (None: invalid
-    cell) per row (:class:`xtal_tools.bench._common.ModelSampler` wraps a model). ``formulas``: cell
+    cell) per row (:class:`xtal_tools.evaluation._common.ModelSampler` wraps a model). ``formulas``: cell
     formulas (``"Mg2O2"``). ``calculator``: an ASE calculator for the relaxations (None: volumes only,
     rows get status ``not_relaxed``). ``reference``: from :func:`reference_trend`; its volume stands in for
     the twin's volume when the model's cell is invalid. ``phases``: known phases (or any targets) for
@@ -462,10 +464,10 @@ def run_pressure_response(
         ValueError: a bad formula (named) before any work; a journal written with other settings.
     """
     from pymatgen.core import Composition
+    from xtal_eval.baselines import parse_cell_formula
 
-    from xtal_tools.baselines import parse_cell_formula
-    from xtal_tools.bench._common import Relaxer
-    from xtal_tools.bench.known_phase import KnownPhaseSettings, search_run
+    from xtal_tools.evaluation._common import Relaxer
+    from xtal_tools.evaluation.known_phase import KnownPhaseSettings, search_run
 
     for f in formulas:
         parse_cell_formula(f)
@@ -582,10 +584,18 @@ def phase_fractions(
                 match_prepared(wanted, x, preset, criterion="fit", with_rms=False, matcher=matcher).matched
                 for x in valid
             )
-            out.append({"formula": formula, "pressure_GPa": float(pressure), "phase": t.id,
-                        "phase_pressure_GPa": float(t.pressure), "n_samples": len(group),
-                        "n_valid": len(valid), "n_matched": int(hits),
-                        "fraction": hits / len(group) if len(group) else math.nan})  # fmt: skip
+            out.append(
+                {
+                    "formula": formula,
+                    "pressure_GPa": float(pressure),
+                    "phase": t.id,
+                    "phase_pressure_GPa": float(t.pressure),
+                    "n_samples": len(group),
+                    "n_valid": len(valid),
+                    "n_matched": int(hits),
+                    "fraction": hits / len(group) if len(group) else math.nan,
+                }
+            )
     return out
 
 
@@ -728,7 +738,9 @@ class PressureResponseResult:
         """Panels to a PNG: V/atom vs requested P (generated, relaxed, reference), RMSD, ionic steps,
         initial pressure vs requested, convergence rate, samplings to the first match, and (when
         computed) the phase fractions against the requested pressure."""
-        return _plot(self, Path(path))
+        from xtal_tools.evaluation.pressure_response_plots import plot_pressure_response
+
+        return plot_pressure_response(self, Path(path))
 
     def write(self, out_dir: str | Path, *, meta: dict | None = None) -> dict:
         """``summary.json`` (with ``meta``), ``rows.csv``, ``phases.csv`` and ``pressure_response.png``."""
@@ -754,146 +766,60 @@ class PressureResponseResult:
         return summary
 
 
-def _plot(result: PressureResponseResult, path: Path) -> Path:
-    import matplotlib
+def run_pressure_response_benchmark(bench, config, out_dir, *, tables: dict, on_step=None) -> dict:
+    """The benchmark of a :class:`~xtal_tools.evaluation.configs.PressureResponseConfig` on an opened
+    :class:`~xtal_tools.evaluation.configs.Benchmark` (its relaxer's calculator): picks the compositions,
+    reads the reference trend, runs :func:`run_pressure_response` (resumable: ``out_dir/journal.jsonl``)
+    and writes every output; returns the summary. ``on_step(message)`` hears each finished step."""
+    from xtal_tools.evaluation._common import ModelSampler
+    from xtal_tools.records import installed_versions, machine_info, package_versions
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from xtal_tools.bench._common import write_png
-
-    ps = [float(p) for p in result.settings.pressures]
-    ncol = 4 if result.fraction_rows else 3
-    fig, axes = plt.subplots(2, ncol, figsize=(5 * ncol, 8.5), constrained_layout=True)
-    ax = axes[0, 0]
-    for c, (f, v) in enumerate(result.volume_summary().items()):
-        col = f"C{c % 10}"
-        y = np.array([np.nan if x is None else x for x in v["generated_mean"]])
-        e = np.array([np.nan if x is None else x for x in v["generated_std"]])
-        ax.errorbar(ps, y, yerr=e, color=col, marker="o", capsize=3, label=f"{f} generated")
-        yr = [np.nan if x is None else x for x in v["relaxed_generated_mean"]]
-        ax.plot(ps, yr, color=col, marker="^", ls=":", label=f"{f} generated, relaxed")
-        if v["reference"]:
-            ax.plot(v["reference_GPa"], v["reference"], color=col, marker="s", ls="--", label=f"{f} data")
-    ax.set(
-        xlabel="requested pressure (GPa)",
-        ylabel="volume per atom (Å$^3$)",
-        title="(a) volume per atom: generated (o), relaxed (^), data (s)",
+    if not config.formulas and not config.data:
+        raise ValueError("give --formulas, or --data STORE (a pressure-labelled store) to draw them from")
+    trained = bench.model.trained_on if hasattr(bench.model, "trained_on") else None
+    formulas = list(config.formulas) or store_compositions(
+        config.data,
+        limit=config.limit or 3,
+        max_atoms=config.max_atoms,
+        pressures=(0.0, 25.0, 50.0),
+        seed=config.seed,
+        elements=(trained or {}).get("elements"),
     )
-    if ax.get_legend_handles_labels()[1]:
-        ax.legend(fontsize=6, ncol=2)
-    rows = [r for r in result.structure_rows if r["status"] == "relaxed"]
-    panels = [
-        (axes[0, 1], "rmsd_A", "RMSD initial to relaxed (Å)", "(b) how far samples move"),
-        (axes[0, 2], "steps", "ionic steps", "(c) ionic steps"),
-        (
-            axes[1, 0],
-            "initial_pressure_GPa",
-            "pressure of the unrelaxed cell (GPa)",
-            "(d) initial pressure vs requested",
-        ),
-    ]
-    width = 0.35 * (min(np.diff(ps)) if len(ps) > 1 else 1.0)
-    for ax, key, label, title in panels:
-        for s_i, (source, col) in enumerate((("generated", "C0"), ("pyxtal", "0.5"))):
-            data = [
-                [
-                    r[key]
-                    for r in rows
-                    if r["source"] == source and r["pressure_GPa"] == p and math.isfinite(r[key])
-                ]
-                for p in ps
-            ]
-            pos = [p + (s_i - 0.5) * width for p in ps]
-            keep = [(d, x) for d, x in zip(data, pos, strict=True) if d]
-            if keep:
-                bp = ax.boxplot(
-                    [d for d, _ in keep],
-                    positions=[x for _, x in keep],
-                    widths=width * 0.9,
-                    showfliers=False,
-                    patch_artist=True,
-                    manage_ticks=False,
-                )
-                for b in bp["boxes"]:
-                    b.set(facecolor=col, alpha=0.5)
-            ax.plot([], [], color=col, lw=6, alpha=0.5, label=source)
-        ax.set(xlabel="requested pressure (GPa)", ylabel=label, title=title)
-        ax.set_xticks(ps)
-        ax.legend(fontsize=7)
-    axes[1, 0].plot(ps, ps, "k--", lw=1, label="requested")
-    ax = axes[1, 1]
-    rel = result.relaxation_summary()
-    for s_i, (source, col) in enumerate((("generated", "C0"), ("pyxtal", "0.5"))):
-        rates = [rel[source][f"{p:g}"]["convergence_rate"] or 0.0 for p in ps]
-        ax.bar([p + (s_i - 0.5) * width for p in ps], rates, width=width * 0.9, color=col, label=source)
-    ax.set(
-        xlabel="requested pressure (GPa)",
-        ylabel="converged / asked for",
-        ylim=(0, 1.25),
-        title=f"(e) convergence within {result.settings.relax.max_steps} steps",
+    reference = (
+        reference_trend(config.data, formulas=formulas, max_pressure=max(config.pressures))
+        if config.data and formulas
+        else []
     )
-    ax.set_xticks(ps)
-    ax.legend(fontsize=7, loc="upper center", ncol=2)
-    ax = axes[1, 2]
-    phases = result.phase_summary()
-    budget = result.settings.phase_budget
-    for s_i, (source, col) in enumerate((("generated", "C0"), ("pyxtal", "0.5"))):
-        xs = np.arange(len(phases)) + (s_i - 0.5) * 0.4
-        vals = [(ph.get(source) or {}).get("mean_samplings") for ph in phases.values()]
-        ax.bar(
-            xs,
-            [budget * 1.05 if v is None else v for v in vals],
-            width=0.38,
-            color=col,
-            label=source,
-            hatch=None,
-        )
-        for x, v, ph in zip(xs, vals, phases.values(), strict=True):
-            ax.text(
-                x,
-                (budget * 1.05 if v is None else v),
-                (ph.get(source) or {}).get("success_count", ""),
-                ha="center",
-                va="bottom",
-                fontsize=7,
-            )
-    ax.axhline(budget, color="k", ls=":", lw=1)
-    ax.set_xticks(np.arange(len(phases)))
-    ax.set_xticklabels([f"{k}\n{v['pressure_GPa']:g} GPa" for k, v in phases.items()], fontsize=7)
-    ax.set(
-        ylabel="mean samplings to first match",
-        title=f"(f) known phases, budget {budget}\n(bar above the line: never found; label: runs found)",
+    wanted = None if config.phases == "all" else [p for p in config.phases.split(",") if p.strip()]
+    phases = [] if config.phases == "none" else known_phase_targets(wanted)
+    settings = PressureResponseSettings(
+        pressures=config.pressures,
+        num_per_target=config.num,
+        seed=config.seed,
+        relax=config.relax.settings(),
+        phase_runs=config.phase_runs,
+        phase_budget=config.phase_budget,
+        phase_batch=config.phase_batch,
+        relax_phases=config.relax_phases,
+        fraction_pressures=config.fraction_pressures,
+        fraction_num=config.fraction_num,
     )
-    ax.legend(fontsize=7)
-    if result.fraction_rows:
-        _plot_fractions(axes, result.fraction_rows)
-    write_png(fig, path)
-    plt.close(fig)
-    return path
-
-
-def _plot_fractions(axes, rows: list[dict]) -> None:
-    formula_of = {r["phase"]: r["formula"] for r in rows}
-    stable_at = {r["phase"]: r["phase_pressure_GPa"] for r in rows}
-    formulas = list(dict.fromkeys(r["formula"] for r in rows))
-    half = max(1, (len(formulas) + 1) // 2)
-    for ax, chunk, tag in ((axes[0, 3], formulas[:half], "g"), (axes[1, 3], formulas[half:], "h")):
-        if not chunk:
-            ax.set_visible(False)
-            continue
-        for c, ph in enumerate(p for p in formula_of if formula_of[p] in chunk):
-            pts = sorted((r["pressure_GPa"], r["fraction"]) for r in rows if r["phase"] == ph)
-            ax.plot(
-                *zip(*pts, strict=True),
-                marker="o",
-                color=f"C{c}",
-                label=f"{ph} (stable at {stable_at[ph]:g} GPa)",
-            )
-        ax.set(
-            xlabel="requested pressure (GPa)",
-            ylabel="fraction of samples matching (unrelaxed)",
-            title=f"({tag}) which phase the model makes: {', '.join(chunk)}",
-        )
-        ax.title.set_fontsize(9)
-        ax.legend(fontsize=7)
+    calculator = bench.relaxer.calculator if bench.relaxer is not None else None
+    result = run_pressure_response(
+        ModelSampler(bench.model, sampler=config.sampler),
+        formulas,
+        settings,
+        calculator=calculator,
+        reference=reference,
+        phases=phases,
+        journal=Path(out_dir) / "journal.jsonl",
+        progress=on_step,
+    )
+    meta = {
+        "wall_s": time.perf_counter() - bench.t0,
+        "settings": tables,
+        "formulas": formulas,
+        "machine": machine_info(bench.device),
+        "versions": {**package_versions(), **installed_versions(("pymatgen", "ase", "pyxtal", "chgnet"))},
+    }
+    return result.write(out_dir, meta=meta)

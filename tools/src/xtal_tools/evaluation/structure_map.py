@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from xtal_tools.bench._common import derived_seed, finite
+from xtal_tools.evaluation._common import derived_seed, finite
 
 __all__ = [
     "StructureMapResult",
@@ -217,7 +217,7 @@ class StructureMapResult:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from xtal_tools.bench._common import write_png
+        from xtal_tools.evaluation._common import write_png
 
         made = [r for r in self.rows if r["status"] == "made"]
         formulas = list(dict.fromkeys(r["formula"] for r in made if r["source"] != "landmark"))
@@ -332,7 +332,7 @@ def run_structure_map(
     """Generate, make PyXtal twins, describe and embed (module docstring).
 
     ``sampler(formulas, pressures, num=k, seed=s)`` returns ``k`` pymatgen structures (None: invalid
-    cell) per row. ``landmarks``: :class:`xtal_tools.bench._common.BenchTarget` s embedded with the rest
+    cell) per row. ``landmarks``: :class:`xtal_tools.evaluation._common.BenchTarget` s embedded with the rest
     (drawn as stars). ``volumes[(formula, pressure)]`` (Å^3): the twin's volume when the model's cell is
     invalid (else that twin is not made).
 
@@ -340,12 +340,13 @@ def run_structure_map(
         ValueError: a bad formula before any work; fewer than 3 structures made.
         ImportError: a missing optional dependency (with the install line), before any sampling.
     """
-    from xtal_tools.baselines import parse_cell_formula
-    from xtal_tools.bench.localopt import _make_random
+    from xtal_eval.baselines import parse_cell_formula
+
+    from xtal_tools.evaluation.localopt import random_twin
 
     for f in formulas:
         parse_cell_formula(f)
-    _check_dependencies(settings)
+    check_dependencies(settings)
     t0 = time.perf_counter()
     rows: list[dict] = []
     structures: list[Any] = []
@@ -363,7 +364,7 @@ def run_structure_map(
                     twin, why = (
                         (None, "no volume")
                         if volume is None
-                        else _make_random("pyxtal", f, volume, seed, settings.min_distance_scale)
+                        else random_twin("pyxtal", f, volume, seed, settings.min_distance_scale)
                     )
                     todo.append(("pyxtal", twin, why, seed))
                 for source, s, why, seed in todo:
@@ -415,7 +416,7 @@ def run_structure_map(
     return StructureMapResult(rows, stats, settings, seconds)
 
 
-def _check_dependencies(settings: StructureMapSettings) -> None:
+def check_dependencies(settings: StructureMapSettings) -> None:
     import importlib.util
 
     need = {"soap": ("dscribe", "dscribe")}.get(settings.descriptor)
@@ -425,3 +426,36 @@ def _check_dependencies(settings: StructureMapSettings) -> None:
             raise ImportError(
                 f"{settings.descriptor}/{settings.embedding} needs {pkg}: {_HINT.format(pkg=pkg)}"
             )
+
+
+def run_structure_map_benchmark(bench, config, out_dir, *, tables: dict) -> dict:
+    """The benchmark of a :class:`~xtal_tools.evaluation.configs.StructureMapConfig` on an opened
+    :class:`~xtal_tools.evaluation.configs.Benchmark`: runs :func:`run_structure_map` and writes the PNG,
+    the embedding coordinates and ``summary.json``; returns the summary."""
+    import time
+
+    from xtal_tools.evaluation._common import ModelSampler
+    from xtal_tools.evaluation.pressure_response import known_phase_targets
+    from xtal_tools.records import installed_versions, machine_info, package_versions
+
+    settings = StructureMapSettings(
+        pressures=config.pressures,
+        num_per_target=config.num,
+        seed=config.seed,
+        descriptor=config.descriptor,
+        embedding=config.embedding,
+    )
+    ids = [p for p in config.landmarks.split(",") if p.strip()] if config.landmarks != "none" else []
+    landmarks = known_phase_targets(ids) if ids else []
+    sampler = ModelSampler(bench.model, sampler=config.sampler)
+    result = run_structure_map(sampler, list(config.formulas), settings, landmarks=landmarks)
+    meta = {
+        "wall_s": time.perf_counter() - bench.t0,
+        "settings": tables,
+        "machine": machine_info(bench.device),
+        "versions": {
+            **package_versions(),
+            **installed_versions(("pymatgen", "pyxtal", "dscribe", "umap-learn")),
+        },
+    }
+    return result.write(out_dir, meta=meta)
