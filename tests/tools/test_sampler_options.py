@@ -224,3 +224,22 @@ def test_csp_and_evaluate_record_the_sampler(checkpoint, model, tmp_path):
     expected = SamplerConfig(method="ode", levels=3, batch_size=4)
     assert SamplerConfig.from_dict(config["sampler"]) == expected
     assert config["derived"]["decoder_calls_per_structure"] == expected.decoder_calls(len(model.sigmas)) == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[sampler]\nsteps = 2\n", "unknown key(s) ['steps'] in [sampler]"),
+        ("[relax]\nfmax = 0.1\n", "unknown table(s) ['relax'] for this command"),
+        ("this is not toml", "not valid TOML"),
+        ("[sample]\nnum = 0\n", "num must be >= 1, got 0"),
+    ],
+)
+def test_a_bad_config_file_fails_clearly_and_writes_nothing(checkpoint, tmp_path, text, message):
+    path, out = tmp_path / "s.toml", tmp_path / "out"
+    path.write_text(text)
+    args = ["-k", str(checkpoint), "--formula", FORMULA, "--pressure", "5", "--config", str(path)]
+    res = runner.invoke(sample_app, [*args, "-o", str(out)])
+    assert res.exit_code == 1, res.output
+    assert f"--config {path}" in res.output and message in res.output
+    assert not out.exists()
