@@ -41,6 +41,7 @@ __all__ = [
     "ProgressOption",
     "SeedOption",
     "json_object",
+    "option_table",
     "with_tables",
 ]
 
@@ -149,6 +150,14 @@ class OptionTable:
                 value = self.convert[p.name](value)
             out[self.fields.get(p.name, p.name)] = value
         return out
+
+
+def option_table(
+    name: str, options: dict[str, Any], *, convert: dict[str, Callable[[Any], Any]] | None = None
+) -> OptionTable:
+    """A shared block of flags from ``Annotated`` aliases, ``{parameter: alias}``, each defaulting to None
+    (for :func:`with_tables`; the command reads them as ``tables.gather()[name]``)."""
+    return OptionTable(name, tuple(_param(n, a) for n, a in options.items()), {}, dict(convert or {}))
 
 
 def _param(name: str, annotation: Any) -> inspect.Parameter:

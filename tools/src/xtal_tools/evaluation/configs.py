@@ -246,6 +246,8 @@ def open_benchmark(config: BenchConfig, *, targets: bool = True, relax_default: 
         from xtal_tools.evaluation.structure_map import StructureMapSettings, check_dependencies
 
         check_dependencies(StructureMapSettings(descriptor=config.descriptor, embedding=config.embedding))
+    if isinstance(config, ReconConfig | LocaloptConfig) and not config.data:
+        raise ValueError("--data STORE is required")
     opened = open_model(config.checkpoint, device=config.device)
     extra = [n for n in opened.model.config.condition_names if n != "pressure"]
     if extra:
@@ -255,8 +257,6 @@ def open_benchmark(config: BenchConfig, *, targets: bool = True, relax_default: 
     else:  # the benchmark reads the store itself (when it reads one): its split part must exist
         from xtal_tools.evaluation._common import part_indices
 
-        if isinstance(config, LocaloptConfig) and not config.data:
-            raise ValueError("--data STORE is required")
         if isinstance(config, LocaloptConfig):
             part_indices(config.data, config.split, config.part)
         found = None

@@ -9,6 +9,14 @@ from typing import Annotated
 import typer
 
 from xtal_tools.cli._common import prepare_out
+from xtal_tools.cli._options import (
+    CheckpointOption,
+    DataOption,
+    DeviceOption,
+    OptionTable,
+    SeedOption,
+    option_table,
+)
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="The paper's evaluations as reproducible benchmarks."
@@ -45,19 +53,19 @@ Presets = Annotated[
 Num = Annotated[int | None, typer.Option("--num", "-n", help="Samplings per target.", min=1)]
 
 
-def common_flags(checkpoint, data, split, part, limit, targets, cell, seed, device, jobs) -> dict:
-    return {
-        "checkpoint": checkpoint,
-        "data": data,
-        "split": split,
-        "part": part,
-        "limit": limit,
-        "targets": None if targets is None else str(targets),
-        "cell": cell,
-        "seed": seed,
-        "jobs": jobs,
-        "device": device.value if device is not None else None,
-    }
+_OPTIONS = {
+    "checkpoint": CheckpointOption, "data": DataOption, "split": Split, "part": Part, "limit": Limit,
+    "targets": Targets, "cell": Cell, "jobs": Jobs, "seed": SeedOption, "device": DeviceOption,
+}  # fmt: skip
+
+
+def bench_options(*names: str) -> OptionTable:
+    """The model and target options of a benchmark, declared once: ``--checkpoint``, ``names`` (of
+    ``data``, ``split``, ``part``, ``limit``, ``targets``, ``cell``, ``jobs``), ``--seed``, ``--device``;
+    :func:`open_bench` merges them into the benchmark's own flags."""
+    chosen = ("checkpoint", *names, "seed", "device")
+    convert = {"device": lambda d: d.value, "targets": str}
+    return option_table("bench", {n: _OPTIONS[n] for n in chosen}, convert=convert)
 
 
 def presets_flag(text: str | None) -> tuple[str, ...] | None:
@@ -70,7 +78,9 @@ def open_bench(cls, table: str, config, flags: dict, tables, out: Path, overwrit
     from xtal_tools.config import resolve
     from xtal_tools.evaluation.configs import open_benchmark
 
-    settings = resolve(cls, table=table, path=config, flags=flags, nested_flags=tables.gather())
+    nested = tables.gather()
+    flags = {**nested.pop("bench"), **flags}
+    settings = resolve(cls, table=table, path=config, flags=flags, nested_flags=nested)
     if hasattr(settings, "relax"):  # record what was done: relaxed or not
         relax = settings.relax
         settings = replace(

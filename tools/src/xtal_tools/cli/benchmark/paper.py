@@ -11,28 +11,18 @@ from xtal_tools.cli._common import Warnings, checked, recorded
 from xtal_tools.cli._options import (
     RELAX,
     SAMPLER,
-    CheckpointOption,
     ConfigOption,
-    DataOption,
-    DeviceOption,
     OutOption,
     OverwriteOption,
     ProgressOption,
-    SeedOption,
     with_tables,
 )
 from xtal_tools.cli.benchmark._shared import (
     TARGETS,
-    Cell,
-    Jobs,
-    Limit,
     Num,
-    Part,
     Presets,
-    Split,
-    Targets,
     app,
-    common_flags,
+    bench_options,
     open_bench,
     presets_flag,
     start_record,
@@ -40,14 +30,9 @@ from xtal_tools.cli.benchmark._shared import (
 
 
 @app.command()
-@with_tables(SAMPLER)
+@with_tables(bench_options("data", "split", "part", "limit", "jobs"), SAMPLER)
 def recon(
     out: OutOption,
-    checkpoint: CheckpointOption = None,
-    data: DataOption = None,
-    split: Split = None,
-    part: Part = None,
-    limit: Limit = None,
     presets: Presets = None,
     use_mean: Annotated[
         bool | None,
@@ -56,9 +41,6 @@ def recon(
             help="Decode the posterior mean instead of a sample  \\[default: sample]",
         ),
     ] = None,
-    seed: SeedOption = None,
-    device: DeviceOption = None,
-    jobs: Jobs = None,
     config: ConfigOption = None,
     progress: ProgressOption = None,
     overwrite: OverwriteOption = False,
@@ -69,14 +51,8 @@ def recon(
     from xtal_tools.evaluation.configs import ReconConfig, write_summary
     from xtal_tools.evaluation.recon import run_recon
 
-    flags = {
-        **common_flags(checkpoint, data, split, part, limit, None, None, seed, device, jobs),
-        "presets": presets_flag(presets),
-        "use_mean": use_mean,
-    }
+    flags = {"presets": presets_flag(presets), "use_mean": use_mean}
     with Warnings() as notes, checked():
-        if data is None and config is None:
-            raise ValueError("--data STORE is required")
         settings, bench = open_bench(
             ReconConfig, "recon", config, flags, tables, out, overwrite, notes, targets=False
         )
@@ -102,16 +78,9 @@ def recon(
 
 
 @app.command()
-@with_tables(SAMPLER, RELAX)
+@with_tables(bench_options("data", "split", "part", "limit", "targets", "cell", "jobs"), SAMPLER, RELAX)
 def success(
     out: OutOption,
-    checkpoint: CheckpointOption = None,
-    data: DataOption = None,
-    split: Split = None,
-    part: Part = None,
-    limit: Limit = None,
-    targets: Targets = None,
-    cell: Cell = None,
     num: Num = None,
     presets: Presets = None,
     size_cut: Annotated[
@@ -131,9 +100,6 @@ def success(
             help="Write every sample to samples_<mode>.extxyz (target_id, index per frame).",
         ),
     ] = None,
-    seed: SeedOption = None,
-    device: DeviceOption = None,
-    jobs: Jobs = None,
     config: ConfigOption = None,
     progress: ProgressOption = None,
     overwrite: OverwriteOption = False,
@@ -146,7 +112,6 @@ def success(
     from xtal_tools.evaluation.success import run_success_benchmark
 
     flags = {
-        **common_flags(checkpoint, data, split, part, limit, targets, cell, seed, device, jobs),
         "num": num,
         "presets": presets_flag(presets),
         "size_cut": size_cut,
@@ -178,16 +143,9 @@ def success(
 
 
 @app.command("known-phase")
-@with_tables(SAMPLER, RELAX)
+@with_tables(bench_options("targets", "data", "split", "part", "limit", "cell"), SAMPLER, RELAX)
 def known_phase(
     out: OutOption,
-    checkpoint: CheckpointOption = None,
-    targets: Targets = None,
-    data: DataOption = None,
-    split: Split = None,
-    part: Part = None,
-    limit: Limit = None,
-    cell: Cell = None,
     runs: Annotated[
         int | None, typer.Option(help="Independent runs per target (paper: 5)  \\[default: 5]", min=1)
     ] = None,
@@ -200,8 +158,6 @@ def known_phase(
     preset: Annotated[
         str | None, typer.Option(help="Matcher preset deciding a match  \\[default: paper]")
     ] = None,
-    seed: SeedOption = None,
-    device: DeviceOption = None,
     config: ConfigOption = None,
     progress: ProgressOption = None,
     overwrite: OverwriteOption = False,
@@ -213,7 +169,6 @@ def known_phase(
     from xtal_tools.evaluation.known_phase import run_known_phase_benchmark
 
     flags = {
-        **common_flags(checkpoint, data, split, part, limit, targets, cell, seed, device, None),
         "runs": runs,
         "budget": budget,
         "batch": batch,
@@ -260,13 +215,9 @@ def _say_run(target_id: str, run) -> None:
 
 
 @app.command()
-@with_tables(SAMPLER, RELAX)
+@with_tables(bench_options("data", "split", "part"), SAMPLER, RELAX)
 def localopt(
     out: OutOption,
-    checkpoint: CheckpointOption = None,
-    data: DataOption = None,
-    split: Split = None,
-    part: Part = None,
     limit: Annotated[
         int | None,
         typer.Option(
@@ -285,8 +236,6 @@ def localopt(
             "--num", "-n", help="Generated structures per composition and pressure  \\[default: 4]", min=1
         ),
     ] = None,
-    seed: SeedOption = None,
-    device: DeviceOption = None,
     config: ConfigOption = None,
     progress: ProgressOption = None,
     overwrite: OverwriteOption = False,
@@ -301,12 +250,10 @@ def localopt(
 
     with Warnings() as notes, checked():
         flags = {
-            **common_flags(checkpoint, data, split, part, limit, None, None, seed, device, None),
+            "limit": limit,
             "num": num,
             "pressures": parse_pressures(pressures, "--pressures") if pressures is not None else None,
         }
-        if data is None and config is None:
-            raise ValueError("--data STORE is required")
         from xtal_eval.baselines import require_pyxtal
 
         require_pyxtal()  # before any sampling

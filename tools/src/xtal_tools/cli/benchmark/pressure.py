@@ -12,12 +12,9 @@ from xtal_tools.cli._common import Warnings, checked, recorded
 from xtal_tools.cli._options import (
     RELAX,
     SAMPLER,
-    CheckpointOption,
     ConfigOption,
-    DeviceOption,
     OutOption,
     OverwriteOption,
-    SeedOption,
     with_tables,
 )
 from xtal_tools.cli.benchmark._shared import (
@@ -25,7 +22,7 @@ from xtal_tools.cli.benchmark._shared import (
     Formulas,
     Pressures,
     app,
-    common_flags,
+    bench_options,
     csv_flag,
     open_bench,
     start_record,
@@ -33,10 +30,9 @@ from xtal_tools.cli.benchmark._shared import (
 
 
 @app.command("pressure-response")
-@with_tables(SAMPLER, RELAX)
+@with_tables(bench_options(), SAMPLER, RELAX)
 def pressure_response(
     out: OutOption,
-    checkpoint: CheckpointOption = None,
     data: Annotated[
         str | None,
         typer.Option(
@@ -71,8 +67,6 @@ def pressure_response(
     fraction_num: Annotated[
         int | None, typer.Option(help="Samplings per fraction  \\[default: 100]", min=1)
     ] = None,
-    seed: SeedOption = None,
-    device: DeviceOption = None,
     config: ConfigOption = None,
     overwrite: OverwriteOption = False,
     tables=None,
@@ -86,7 +80,8 @@ def pressure_response(
 
     with Warnings() as notes, checked():
         flags = {
-            **common_flags(checkpoint, data, None, None, limit, None, None, seed, device, None),
+            "data": data,
+            "limit": limit,
             "formulas": csv_flag(formulas),
             "max_atoms": max_atoms,
             "num": num,
@@ -121,10 +116,9 @@ def pressure_response(
 
 
 @app.command("structure-map")
-@with_tables(SAMPLER)
+@with_tables(bench_options(), SAMPLER)
 def structure_map(
     out: OutOption,
-    checkpoint: CheckpointOption = None,
     formulas: Formulas = None,
     pressures: Pressures = None,
     num: Annotated[
@@ -134,8 +128,6 @@ def structure_map(
     descriptor: Annotated[str | None, typer.Option(help="soap or rdf  \\[default: soap]")] = None,
     embedding: Annotated[str | None, typer.Option(help="umap or tsne  \\[default: umap]")] = None,
     landmarks: Annotated[str | None, typer.Option(help="Known phases drawn as stars (ids, or none)")] = None,
-    seed: SeedOption = None,
-    device: DeviceOption = None,
     config: ConfigOption = None,
     overwrite: OverwriteOption = False,
     tables=None,
@@ -148,7 +140,6 @@ def structure_map(
 
     with Warnings() as notes, checked():
         flags = {
-            **common_flags(checkpoint, None, None, None, None, None, None, seed, device, None),
             "formulas": csv_flag(formulas),
             "num": num,
             "descriptor": descriptor,
