@@ -75,17 +75,17 @@ class DistContext:
     owns_group: bool  # True when ``setup`` created the process group (and ``teardown`` destroys it)
 
     @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-    @property
     def env(self) -> ProcessEnv:
         """The launch position without the device."""
         return ProcessEnv(self.rank, self.world_size, self.local_rank)
+
+    @property
+    def is_main(self) -> bool:
+        return self.env.is_main
+
+    @property
+    def distributed(self) -> bool:
+        return self.env.distributed
 
 
 def setup(device: str, env: ProcessEnv | None = None) -> DistContext:
