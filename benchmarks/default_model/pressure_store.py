@@ -59,9 +59,10 @@ def main(argv: list[str] | None = None) -> None:
         CrystalArrays(extra.ids, extra.formula, extra.num_atoms, extra.atomic_numbers, extra.frac_coords,
                       extra.lattice, extra.pressure), on_duplicate="error")  # fmt: skip
     new = np.arange(len(core), len(core) + len(keep))
+    values, counts = np.unique(extra.pressure, return_counts=True)
     info = {"base": args.base, "pressure_set": args.pressure, "max_pressure_GPa": args.max_pressure,
             "appended_to_train": len(keep), "skipped": dict(skipped),
-            "pressures": {f"{p:g}": int(n) for p, n in zip(*np.unique(extra.pressure, return_counts=True))}}  # fmt: skip
+            "pressures": {f"{p:g}": int(n) for p, n in zip(values, counts, strict=True)}}  # fmt: skip
     out.write_split(args.split, {"train": np.concatenate([parts["train"], new]), "val": parts["val"],
                                  "test": parts["test"]}, info=info)  # fmt: skip
     print(f"{args.out}: {len(core)} base structures + {len(keep)} from the pressure set ({added})")
