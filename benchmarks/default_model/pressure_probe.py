@@ -58,12 +58,12 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     from cond_vae.checkpoint import load_checkpoint
-    from xtal_tools.evaluation._common import ModelSampler
     from xtal_tools.evaluation.pressure_response import (
         PressureResponseSettings,
         reference_trend,
         run_pressure_response,
     )
+    from xtal_tools.evaluation.samplers import ModelSampler
 
     pressures = tuple(float(p) for p in args.pressures.split(","))
     formulas = held_out_formulas(args.store, args.pressure_set, args.limit, args.max_atoms)

@@ -58,7 +58,6 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from cond_vae.checkpoint import load_checkpoint
-    from xtal_tools.evaluation._common import ModelSampler
     from xtal_tools.evaluation.pressure_response import (
         PressureResponseSettings,
         known_phase_targets,
@@ -66,6 +65,7 @@ def main(argv=None) -> int:
         run_pressure_response,
         store_compositions,
     )
+    from xtal_tools.evaluation.samplers import ModelSampler
     from xtal_tools.records import machine_info
     from xtal_tools.relaxation import RelaxSettings, load_calculator
 

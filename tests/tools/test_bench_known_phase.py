@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-from xtal_tools.evaluation._common import BenchTarget, derived_seed
 from xtal_tools.evaluation.known_phase import (
     KnownPhaseSettings,
     first_match_index,
@@ -14,6 +13,8 @@ from xtal_tools.evaluation.known_phase import (
     search_run,
     summarise,
 )
+from xtal_tools.evaluation.samplers import derived_seed
+from xtal_tools.evaluation.targets import BenchTarget
 
 from tests.tools.test_bench_success import caesium_chloride, fcc_cu, rock_salt
 

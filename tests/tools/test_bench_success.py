@@ -8,7 +8,7 @@ from ase.calculators.emt import EMT
 from hypothesis import given
 from hypothesis import strategies as st
 from pymatgen.core import Lattice, Structure
-from xtal_tools.evaluation._common import BenchTarget, Relaxer
+from xtal_tools.evaluation.relaxer import Relaxer
 from xtal_tools.evaluation.success import (
     SuccessSettings,
     plot_success,
@@ -16,6 +16,7 @@ from xtal_tools.evaluation.success import (
     score_success,
     success_curve,
 )
+from xtal_tools.evaluation.targets import BenchTarget
 from xtal_tools.relaxation import RelaxSettings
 
 

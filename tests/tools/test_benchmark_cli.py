@@ -219,7 +219,7 @@ def test_script_runs_from_a_checkout():
 
 def test_targets_csv_ids_cells_and_disorder(tmp_path):
     from pymatgen.core import Lattice, Structure
-    from xtal_tools.evaluation._common import read_targets_csv
+    from xtal_tools.evaluation.targets import read_targets_csv
 
     fcc_cu().to(filename=str(tmp_path / "cu.cif"))
     alloy = Structure(Lattice.cubic(3.6), [{"Cu": 0.5, "Au": 0.5}], [[0, 0, 0]])

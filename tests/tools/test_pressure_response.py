@@ -15,7 +15,6 @@ pytest.importorskip("pyxtal", reason="the random twins need pyxtal (xtal-tools d
 from ase.calculators.emt import EMT  # noqa: E402
 from pymatgen.core import Lattice, Structure  # noqa: E402
 from pymatgen.io.ase import AseAtomsAdaptor  # noqa: E402
-from xtal_tools.evaluation._common import derived_seed  # noqa: E402
 from xtal_tools.evaluation.known_phase import first_match_index  # noqa: E402
 from xtal_tools.evaluation.pressure_response import (  # noqa: E402
     KNOWN_PHASES,
@@ -27,6 +26,7 @@ from xtal_tools.evaluation.pressure_response import (  # noqa: E402
     run_pressure_response,
     store_compositions,
 )
+from xtal_tools.evaluation.samplers import derived_seed  # noqa: E402
 from xtal_tools.relaxation import RelaxSettings, relax  # noqa: E402
 
 PRESSURES = (0.0, 20.0, 50.0)

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from xtal_tools.cli import _options
 from xtal_tools.cli.sample import app as sample_app
 from xtal_tools.config import resolve
-from xtal_tools.evaluation._common import ModelSampler
+from xtal_tools.evaluation.samplers import ModelSampler
 from xtal_tools.evaluation.split_eval import EvalSettings, sample_targets
 from xtal_tools.generation import SampleConfig
 from xtal_tools.prediction.job import sample_structures

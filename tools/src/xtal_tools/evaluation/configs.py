@@ -216,7 +216,7 @@ class Benchmark:
 def _targets(config: BenchConfig, model) -> list:
     from dataclasses import replace
 
-    from xtal_tools.evaluation._common import check_targets, read_targets_csv, standard_cell, store_targets
+    from xtal_tools.evaluation.targets import check_targets, read_targets_csv, standard_cell, store_targets
 
     if bool(config.data) == bool(config.targets):
         raise ValueError(
@@ -240,7 +240,7 @@ def open_benchmark(config: BenchConfig, *, targets: bool = True, relax_default: 
     culprit.
     """
     from xtal_tools.checkpoints import open_model
-    from xtal_tools.evaluation._common import Relaxer
+    from xtal_tools.evaluation.relaxer import Relaxer
 
     if isinstance(config, StructureMapConfig):  # a missing optional dependency fails before any work
         from xtal_tools.evaluation.structure_map import StructureMapSettings, check_dependencies
@@ -255,7 +255,7 @@ def open_benchmark(config: BenchConfig, *, targets: bool = True, relax_default: 
     if targets:
         found = _targets(config, opened.model)
     else:  # the benchmark reads the store itself (when it reads one): its split part must exist
-        from xtal_tools.evaluation._common import part_indices
+        from xtal_tools.evaluation.targets import part_indices
 
         if isinstance(config, LocaloptConfig):
             part_indices(config.data, config.split, config.part)

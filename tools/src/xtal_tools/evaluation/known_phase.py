@@ -30,7 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xtal_tools.evaluation._common import BenchTarget, Relaxer, Sampler, derived_seed
+from xtal_tools.evaluation.relaxer import Relaxer
+from xtal_tools.evaluation.samplers import Sampler, derived_seed
+from xtal_tools.evaluation.targets import BenchTarget
 
 __all__ = [
     "KnownPhaseSettings",
@@ -241,7 +243,7 @@ def run_known_phase_benchmark(
     """The benchmark of a :class:`~xtal_tools.evaluation.configs.KnownPhaseConfig` on an opened
     :class:`~xtal_tools.evaluation.configs.Benchmark`: ``(phases, results for summary.json)``;
     ``on_run``, ``progress``: as :func:`run_known_phase`."""
-    from xtal_tools.evaluation._common import ModelSampler
+    from xtal_tools.evaluation.samplers import ModelSampler
 
     settings = KnownPhaseSettings(
         runs=config.runs, budget=config.budget, batch=config.batch, seed=config.seed, preset=config.preset

@@ -172,7 +172,7 @@ def run_localopt(
     """Generate, make random twins, relax everything and summarise (see the module docstring).
 
     ``sampler(formulas, pressures, num=k, seed=s)`` returns ``k`` pymatgen structures (None: invalid
-    cell) per row (:class:`xtal_tools.evaluation._common.ModelSampler` wraps a model).
+    cell) per row (:class:`xtal_tools.evaluation.samplers.ModelSampler` wraps a model).
 
     Raises:
         ValueError: no targets, a bad formula or a non-positive volume (named) before any work.
@@ -256,8 +256,8 @@ def run_localopt_benchmark(bench, config, out_dir, *, tables: dict, progress: bo
     runs :func:`run_localopt`, writes every output; returns the summary."""
     from cond_vae import parse_formula
 
-    from xtal_tools.evaluation._common import ModelSampler
     from xtal_tools.evaluation.localopt_plots import write_results
+    from xtal_tools.evaluation.samplers import ModelSampler
     from xtal_tools.records import installed_versions, machine_info, package_versions
 
     targets = split_compositions(

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from xtal_tools.evaluation._common import write_png
+from xtal_tools.evaluation.outputs import write_png
 
 __all__ = [
     "SOURCES",

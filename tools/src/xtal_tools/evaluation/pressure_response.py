@@ -50,7 +50,9 @@ from typing import Any
 
 import numpy as np
 
-from xtal_tools.evaluation._common import BenchTarget, derived_seed, finite
+from xtal_tools.evaluation.outputs import finite
+from xtal_tools.evaluation.samplers import derived_seed
+from xtal_tools.evaluation.targets import BenchTarget
 from xtal_tools.generation import check_pressure
 from xtal_tools.relaxation import RelaxSettings
 
@@ -330,7 +332,7 @@ def store_compositions(
 @dataclass(frozen=True)
 class RandomSampler:
     """PyXtal (``kind="pyxtal"``) or uniform P1 (``"uniform"``) random structures as a
-    :class:`xtal_tools.evaluation._common.Sampler`; ``volumes[(formula, pressure)]`` gives each row's cell
+    :class:`xtal_tools.evaluation.samplers.Sampler`; ``volumes[(formula, pressure)]`` gives each row's cell
     volume (Å^3). Sample ``j`` of a call with seed ``s`` has seed ``derived_seed(s, j)``; a structure
     that cannot be made is ``None``."""
 
@@ -454,7 +456,7 @@ def run_pressure_response(
     """Run the three checks (module docstring) and return a :class:`PressureResponseResult`.
 
     ``sampler(formulas, pressures, num=k, seed=s)`` returns ``k`` pymatgen structures (None: invalid
-    cell) per row (:class:`xtal_tools.evaluation._common.ModelSampler` wraps a model). ``formulas``: cell
+    cell) per row (:class:`xtal_tools.evaluation.samplers.ModelSampler` wraps a model). ``formulas``: cell
     formulas (``"Mg2O2"``). ``calculator``: an ASE calculator for the relaxations (None: volumes only,
     rows get status ``not_relaxed``). ``reference``: from :func:`reference_trend`; its volume stands in for
     the twin's volume when the model's cell is invalid. ``phases``: known phases (or any targets) for
@@ -466,8 +468,8 @@ def run_pressure_response(
     from pymatgen.core import Composition
     from xtal_eval.baselines import parse_cell_formula
 
-    from xtal_tools.evaluation._common import Relaxer
     from xtal_tools.evaluation.known_phase import KnownPhaseSettings, search_run
+    from xtal_tools.evaluation.relaxer import Relaxer
 
     for f in formulas:
         parse_cell_formula(f)
@@ -771,7 +773,7 @@ def run_pressure_response_benchmark(bench, config, out_dir, *, tables: dict, on_
     :class:`~xtal_tools.evaluation.configs.Benchmark` (its relaxer's calculator): picks the compositions,
     reads the reference trend, runs :func:`run_pressure_response` (resumable: ``out_dir/journal.jsonl``)
     and writes every output; returns the summary. ``on_step(message)`` hears each finished step."""
-    from xtal_tools.evaluation._common import ModelSampler
+    from xtal_tools.evaluation.samplers import ModelSampler
     from xtal_tools.records import installed_versions, machine_info, package_versions
 
     if not config.formulas and not config.data:

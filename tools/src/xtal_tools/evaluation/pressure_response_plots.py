@@ -19,7 +19,7 @@ def plot_pressure_response(result, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from xtal_tools.evaluation._common import write_png
+    from xtal_tools.evaluation.outputs import write_png
 
     ps = [float(p) for p in result.settings.pressures]
     ncol = 4 if result.fraction_rows else 3

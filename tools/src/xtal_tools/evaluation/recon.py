@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from xtal_tools.evaluation._common import finite
+from xtal_tools.evaluation.outputs import finite
 
 __all__ = ["reconstruct_split", "run_recon"]
 
@@ -29,8 +29,8 @@ def run_recon(model, config, out_dir: Path, *, progress: bool | None = None) -> 
     matching (None: when stderr is a terminal)."""
     from xtal_data.torch_dataset import CrystalDataset
 
-    from xtal_tools.evaluation._common import part_indices
     from xtal_tools.evaluation.split_eval import EvalSettings
+    from xtal_tools.evaluation.targets import part_indices
 
     indices = part_indices(config.data, config.split, config.part)[: config.limit]
     if len(indices) == 0:

@@ -91,7 +91,7 @@ def open_split(settings: EvalSettings, model):
     """
     from xtal_data.torch_dataset import CrystalDataset
 
-    from xtal_tools.evaluation._common import part_indices
+    from xtal_tools.evaluation.targets import part_indices
 
     if not settings.data:
         raise ValueError("--data STORE is required")

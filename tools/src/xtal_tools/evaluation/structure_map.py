@@ -42,7 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from xtal_tools.evaluation._common import derived_seed, finite
+from xtal_tools.evaluation.outputs import finite
+from xtal_tools.evaluation.samplers import derived_seed
 
 __all__ = [
     "StructureMapResult",
@@ -217,7 +218,7 @@ class StructureMapResult:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from xtal_tools.evaluation._common import write_png
+        from xtal_tools.evaluation.outputs import write_png
 
         made = [r for r in self.rows if r["status"] == "made"]
         formulas = list(dict.fromkeys(r["formula"] for r in made if r["source"] != "landmark"))
@@ -332,7 +333,7 @@ def run_structure_map(
     """Generate, make PyXtal twins, describe and embed (module docstring).
 
     ``sampler(formulas, pressures, num=k, seed=s)`` returns ``k`` pymatgen structures (None: invalid
-    cell) per row. ``landmarks``: :class:`xtal_tools.evaluation._common.BenchTarget` s embedded with the rest
+    cell) per row. ``landmarks``: :class:`xtal_tools.evaluation.targets.BenchTarget` s embedded with the rest
     (drawn as stars). ``volumes[(formula, pressure)]`` (Å^3): the twin's volume when the model's cell is
     invalid (else that twin is not made).
 
@@ -434,8 +435,8 @@ def run_structure_map_benchmark(bench, config, out_dir, *, tables: dict) -> dict
     the embedding coordinates and ``summary.json``; returns the summary."""
     import time
 
-    from xtal_tools.evaluation._common import ModelSampler
     from xtal_tools.evaluation.pressure_response import known_phase_targets
+    from xtal_tools.evaluation.samplers import ModelSampler
     from xtal_tools.records import installed_versions, machine_info, package_versions
 
     settings = StructureMapSettings(

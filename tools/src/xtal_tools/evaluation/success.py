@@ -23,7 +23,9 @@ from typing import Any
 import numpy as np
 from xtal_eval.csp import success_curve  # re-exported: the one implementation
 
-from xtal_tools.evaluation._common import BenchTarget, Relaxer, Sampler
+from xtal_tools.evaluation.relaxer import Relaxer
+from xtal_tools.evaluation.samplers import Sampler
+from xtal_tools.evaluation.targets import BenchTarget
 
 __all__ = [
     "MODES",
@@ -43,7 +45,7 @@ class SuccessSettings:
     """What to measure and how to batch it.
 
     ``num`` samplings per target, drawn in one sampler call with one ``seed`` over every target (row
-    ``i`` is target ``i``): with :class:`~xtal_tools.evaluation._common.ModelSampler` they are exactly what
+    ``i`` is target ``i``): with :class:`~xtal_tools.evaluation.samplers.ModelSampler` they are exactly what
     ``tools/sample --rows`` (the targets' cell formulas and pressures, in order) writes with ``--num
     num --seed seed`` and the same sampler settings; a target's samples depend only on the seed, its
     position and its formula and pressure. ``presets``, ``size_cut`` (the small-cell subset is
@@ -188,7 +190,7 @@ def run_success(
     """Sample ``settings.num`` structures per target, relax them (mode ``relaxed``), score every mode.
 
     ``on_samples(mode, targets, groups)``, when given, sees every chunk's samples before they are
-    dropped (e.g. a :class:`~xtal_tools.evaluation._common.SampleWriter`). ``progress``: a bar over the
+    dropped (e.g. a :class:`~xtal_tools.evaluation.samplers.SampleWriter`). ``progress``: a bar over the
     relaxations (None: when stderr is a terminal); the sampler and ``parallel`` draw their own.
 
     Raises:
@@ -260,7 +262,7 @@ def plot_success(result: SuccessResult, path, *, title: str = "") -> None:
     """PNG: success rate (%) against samplings; panel per subset, one line per preset and mode."""
     from xtal_eval.report import _pyplot
 
-    from xtal_tools.evaluation._common import write_png
+    from xtal_tools.evaluation.outputs import write_png
 
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), dpi=150, sharey=True)
@@ -299,7 +301,7 @@ def plot_success(result: SuccessResult, path, *, title: str = "") -> None:
 
 @dataclass(frozen=True)
 class _ShownSampler:
-    """:class:`~xtal_tools.evaluation._common.ModelSampler` (the same call, the same structures) with a
+    """:class:`~xtal_tools.evaluation.samplers.ModelSampler` (the same call, the same structures) with a
     bar over the sampling (:func:`xtal_tools.evaluation.split_eval.sample_rows`)."""
 
     model: Any
@@ -309,7 +311,7 @@ class _ShownSampler:
     def __call__(self, formulas, pressures, *, num: int, seed: int) -> list:
         from cond_vae import SamplerConfig
 
-        from xtal_tools.evaluation._common import SampleGroup
+        from xtal_tools.evaluation.samplers import SampleGroup
         from xtal_tools.evaluation.split_eval import sample_rows
 
         sampler = SamplerConfig() if self.sampler is None else self.sampler
@@ -330,7 +332,7 @@ def run_success_benchmark(
     ``progress``: bars over sampling, relaxing and matching (None: when stderr is a terminal)."""
     from pathlib import Path
 
-    from xtal_tools.evaluation._common import SampleWriter
+    from xtal_tools.evaluation.samplers import SampleWriter
     from xtal_tools.progress import parallel
 
     modes = ("unrelaxed", "relaxed") if bench.relaxer is not None else ("unrelaxed",)
