@@ -36,6 +36,20 @@ def test_query_outside_trained_range_warns_and_inside_does_not():
         assert model.conditions.check_query("pressure", torch.tensor([5.0])) == []
 
 
+def test_query_notes_say_each_value_once_however_batched():
+    model = tiny_model(random_crystals(16, pressure_range=(0.0, 20.0)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        together = model.conditions.check_query("pressure", torch.tensor([500.0, 30.0, 500.0, 5.0]))
+        apart = [
+            m for v in (30.0, 500.0) for m in model.conditions.check_query("pressure", torch.tensor([v]))
+        ]
+        many = model.conditions.check_query("pressure", torch.arange(30.0, 38.0), most=3)
+    assert together == apart and len(together) == 2
+    assert together[0].startswith("pressure 30 GPa is outside") and together[1].startswith("pressure 500 GPa")
+    assert len(many) == 4 and many[-1].startswith("pressure: 5 more values outside the range")
+
+
 def test_streamed_fit_equals_one_shot_fit():
     crystals = random_crystals(20)
     one = tiny_model(crystals)

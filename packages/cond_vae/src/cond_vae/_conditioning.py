@@ -84,30 +84,37 @@ class ConditionEncoder(nn.Module):
             parts.append(self.bases[spec.name](self.standardise(spec.name, values)))
         return torch.cat(parts, dim=-1)  # (C, cond_dim)
 
-    def check_query(self, name: str, values: Tensor) -> list[str]:
-        """Warn (and return the messages) for raw query values outside the trained range or basis range."""
+    def check_query(self, name: str, values: Tensor, *, most: int = 5) -> list[str]:
+        """Warn (and return the messages) for raw query values outside the trained range or basis range.
+
+        One message per distinct value (the ``most`` lowest; a last one counts the rest), so that a value
+        is said once however the queries are batched.
+        """
         scaler, spec = self.scalers[name], next(s for s in self.specs if s.name == name)
         values64 = values.detach().to(torch.float64).cpu()
         lo, hi = float(scaler.lo), float(scaler.hi)
         standardised = (values64 - float(scaler.mean)) / float(scaler.scale)
-        messages = []
         outside_train = (values64 < lo - 1e-9 * max(1.0, abs(lo))) | (
             values64 > hi + 1e-9 * max(1.0, abs(hi))
         )
-        unit = " GPa" if name == "pressure" else ""
         outside_basis = (standardised < spec.start) | (standardised > spec.stop)
-        if bool(outside_train.any()):
-            bad = ", ".join(f"{v:g}" for v in sorted({float(v) for v in values64[outside_train]})[:5])
-            message = (
-                f"{name} {bad}{unit} is outside the range this model was trained on ({lo:g}-{hi:g}{unit}): "
-                "it extrapolates"
-            )
-            if bool(outside_basis.any()):  # far outside: the condition stops carrying information
-                message += ", and so far that the model can no longer tell such values apart"
-            messages.append(message)
-        elif bool(outside_basis.any()):  # only when the trained range itself is wider than the basis
-            bad = ", ".join(f"{v:g}" for v in sorted({float(v) for v in values64[outside_basis]})[:5])
-            messages.append(f"{name} {bad}{unit}: the model can no longer tell such values apart")
+        unit = " GPa" if name == "pressure" else ""
+        trained = f"outside the range this model was trained on ({lo:g}-{hi:g}{unit}): it extrapolates"
+        far = "the model can no longer tell such values apart"
+        flagged: dict[float, str] = {}
+        for v, out_train, out_basis in zip(
+            values64.tolist(), outside_train.tolist(), outside_basis.tolist(), strict=True
+        ):
+            if out_train:  # far outside: the condition stops carrying information
+                flagged[v] = f"{name} {v:g}{unit} is {trained}" + (
+                    f", and so far that {far}" if out_basis else ""
+                )
+            elif out_basis:  # only when the trained range itself is wider than the basis
+                flagged[v] = f"{name} {v:g}{unit}: {far}"
+        order = sorted(flagged)
+        messages = [flagged[v] for v in order[:most]]
+        if len(order) > most:
+            messages.append(f"{name}: {len(order) - most} more values {trained}")
         for message in messages:
             warnings.warn(message, UserWarning, stacklevel=3)
         return messages

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import os
-import re
 import sys
 import warnings
 from collections.abc import Iterable, Iterator
@@ -45,21 +44,6 @@ def recorded(record) -> Iterator[None]:
         raise
 
 
-_SEVERAL = re.compile(
-    r"^(?P<name>\w+) (?P<values>[-+.\deE]+(?:, [-+.\deE]+)+)(?P<unit> GPa)? (?P<rest>is outside .*)$"
-)
-
-
-def _one_value_each(text: str) -> list[str]:
-    """A condition note about several values ("pressure 0, 20 GPa is outside ...") as one note per value,
-    so that a value is reported once whichever call named it first."""
-    m = _SEVERAL.match(text)
-    if m is None:
-        return [text]
-    unit = m["unit"] or ""
-    return [f"{m['name']} {v}{unit} {m['rest']}" for v in m["values"].split(", ")]
-
-
 class Warnings:
     """Collect warnings as values and report each distinct one once.
 
@@ -76,10 +60,10 @@ class Warnings:
     def add(self, messages: Iterable[str]) -> None:
         for message in messages:
             self._flush()
-            for text in _one_value_each(str(message)):
-                if text not in self.messages and not any(n in text for n in _NOISE):
-                    self.messages.append(text)
-                    typer.echo(f"warning: {text}", err=True)
+            text = str(message)
+            if text not in self.messages and not any(n in text for n in _NOISE):
+                self.messages.append(text)
+                typer.echo(f"warning: {text}", err=True)
 
     def _flush(self) -> None:
         if self._caught:
