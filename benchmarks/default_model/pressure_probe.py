@@ -58,11 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     from cond_vae.checkpoint import load_checkpoint
-    from xtal_tools.evaluation.pressure_response import (
-        PressureResponseSettings,
-        reference_trend,
-        run_pressure_response,
-    )
+    from xtal_tools.evaluation.pressure_reference import reference_trend
+    from xtal_tools.evaluation.pressure_response import PressureResponseSettings, run_pressure_response
     from xtal_tools.evaluation.samplers import ModelSampler
 
     pressures = tuple(float(p) for p in args.pressures.split(","))

@@ -58,13 +58,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from cond_vae.checkpoint import load_checkpoint
-    from xtal_tools.evaluation.pressure_response import (
-        PressureResponseSettings,
-        known_phase_targets,
-        reference_trend,
-        run_pressure_response,
-        store_compositions,
-    )
+    from xtal_tools.evaluation.phase_library import known_phase_targets
+    from xtal_tools.evaluation.pressure_reference import reference_trend, store_compositions
+    from xtal_tools.evaluation.pressure_response import PressureResponseSettings, run_pressure_response
     from xtal_tools.evaluation.samplers import ModelSampler
     from xtal_tools.records import machine_info
     from xtal_tools.relaxation import RelaxSettings, load_calculator

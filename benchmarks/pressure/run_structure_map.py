@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from cond_vae.checkpoint import load_checkpoint
-    from xtal_tools.evaluation.pressure_response import known_phase_targets
+    from xtal_tools.evaluation.phase_library import known_phase_targets
     from xtal_tools.evaluation.samplers import ModelSampler
     from xtal_tools.evaluation.structure_map import StructureMapSettings, run_structure_map
     from xtal_tools.records import machine_info

@@ -16,17 +16,17 @@ from ase.calculators.emt import EMT  # noqa: E402
 from pymatgen.core import Lattice, Structure  # noqa: E402
 from pymatgen.io.ase import AseAtomsAdaptor  # noqa: E402
 from xtal_tools.evaluation.known_phase import first_match_index  # noqa: E402
-from xtal_tools.evaluation.pressure_response import (  # noqa: E402
-    KNOWN_PHASES,
-    PressureResponseSettings,
-    RandomSampler,
+from xtal_tools.evaluation.phase_library import KNOWN_PHASES, known_phase_targets  # noqa: E402
+from xtal_tools.evaluation.pressure_reference import (  # noqa: E402
     ReferencePoint,
-    known_phase_targets,
     reference_trend,
-    run_pressure_response,
     store_compositions,
 )
-from xtal_tools.evaluation.samplers import derived_seed  # noqa: E402
+from xtal_tools.evaluation.pressure_response import PressureResponseSettings, run_pressure_response  # noqa: E402
+from xtal_tools.evaluation.samplers import (
+    RandomSampler,  # noqa: E402
+    derived_seed,  # noqa: E402
+)
 from xtal_tools.relaxation import RelaxSettings, relax  # noqa: E402
 
 PRESSURES = (0.0, 20.0, 50.0)

@@ -63,7 +63,7 @@ class BenchConfig:
 def _check_phases(text: str) -> None:
     """``all``, ``none`` or comma-separated ids of the built-in known phases (KeyError naming them)."""
     if text not in ("all", "none"):
-        from xtal_tools.evaluation.pressure_response import known_phase_targets
+        from xtal_tools.evaluation.phase_library import known_phase_targets
 
         known_phase_targets([p.strip() for p in text.split(",") if p.strip()])
 

@@ -42,32 +42,31 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from xtal_tools.evaluation.outputs import finite
-from xtal_tools.evaluation.samplers import derived_seed
+from xtal_tools.evaluation.phase_library import KnownPhase, known_phase_targets
+from xtal_tools.evaluation.pressure_reference import (
+    ReferencePoint,
+    reference_trend,
+    store_compositions,
+    wanted,
+)
+from xtal_tools.evaluation.samplers import RandomSampler, derived_seed
 from xtal_tools.evaluation.targets import BenchTarget
 from xtal_tools.generation import check_pressure
 from xtal_tools.relaxation import RelaxSettings
 
 __all__ = [
-    "KNOWN_PHASES",
-    "KnownPhase",
     "PressureResponseResult",
     "PressureResponseSettings",
-    "RandomSampler",
-    "ReferencePoint",
-    "known_phase_targets",
     "phase_fractions",
-    "reference_trend",
     "run_pressure_response",
-    "store_compositions",
+    "run_pressure_response_benchmark",
 ]
 
 
@@ -114,251 +113,6 @@ class PressureResponseSettings:
             "pressures": list(self.pressures),
             "fraction_pressures": list(self.fraction_pressures),
         }
-
-
-@dataclass(frozen=True)
-class KnownPhase:
-    """A textbook phase: ``space_group`` (symbol or number), conventional ``lattice`` parameters
-    (a, b, c in Å; alpha, beta, gamma in degrees), Wyckoff ``species`` and fractional ``sites``, at
-    ``pressure`` GPa. :meth:`structure` is its primitive standard cell (what the model is asked for)."""
-
-    id: str
-    space_group: str | int
-    lattice: tuple[float, float, float, float, float, float]
-    species: tuple[str, ...]
-    sites: tuple[tuple[float, float, float], ...]
-    pressure: float
-    note: str = ""
-
-    def structure(self):
-        from pymatgen.core import Lattice, Structure
-        from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
-
-        conv = Structure.from_spacegroup(
-            self.space_group,
-            Lattice.from_parameters(*self.lattice),
-            list(self.species),
-            [list(s) for s in self.sites],
-        )
-        return SpacegroupAnalyzer(conv, symprec=0.01).get_primitive_standard_structure()
-
-    def target(self) -> BenchTarget:
-        return BenchTarget(self.id, self.structure(), self.pressure)
-
-
-# Lattice parameters: room-temperature textbook values (Wyckoff, Crystal Structures; high-pressure cells
-# at roughly the pressure given). Only the shape matters for matching (the matcher scales volumes); the
-# volume is what the random searcher is given.
-KNOWN_PHASES: tuple[KnownPhase, ...] = (
-    KnownPhase(
-        "NaCl-B1",
-        "Fm-3m",
-        (5.64, 5.64, 5.64, 90, 90, 90),
-        ("Na", "Cl"),
-        ((0, 0, 0), (0.5, 0.5, 0.5)),
-        0.0,
-        "rock salt, stable below about 30 GPa",
-    ),
-    KnownPhase(
-        "NaCl-B2",
-        "Pm-3m",
-        (3.12, 3.12, 3.12, 90, 90, 90),
-        ("Na", "Cl"),
-        ((0, 0, 0), (0.5, 0.5, 0.5)),
-        40.0,
-        "CsCl type, stable above about 30 GPa",
-    ),
-    KnownPhase(
-        "Si-diamond",
-        "Fd-3m",
-        (5.431, 5.431, 5.431, 90, 90, 90),
-        ("Si",),
-        ((0, 0, 0),),
-        0.0,
-        "cubic diamond, stable below about 11 GPa",
-    ),
-    KnownPhase(
-        "Si-beta-tin",
-        141,
-        (4.686, 4.686, 2.585, 90, 90, 90),
-        ("Si",),
-        ((0, 0, 0),),
-        12.0,
-        "I4_1/amd, stable from about 11 to 13 GPa",
-    ),
-    KnownPhase(
-        "SiO2-quartz",
-        154,
-        (4.913, 4.913, 5.405, 90, 90, 120),
-        ("Si", "O"),
-        ((0.4697, 0, 2 / 3), (0.4135, 0.2669, 0.7858)),
-        0.0,
-        "alpha-quartz P3_221, 9 atoms",
-    ),
-    KnownPhase(
-        "SiO2-stishovite",
-        136,
-        (4.177, 4.177, 2.666, 90, 90, 90),
-        ("Si", "O"),
-        ((0, 0, 0), (0.3062, 0.3062, 0)),
-        15.0,
-        "rutile type, stable above about 8-10 GPa",
-    ),
-)
-
-
-def known_phase_targets(ids: Sequence[str] | None = None) -> list[BenchTarget]:
-    """Targets of :data:`KNOWN_PHASES` (all, or those named in ``ids``, in that order).
-
-    Raises:
-        KeyError: an unknown id (naming the known ones).
-    """
-    table = {p.id: p for p in KNOWN_PHASES}
-    if ids is None:
-        return [p.target() for p in KNOWN_PHASES]
-    unknown = [i for i in ids if i not in table]
-    if unknown:
-        raise KeyError(f"unknown phase(s) {unknown}; known: {sorted(table)}")
-    return [table[i].target() for i in ids]
-
-
-# ------------------------------------------------------------------ reference data
-@dataclass(frozen=True)
-class ReferencePoint:
-    """Mean volume per atom (Å^3/atom) of ``n`` stored structures of one reduced formula at one pressure
-    (GPa); ``cell_formula`` is the full-cell formula of the first of them (what a model is asked for)."""
-
-    formula: str
-    cell_formula: str
-    pressure: float
-    volume_per_atom: float
-    n: int
-
-
-def _cell_formula(numbers) -> str:
-    from ase.data import chemical_symbols
-
-    counts: dict[str, int] = {}
-    for z in numbers:
-        counts[chemical_symbols[int(z)]] = counts.get(chemical_symbols[int(z)], 0) + 1
-    return "".join(f"{el}{n}" for el, n in counts.items())
-
-
-def reference_trend(
-    data: str, *, formulas: Sequence[str] | None = None, max_pressure: float | None = None
-) -> list[ReferencePoint]:
-    """Per reduced formula and stored pressure: the mean volume per atom of a pressure-labelled store.
-
-    ``formulas``: reduced formulas (``"MgO"``) or cell formulas (``"Mg2O2"``) to keep (all when None);
-    ``max_pressure`` (GPa): ignore structures above it (the CHGNet set is credible to about 50 GPa).
-
-    Raises:
-        ValueError: the selection is empty.
-    """
-    from pymatgen.core import Composition
-    from xtal_data import CrystalStore
-
-    store = CrystalStore.open(data)
-    reduced = store.formula
-    pressure = store.pressure
-    keep = np.ones(len(store), dtype=bool)
-    if max_pressure is not None:
-        keep &= pressure <= max_pressure
-    if formulas is not None:
-        wanted = {Composition(f).reduced_formula for f in formulas}
-        keep &= np.array([Composition(str(f)).reduced_formula in wanted for f in reduced])
-    idx = np.flatnonzero(keep)
-    if idx.size == 0:
-        raise ValueError(f"{data}: no structure of {formulas} at <= {max_pressure} GPa")
-    arrays = store.read(idx)
-    groups: dict[tuple[str, float], list[float]] = defaultdict(list)
-    cells: dict[str, str] = {}
-    for c in range(len(arrays)):
-        numbers = arrays.atomic_numbers[arrays.offsets[c] : arrays.offsets[c + 1]]
-        key = Composition(_cell_formula(numbers)).reduced_formula
-        cells.setdefault(key, _cell_formula(numbers))
-        vol = abs(float(np.linalg.det(arrays.lattice[c]))) / len(numbers)
-        groups[(key, float(arrays.pressure[c]))].append(vol)
-    return [ReferencePoint(f, cells[f], p, float(np.mean(v)), len(v)) for (f, p), v in sorted(groups.items())]
-
-
-def store_compositions(
-    data: str,
-    *,
-    limit: int,
-    max_atoms: int = 8,
-    pressures: Sequence[float] = (0.0, 25.0, 50.0),
-    seed: int = 0,
-    max_compression: float = 0.5,
-    elements: Sequence[int] | None = None,
-) -> list[str]:
-    """``limit`` cell formulas of a pressure store, drawn in a seeded random order, that have a structure
-    at every one of ``pressures`` (GPa), at most ``max_atoms`` atoms, only ``elements`` (atomic numbers;
-    e.g. a model's ``trained_on["elements"]``) and a volume at the highest pressure of at least
-    ``max_compression`` times the lowest-pressure one (drops cells the potential crushed).
-
-    Raises:
-        ValueError: fewer than ``limit`` compositions qualify.
-    """
-    from ase.data import atomic_numbers
-    from xtal_eval.baselines import parse_cell_formula
-
-    ref = reference_trend(data, max_pressure=max(pressures))
-    by_formula: dict[str, dict[float, ReferencePoint]] = defaultdict(dict)
-    for r in ref:
-        by_formula[r.formula][r.pressure] = r
-    allowed = None if elements is None else {int(z) for z in elements}
-    ok = []
-    for pts in by_formula.values():
-        if not all(p in pts for p in pressures):
-            continue
-        comp = parse_cell_formula(pts[pressures[0]].cell_formula)
-        if sum(n for _, n in comp) > max_atoms:
-            continue
-        if allowed is not None and any(atomic_numbers[el] not in allowed for el, _ in comp):
-            continue
-        lo, hi = pts[min(pressures)].volume_per_atom, pts[max(pressures)].volume_per_atom
-        if hi < max_compression * lo:
-            continue
-        ok.append(pts[pressures[0]].cell_formula)
-    ok.sort()
-    if len(ok) < limit:
-        raise ValueError(f"{data}: only {len(ok)} compositions qualify, {limit} asked for")
-    order = np.random.default_rng(seed).permutation(len(ok))
-    return [ok[i] for i in order[:limit]]
-
-
-# ------------------------------------------------------------------ random searcher
-@dataclass(frozen=True)
-class RandomSampler:
-    """PyXtal (``kind="pyxtal"``) or uniform P1 (``"uniform"``) random structures as a
-    :class:`xtal_tools.evaluation.samplers.Sampler`; ``volumes[(formula, pressure)]`` gives each row's cell
-    volume (Å^3). Sample ``j`` of a call with seed ``s`` has seed ``derived_seed(s, j)``; a structure
-    that cannot be made is ``None``."""
-
-    volumes: dict[tuple[str, float], float]
-    kind: str = "pyxtal"
-    min_distance_scale: float = 0.5
-
-    def __call__(self, formulas, pressures, *, num: int, seed: int) -> list[list[Any]]:
-        from xtal_eval.baselines import RandomStructureError, pyxtal_random, uniform_random
-
-        make = pyxtal_random if self.kind == "pyxtal" else uniform_random
-        out = []
-        for f, p in zip(formulas, pressures, strict=True):
-            volume = self.volumes[(f, float(p))]
-            group = []
-            for j in range(num):
-                try:
-                    group.append(
-                        make(
-                            f, volume, seed=derived_seed(seed, j), min_distance_scale=self.min_distance_scale
-                        )
-                    )
-                except (RandomStructureError, ValueError):
-                    group.append(None)
-            out.append(group)
-        return out
 
 
 # ------------------------------------------------------------------ journal (resume after a kill)
@@ -547,7 +301,7 @@ def run_pressure_response(
         seconds["phase_fractions"] = time.perf_counter() - t1
     return PressureResponseResult(
         rows,
-        [asdict(r) for r in reference if _wanted(r, formulas)],
+        [asdict(r) for r in reference if wanted(r, formulas)],
         phase_rows,
         settings,
         seconds,
@@ -599,12 +353,6 @@ def phase_fractions(
                 }
             )
     return out
-
-
-def _wanted(r: ReferencePoint, formulas: Sequence[str]) -> bool:
-    from pymatgen.core import Composition
-
-    return r.formula in {Composition(f).reduced_formula for f in formulas}
 
 
 # ------------------------------------------------------------------ result

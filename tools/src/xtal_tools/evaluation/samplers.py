@@ -20,7 +20,7 @@ import numpy as np
 if TYPE_CHECKING:
     from xtal_tools.evaluation.targets import BenchTarget
 
-__all__ = ["ModelSampler", "SampleGroup", "SampleWriter", "Sampler", "derived_seed"]
+__all__ = ["ModelSampler", "RandomSampler", "SampleGroup", "SampleWriter", "Sampler", "derived_seed"]
 
 
 def derived_seed(seed: int, *keys: int) -> int:
@@ -121,3 +121,28 @@ class SampleWriter:
     def discard(self) -> None:
         for tmp in self.paths.values():
             tmp.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class RandomSampler:
+    """PyXtal (``kind="pyxtal"``) or uniform P1 (``"uniform"``) random structures as a
+    :class:`xtal_tools.evaluation.samplers.Sampler`; ``volumes[(formula, pressure)]`` gives each row's cell
+    volume (Å^3). Sample ``j`` of a call with seed ``s`` has seed ``derived_seed(s, j)``; a structure
+    that cannot be made is ``None``."""
+
+    volumes: dict[tuple[str, float], float]
+    kind: str = "pyxtal"
+    min_distance_scale: float = 0.5
+
+    def __call__(self, formulas, pressures, *, num: int, seed: int) -> list[list[Any]]:
+        from xtal_tools.evaluation.localopt import random_twin
+
+        return [
+            [
+                random_twin(
+                    self.kind, f, self.volumes[(f, float(p))], derived_seed(seed, j), self.min_distance_scale
+                )[0]
+                for j in range(num)
+            ]
+            for f, p in zip(formulas, pressures, strict=True)
+        ]

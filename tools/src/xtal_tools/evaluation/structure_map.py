@@ -435,7 +435,7 @@ def run_structure_map_benchmark(bench, config, out_dir, *, tables: dict) -> dict
     the embedding coordinates and ``summary.json``; returns the summary."""
     import time
 
-    from xtal_tools.evaluation.pressure_response import known_phase_targets
+    from xtal_tools.evaluation.phase_library import known_phase_targets
     from xtal_tools.evaluation.samplers import ModelSampler
     from xtal_tools.records import installed_versions, machine_info, package_versions
 
