@@ -60,6 +60,13 @@ class BenchConfig:
             raise ValueError(f"limit must be >= 1, got {self.limit}")
 
 
+def _at_least_one(config, *names: str) -> None:
+    """Every named count of ``config`` is >= 1 (ValueError naming the first that is not)."""
+    for name in names:
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
+
+
 def _check_phases(text: str) -> None:
     """``all``, ``none`` or comma-separated ids of the built-in known phases (KeyError naming them)."""
     if text not in ("all", "none"):
@@ -103,9 +110,7 @@ class SuccessConfig(BenchConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_presets(self.presets)
-        for name in ("num", "size_cut", "chunk"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        _at_least_one(self, "num", "size_cut", "chunk")
 
 
 @dataclass(frozen=True)
@@ -123,9 +128,7 @@ class KnownPhaseConfig(BenchConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_presets((self.preset,))
-        for name in ("runs", "budget", "batch"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        _at_least_one(self, "runs", "budget", "batch")
 
 
 @dataclass(frozen=True)
@@ -168,9 +171,7 @@ class PressureResponseConfig(BenchConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_phases(self.phases)
-        for name in ("max_atoms", "num", "phase_runs", "phase_budget", "phase_batch", "fraction_num"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        _at_least_one(self, "max_atoms", "num", "phase_runs", "phase_budget", "phase_batch", "fraction_num")
 
 
 @dataclass(frozen=True)
