@@ -14,6 +14,7 @@ Core calls::
     write_cif(samples, "out/")
 """
 
+from ._compile import compile_networks
 from ._conditioning import CompositionEmbedding, ConditionEncoder, GaussianBasis
 from ._config import CondCDVAEConfig, EncoderConfig, ScalarCondition
 from ._encoder import LatentStats, PeriodicDimeNetPP
@@ -57,6 +58,7 @@ __all__ = [
     "__version__",
     "build_graph",
     "check_scalar",
+    "compile_networks",
     "lattice_to_scaled_params",
     "noise_levels",
     "parse_formula",

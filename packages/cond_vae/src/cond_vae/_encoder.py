@@ -93,7 +93,11 @@ class PeriodicDimeNetPP(nn.Module):
 
     @property
     def sbf(self) -> SphericalBasisLayer:
-        return _spherical_basis(*self._sbf)
+        # built on first use (sympy, seconds), then held as a plain attribute rather than a submodule
+        # (it has no state): compiled code reads it as a constant instead of calling the cache
+        if "_sbf_layer" not in self.__dict__:
+            object.__setattr__(self, "_sbf_layer", _spherical_basis(*self._sbf))
+        return self.__dict__["_sbf_layer"]
 
     def forward(
         self,

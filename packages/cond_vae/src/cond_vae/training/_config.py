@@ -35,6 +35,9 @@ class TrainConfig:
     # trained in fp32, and geometry under autocast (frac @ L in bf16, ~3 significant digits) perturbs
     # the denoising targets at the smallest noise levels (0.01 Å) unless the model keeps it in fp32.
     bf16_autocast: bool = False
+    # torch.compile the encoder and decoder (cond_vae.compile_networks): fused kernels, fewer launches;
+    # pays on a GPU (measured in docs/benchmarks/gpu.md), about a minute of compilation at the start
+    compile: bool = False
     batch_size: int = 128  # crystals per process per step (the reference: 128 per GPU)
     accumulate: int = 1  # micro-batches per step (strided split, see ``_data.step_batches``)
     val_batch_size: int | None = None  # default: batch_size

@@ -28,6 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 from xtal_graph import Crystal
 
 from cond_vae import distributed, toml
+from cond_vae._compile import compile_networks
 from cond_vae._config import CondCDVAEConfig
 from cond_vae._model import CondCDVAE
 from cond_vae.checkpoint import WEIGHTS, package_versions, read_checkpoint_info
@@ -112,6 +113,8 @@ class _Trainer:
         self.ckpt_dir = out_dir / "checkpoints"
         resume = self._resolve_resume(resume_from)
         self.model = self._build_model(model_config, resume)
+        if cfg.compile:
+            compile_networks(self.model)  # in place: parameter names and checkpoints unchanged
         graphs = functools.partial(
             with_encoder_graphs, encoder=self.model.config.encoder, dtype=self.dtype, where=cfg.encoder_graphs
         )  # the encoder's graph of every true structure, built once (TrainConfig.encoder_graphs)

@@ -81,6 +81,7 @@ def reverse_edges(edge_index: torch.Tensor, cell_offsets: torch.Tensor, num_node
     return torch.where(found, order[pos], torch.full_like(pos, num_edges))
 
 
+@torch.compiler.disable  # sizes known only after the search: runs eagerly inside compiled code
 def build_triplet_layout(
     *,
     edge_index: torch.Tensor,
