@@ -160,7 +160,7 @@ class GemNetScore(nn.Module):
             shape = None if cond is None else tuple(cond.shape)
             raise ValueError(f"cond must have shape (C, {cond_dim}) (config.cond_dim), got {shape}")
         if atom_types.numel() and not torch.compiler.is_compiling():
-            low, high = int(atom_types.min()), int(atom_types.max())
+            low, high = torch.stack(torch.aminmax(atom_types)).tolist()  # one device-to-host read
             if low < 1 or high > self.config.num_elements:
                 raise ValueError(
                     f"atom_types must be atomic numbers in 1..{self.config.num_elements}, "

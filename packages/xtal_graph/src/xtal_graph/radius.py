@@ -135,8 +135,9 @@ def _search(
     # ordered pairs (i, j) within each crystal, i major
     starts = torch.cumsum(num_atoms, 0) - num_atoms
     pair_counts = _take(num_atoms, batch)  # (N,)
-    _check_size(int(pair_counts.sum()), pair_counts, batch, max_edges, cutoff)
-    pair_i, local = ragged_expand(pair_counts)
+    total = int(pair_counts.sum())
+    _check_size(total, pair_counts, batch, max_edges, cutoff)
+    pair_i, local = ragged_expand(pair_counts, total)
     pair_i = pair_i.long()  # pair-level arrays are small; keep them int64
     pair_c = _take(batch, pair_i)
     pair_j = _take(starts, pair_c) + local  # (P,)
@@ -165,8 +166,9 @@ def _search(
 
     # axis a: |x| <= r, x = u_a M_aa with u_a = d_a + n_a
     low, count = _range(d_a, radius * inv_aa)
-    _check_size(int(count.sum()), count, pair_c, max_edges, cutoff)
-    rows_a, local = ragged_expand(count)  # (A,) -> pair
+    total = int(count.sum())
+    _check_size(total, count, pair_c, max_edges, cutoff)
+    rows_a, local = ragged_expand(count, total)  # (A,) -> pair
     n_a = _take(low, rows_a).add_(local)
     u_a = _take(d_a, rows_a).add_(n_a)
     x = u_a * _take(m_aa, rows_a)
@@ -177,8 +179,9 @@ def _search(
 
     # axis b: |y| <= sqrt(left_a)
     low, count = _range(center_b, left_a.clamp_min(0).sqrt_().mul_(_take(inv_bb, rows_a)))
-    _check_size(int(count.sum()), count, lambda ra=rows_a: _take(pair_c, ra), max_edges, cutoff)
-    rows_b, local = ragged_expand(count)  # (B,) -> a-level row
+    total = int(count.sum())
+    _check_size(total, count, lambda ra=rows_a: _take(pair_c, ra), max_edges, cutoff)
+    rows_b, local = ragged_expand(count, total)  # (B,) -> a-level row
     n_b = _take(low, rows_b).add_(local)
     pair_b = _take(rows_a, rows_b)
     y = _take(center_b, rows_b).add_(n_b).mul_(_take(m_bb, pair_b))
@@ -188,8 +191,9 @@ def _search(
 
     # axis c: |z| <= sqrt(left_b), z = (center_c + n_c) M_cc
     low, count = _range(center_c, left_b.clamp_min(0).sqrt_().mul_(_take(inv_cc, pair_b)))
-    _check_size(int(count.sum()), count, lambda pb=pair_b: _take(pair_c, pb), max_edges, cutoff)
-    rows_c, local = ragged_expand(count)  # (R,) -> b-level row
+    total = int(count.sum())
+    _check_size(total, count, lambda pb=pair_b: _take(pair_c, pb), max_edges, cutoff)
+    rows_c, local = ragged_expand(count, total)  # (R,) -> b-level row
     n_c = _take(low, rows_c).add_(local)
     z = _take(center_c, rows_c).add_(n_c).mul_(_take(_take(m_cc, pair_b), rows_c))
     dist2 = _take(left_b.neg_().add_(r2), rows_c).add_(z.mul_(z))  # x^2 + y^2 + z^2

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ._ragged import ragged_expand
+from ._ragged import ragged_expand, segment_counts
 from .radius import PeriodicGraph
 
 __all__ = ["Triplets", "triplets"]
@@ -48,7 +48,7 @@ def triplets(graph: PeriodicGraph, num_nodes: int) -> Triplets:
     """
     source, target = graph.edge_index  # (E,), (E,)
     order = torch.sort(target, stable=True).indices  # edges grouped by target
-    in_degree = torch.bincount(target, minlength=num_nodes)  # (N,)
+    in_degree = segment_counts(target, num_nodes)  # (N,)
     first = torch.cumsum(in_degree, 0) - in_degree  # (N,)
     edge_ji, local = ragged_expand(in_degree[source])
     edge_ji, local = edge_ji.long(), local.long()

@@ -102,7 +102,8 @@ def build_triplet_layout(
     num_edges = edge_index.shape[1]
     num_triplets = edge_ji.shape[0]
     device = edge_index.device
-    counts = torch.bincount(edge_ji, minlength=num_edges)  # (E,)
+    counts = torch.zeros(num_edges, dtype=torch.long, device=device)  # (E,) triplets per receiving edge
+    counts.index_add_(0, edge_ji, torch.ones_like(edge_ji))  # (bincount would read its max to the host)
     max_triplets = max(int(counts.max()) if num_edges > 0 and num_triplets > 0 else 0, 1)
     order = torch.argsort(edge_ji, stable=True)  # triplets grouped by receiving edge
     starts = torch.cumsum(counts, 0) - counts  # (E,)
