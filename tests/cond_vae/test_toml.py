@@ -71,15 +71,6 @@ def test_run_record_values_round_trip_with_none_left_out():
     assert back["summary"]["lr_floor"] == math.inf and back["summary"]["low"] == -math.inf
 
 
-def test_writes_what_the_tools_run_record_writer_writes():
-    """The tools' run record is to switch to ``toml.dumps``: same text for everything it writes."""
-    run_record = pytest.importorskip("xtal_tools._run_record")
-    if not hasattr(run_record, "dumps_toml"):
-        pytest.skip("the tools' run record already uses cond_vae.toml")
-    data = _run_record_like()
-    assert toml.dumps(data) == run_record.dumps_toml(data)
-
-
 def test_none_is_left_out_everywhere():
     data = {"a": None, "t": {"b": None, "c": 1}, "l": [None, 1, None], "i": [{"x": None, "y": [None]}]}
     assert tomllib.loads(toml.dumps(data)) == {"t": {"c": 1}, "l": [1], "i": [{"y": []}]}
