@@ -95,3 +95,71 @@ def test_scalers_survive_float32_conversion_in_float64():
     model = tiny_model(dtype=torch.float32)
     assert model.lattice_scaler.mean.dtype == torch.float64
     assert model.conditions.scalers["pressure"].scale.dtype == torch.float64
+
+
+def test_raw_basis_encodes_pressures_beyond_a_narrow_training_spread():
+    """Trained mostly at 0 GPa (mean 2, scale 7 GPa), the paper's standardised basis on [-2, 5] sigma
+    has nothing left at 50 GPa (7 sigma); a basis in GPa encodes it like any other pressure."""
+    from cond_vae import GaussianBasis, ScalarCondition
+    from cond_vae._conditioning import ConditionEncoder
+
+    pressures = torch.tensor([0.0] * 90 + [10.0] * 5 + [25.0] * 3 + [50.0] * 2, dtype=torch.float64)
+
+    def features(spec):
+        enc = ConditionEncoder(num_elements=10, composition_dim=2, scalar_conditions=(spec,)).double()
+        enc.scalers["pressure"].set_from(_stats(pressures))
+        x = torch.tensor([0.0, 25.0, 50.0], dtype=torch.float64)
+        basis = enc.bases["pressure"]
+        return basis(x if spec.basis == "raw" else enc.standardise("pressure", x))
+
+    standard = features(ScalarCondition("pressure"))
+    raw = features(ScalarCondition("pressure", basis="raw", start=0.0, stop=100.0, width=10.0))
+    assert float(standard[2].max()) < 1e-6  # 50 GPa vanishes
+    assert all(float(row.max()) > 0.9 for row in raw)
+    assert not torch.allclose(raw[1], raw[2])
+    # a width of several spacings: neighbouring pressures share features (they interpolate)
+    narrow = GaussianBasis(start=0.0, stop=100.0, n_basis=80)
+    wide = GaussianBasis(start=0.0, stop=100.0, n_basis=80, width=10.0)
+    x = torch.tensor([20.0, 30.0], dtype=torch.float64)
+
+    def overlap(basis):  # cosine similarity of the features of 20 and 30 GPa
+        f = basis(x)
+        return float(torch.nn.functional.cosine_similarity(f[0], f[1], dim=0))
+
+    assert overlap(narrow) < 1e-3 and overlap(wide) > 0.5
+
+
+def test_scalar_condition_settings_are_checked_and_round_trip():
+    from cond_vae import CondCDVAEConfig, ScalarCondition
+
+    with pytest.raises(ValueError, match="basis must be one of"):
+        ScalarCondition("pressure", basis="log")
+    with pytest.raises(ValueError, match="width must be > 0"):
+        ScalarCondition("pressure", width=0.0)
+    spec = ScalarCondition("pressure", n_basis=8, basis="raw", start=0.0, stop=100.0, width=12.5)
+    config = CondCDVAEConfig.tiny(scalar_conditions=(spec,))
+    assert CondCDVAEConfig.from_dict(config.to_dict()) == config
+    old = config.to_dict()  # a checkpoint written before the field existed: the paper's basis
+    for key in ("basis", "width"):
+        del old["scalar_conditions"][0][key]
+    assert CondCDVAEConfig.from_dict(old).scalar_conditions[0].basis == "standardised"
+
+
+def test_query_beyond_a_raw_basis_says_the_model_cannot_tell_values_apart():
+    from cond_vae import ScalarCondition
+    from cond_vae._conditioning import ConditionEncoder
+
+    spec = ScalarCondition("pressure", n_basis=8, basis="raw", start=0.0, stop=60.0)
+    enc = ConditionEncoder(num_elements=10, composition_dim=2, scalar_conditions=(spec,)).double()
+    enc.scalers["pressure"].set_from(_stats(torch.tensor([0.0, 50.0], dtype=torch.float64)))
+    with pytest.warns(UserWarning):
+        notes = enc.check_query("pressure", torch.tensor([40.0, 80.0], dtype=torch.float64))
+    assert len(notes) == 1 and "80" in notes[0] and "no longer tell" in notes[0]
+
+
+def _stats(values):
+    from cond_vae import RunningStats
+
+    stats = RunningStats(1)
+    stats.update(values.numpy().reshape(-1, 1))
+    return stats

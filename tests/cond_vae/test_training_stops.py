@@ -123,3 +123,31 @@ def test_sigint_finishes_the_step_writes_a_checkpoint_and_says_how_to_resume(tmp
     assert "SIGINT: finishing this step and writing a checkpoint" in err
     meta = read_training_meta(tmp_path / "checkpoints" / f"step_{steps:08d}")
     assert meta["loop"]["step"] == steps
+
+
+def test_init_from_may_move_the_condition_basis_and_nothing_else(tmp_path):
+    """A warm start onto a pressure basis in GPa (``basis = "raw"``): every weight loads as saved, the
+    basis centres are the new config's; any other change of the model config is refused."""
+    import dataclasses
+
+    import pytest
+    from cond_vae import ScalarCondition
+
+    first = train(CONFIG.replace(max_steps=1), CondCDVAEConfig.tiny(), TRAIN, VAL, tmp_path / "a")
+    raw = CondCDVAEConfig.tiny(
+        scalar_conditions=(
+            ScalarCondition("pressure", n_basis=8, basis="raw", start=0.0, stop=70.0, width=20.0),
+        )
+    )
+    warm = CONFIG.replace(max_steps=1, init_from=str(first.final_checkpoint), lr=1e-30)
+    moved = train(warm, raw, TRAIN, VAL, tmp_path / "raw")
+    model = load_checkpoint(moved.final_checkpoint)
+    assert model.config == raw
+    centers = model.conditions.bases["pressure"].centers
+    assert torch.allclose(centers, torch.linspace(0, 70, 8, dtype=centers.dtype))
+    assert model.conditions.bases["pressure"].width == 20.0
+    before, after = weights(first.final_checkpoint), weights(moved.final_checkpoint)
+    assert all(torch.allclose(before[k], after[k], rtol=0, atol=1e-20) for k in before if "bases" not in k)
+    wider = dataclasses.replace(raw, latent_dim=raw.latent_dim + 1)
+    with pytest.raises(ValueError, match="more than the conditions' Gaussian bases"):
+        train(warm, wider, TRAIN, VAL, tmp_path / "no")

@@ -36,15 +36,15 @@ class CompositionEmbedding(nn.Module):
 class GaussianBasis(nn.Module):
     """``exp(-(x - mu_k)^2 / (2 w^2))`` on ``n`` centres evenly spaced on ``[start, stop]``.
 
-    The width ``w`` is the centre spacing (not trainable)."""
+    The width ``w`` (not trainable) defaults to the centre spacing."""
 
-    def __init__(self, *, start: float, stop: float, n_basis: int) -> None:
+    def __init__(self, *, start: float, stop: float, n_basis: int, width: float | None = None) -> None:
         super().__init__()
         self.register_buffer("centers", torch.linspace(start, stop, n_basis, dtype=torch.float64))
-        self.width = (stop - start) / (n_basis - 1)
+        self.width = width if width is not None else (stop - start) / (n_basis - 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        """``x (C,)`` standardised values -> ``(C, n_basis)``."""
+        """``x (C,)`` values in the basis' unit -> ``(C, n_basis)``."""
         diff = x.unsqueeze(-1) - self.centers.to(x.dtype)
         return torch.exp(-0.5 * (diff / self.width) ** 2)
 
@@ -52,8 +52,9 @@ class GaussianBasis(nn.Module):
 class ConditionEncoder(nn.Module):
     """Builds ``c (C, cond_dim)`` from atom types and ``properties[name] (C,)`` raw values.
 
-    Each scalar condition is standardised with its fitted :class:`Standardizer` (``scalers[name]``)
-    and expanded on a Gaussian basis; there are no trainable weights besides the element embedding.
+    Each scalar condition is standardised with its fitted :class:`Standardizer` (``scalers[name]``;
+    skipped for a ``"raw"`` basis, whose scaler only records the trained range) and expanded on a
+    Gaussian basis; there are no trainable weights besides the element embedding.
     """
 
     def __init__(
@@ -64,7 +65,10 @@ class ConditionEncoder(nn.Module):
         self.specs = scalar_conditions
         self.scalers = nn.ModuleDict({s.name: Standardizer([s.min_scale]) for s in scalar_conditions})
         self.bases = nn.ModuleDict(
-            {s.name: GaussianBasis(start=s.start, stop=s.stop, n_basis=s.n_basis) for s in scalar_conditions}
+            {
+                s.name: GaussianBasis(start=s.start, stop=s.stop, n_basis=s.n_basis, width=s.width)
+                for s in scalar_conditions
+            }
         )
 
     def standardise(self, name: str, values: Tensor) -> Tensor:
@@ -81,7 +85,9 @@ class ConditionEncoder(nn.Module):
                     f"condition {spec.name!r} missing from the batch properties (have {sorted(properties)})"
                 )
             values = properties[spec.name].to(device=parts[0].device, dtype=parts[0].dtype)
-            parts.append(self.bases[spec.name](self.standardise(spec.name, values)))
+            if spec.basis == "standardised":
+                values = self.standardise(spec.name, values)
+            parts.append(self.bases[spec.name](values))
         return torch.cat(parts, dim=-1)  # (C, cond_dim)
 
     def check_query(self, name: str, values: Tensor, *, most: int = 5) -> list[str]:
@@ -93,11 +99,14 @@ class ConditionEncoder(nn.Module):
         scaler, spec = self.scalers[name], next(s for s in self.specs if s.name == name)
         values64 = values.detach().to(torch.float64).cpu()
         lo, hi = float(scaler.lo), float(scaler.hi)
-        standardised = (values64 - float(scaler.mean)) / float(scaler.scale)
+        if spec.basis == "standardised":
+            in_basis_unit = (values64 - float(scaler.mean)) / float(scaler.scale)
+        else:
+            in_basis_unit = values64
         outside_train = (values64 < lo - 1e-9 * max(1.0, abs(lo))) | (
             values64 > hi + 1e-9 * max(1.0, abs(hi))
         )
-        outside_basis = (standardised < spec.start) | (standardised > spec.stop)
+        outside_basis = (in_basis_unit < spec.start) | (in_basis_unit > spec.stop)
         unit = " GPa" if name == "pressure" else ""
         trained = f"outside the range this model was trained on ({lo:g}-{hi:g}{unit}): it extrapolates"
         far = "the model can no longer tell such values apart"

@@ -14,7 +14,9 @@ from typing import Any
 
 from score_decoder import GemNetConfig
 
-__all__ = ["ENCODER_GRAPHS", "CondCDVAEConfig", "EncoderConfig", "ScalarCondition"]
+__all__ = ["ENCODER_GRAPHS", "SCALAR_BASES", "CondCDVAEConfig", "EncoderConfig", "ScalarCondition"]
+
+SCALAR_BASES = ("standardised", "raw")  # where a scalar condition's Gaussian centres lie
 
 ENCODER_GRAPHS = ("radius", "crystalnn")
 
@@ -23,8 +25,13 @@ ENCODER_GRAPHS = ("radius", "crystalnn")
 class ScalarCondition:
     """One scalar condition (e.g. pressure in GPa) read from ``batch.properties[name]``.
 
-    The value is standardised with the training mean and scale, then expanded on ``n_basis`` Gaussians
-    with centres evenly spaced on ``[start, stop]`` standard deviations and width equal to the spacing.
+    ``basis = "standardised"`` (the paper's): the value is standardised with the training mean and scale,
+    then expanded on ``n_basis`` Gaussians with centres evenly spaced on ``[start, stop]`` standard
+    deviations. ``basis = "raw"``: the centres lie on ``[start, stop]`` in the property's own unit (GPa),
+    so the encoding does not depend on the training data's spread (a set that is mostly at 0 GPa puts
+    50 GPa at 7 standard deviations, beyond a standardised basis). ``width``: the Gaussians' width in the
+    basis' unit (default: the centre spacing); a width of several spacings makes neighbouring values
+    share features, so the model can interpolate between the few pressures it was trained at.
     ``min_scale`` floors the standard deviation (in the property's unit): a constant training column
     (e.g. all pressures 0 GPa) gets scale ``min_scale`` instead of the reference's 1e-5.
     """
@@ -34,16 +41,19 @@ class ScalarCondition:
     start: float = -2.0
     stop: float = 5.0
     min_scale: float = 1.0
+    basis: str = "standardised"
+    width: float | None = None
 
     def __post_init__(self) -> None:
-        if self.n_basis < 2:
-            raise ValueError(f"ScalarCondition {self.name!r}: n_basis must be >= 2, got {self.n_basis}")
-        if not self.stop > self.start:
-            raise ValueError(
-                f"ScalarCondition {self.name!r}: need stop > start, got {self.start}, {self.stop}"
-            )
-        if not self.min_scale > 0:
-            raise ValueError(f"ScalarCondition {self.name!r}: min_scale must be > 0, got {self.min_scale}")
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise ValueError(f"ScalarCondition {self.name!r}: {message}")
+
+        need(self.n_basis >= 2, f"n_basis must be >= 2, got {self.n_basis}")
+        need(self.stop > self.start, f"need stop > start, got {self.start}, {self.stop}")
+        need(self.min_scale > 0, f"min_scale must be > 0, got {self.min_scale}")
+        need(self.basis in SCALAR_BASES, f"basis must be one of {SCALAR_BASES}, got {self.basis!r}")
+        need(self.width is None or self.width > 0, f"width must be > 0 or None, got {self.width}")
 
 
 @dataclass(frozen=True)

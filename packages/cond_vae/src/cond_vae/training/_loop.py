@@ -12,6 +12,7 @@ Output directory::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import math
 import signal
@@ -185,12 +186,8 @@ class _Trainer:
                     f"model config differs from the checkpoint's in {resume}; pass None to reuse it"
                 )
         elif self.cfg.init_from is not None:  # warm start: weights, scalers and scale factors as saved
-            model = _load_weights_exact(Path(self.cfg.init_from))
-            if model_config is not None and model.config != model_config:
-                raise ValueError(
-                    f"model config differs from the one of init_from = {self.cfg.init_from}; pass None "
-                    "to take it from there"
-                )
+            # a config that only moves the conditions' Gaussian bases (same sizes) is accepted
+            model = _load_weights_exact(Path(self.cfg.init_from), rebase=model_config)
             if self.cfg.init_scalers != "keep":  # new conditions or ranges: standardise on this run's data
                 model.fit_scalers(
                     _data.scaler_items(self.train_data), fit_lattice=self.cfg.init_scalers == "all"
@@ -413,18 +410,32 @@ class _Trainer:
         return path
 
 
-def _load_weights_exact(directory: Path) -> CondCDVAE:
+def _load_weights_exact(directory: Path, *, rebase: CondCDVAEConfig | None = None) -> CondCDVAE:
     """The checkpoint's model with every buffer in its saved dtype.
 
     ``cond_vae.checkpoint.load_checkpoint`` casts the model to the parameters' dtype, which turns the
     float64 ``sigmas`` buffer of a float32 model into float32 (the scalers keep float64); a resumed
     run must hold exactly what an uninterrupted one holds (the resume test compares every tensor).
+
+    ``rebase``: build this config instead, which may differ from the saved one only in where its scalar
+    conditions' Gaussian bases lie (``basis``, ``start``, ``stop``, ``width``; same names and sizes):
+    the weights load as saved, the basis centres come from ``rebase``. Any other difference raises.
     """
     from safetensors.torch import load_file
 
     info = read_checkpoint_info(directory)
-    model = CondCDVAE(CondCDVAEConfig.from_dict(info["config"]))
+    saved = CondCDVAEConfig.from_dict(info["config"])
+    config = saved if rebase is None else rebase
+    if config != saved and not _only_bases_differ(saved, config):
+        raise ValueError(
+            f"model config differs from the checkpoint's in {directory} in more than the conditions' "
+            "Gaussian bases; pass None to take it from there"
+        )
+    model = CondCDVAE(config)
     state = load_file(str(directory / WEIGHTS))
+    for spec in config.scalar_conditions:  # derived from the config, not learned
+        key = f"conditions.bases.{spec.name}.centers"
+        state[key] = model.state_dict()[key]
     first = next(name for name, _ in model.named_parameters())
     if state[first].dtype == torch.float64:
         model = model.to(torch.float64)
@@ -491,3 +502,13 @@ def _progress(*, total: int, initial: int, enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True)
+
+
+def _only_bases_differ(saved: CondCDVAEConfig, new: CondCDVAEConfig) -> bool:
+    """``new`` equals ``saved`` but for its scalar conditions' basis placement (names and sizes kept)."""
+    if dataclasses.replace(new, scalar_conditions=saved.scalar_conditions) != saved:
+        return False
+    pairs = list(zip(saved.scalar_conditions, new.scalar_conditions, strict=False))
+    return len(saved.scalar_conditions) == len(new.scalar_conditions) and all(
+        a.name == b.name and a.n_basis == b.n_basis and a.min_scale == b.min_scale for a, b in pairs
+    )
