@@ -9,8 +9,9 @@ to ``--max-pressure`` GPa (above 50 GPa CHGNet is too compressible to be trusted
 pressure_data.md), except those made from a structure in BASE's validation or test part (they would leak
 the held-out structures into training). Split ``random`` of OUT keeps BASE's validation and test parts
 index for index, so validation losses and test scores stay comparable with earlier legs; the appended
-structures join the training part. Prints and records (split info) how many were taken and skipped, by
-reason.
+structures join the training part (``--repeat K`` appends K copies of each, ids suffixed ``~2``..``~K``:
+oversampling of a set that is a few percent of the data). Prints and records (split info) how many were
+taken and skipped, by reason.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("out")
     ap.add_argument("--max-pressure", type=float, default=50.0)
     ap.add_argument("--split", default="random")
+    ap.add_argument(
+        "--repeat", type=int, default=1,
+        help="append this many copies of every pressure-set structure (oversampling), ids suffixed ~k",
+    )  # fmt: skip
     args = ap.parse_args(argv)
 
     from xtal_data import CrystalArrays, CrystalStore
@@ -55,17 +60,21 @@ def main(argv: list[str] | None = None) -> None:
         else:
             keep.append(i)
     extra = table.take(keep)
-    added = out.append(
-        CrystalArrays(extra.ids, extra.formula, extra.num_atoms, extra.atomic_numbers, extra.frac_coords,
-                      extra.lattice, extra.pressure), on_duplicate="error")  # fmt: skip
-    new = np.arange(len(core), len(core) + len(keep))
+    for k in range(1, args.repeat + 1):
+        ids = extra.ids if k == 1 else np.asarray([f"{i}~{k}" for i in extra.ids])
+        out.append(
+            CrystalArrays(ids, extra.formula, extra.num_atoms, extra.atomic_numbers, extra.frac_coords,
+                          extra.lattice, extra.pressure), on_duplicate="error")  # fmt: skip
+    added = len(keep) * args.repeat
+    new = np.arange(len(core), len(core) + added)
     values, counts = np.unique(extra.pressure, return_counts=True)
     info = {"base": args.base, "pressure_set": args.pressure, "max_pressure_GPa": args.max_pressure,
-            "appended_to_train": len(keep), "skipped": dict(skipped),
+            "appended_to_train": len(keep), "repeat": args.repeat, "skipped": dict(skipped),
             "pressures": {f"{p:g}": int(n) for p, n in zip(values, counts, strict=True)}}  # fmt: skip
-    out.write_split(args.split, {"train": np.concatenate([parts["train"], new]), "val": parts["val"],
+    train = np.concatenate([parts["train"], new])
+    out.write_split(args.split, {"train": train, "val": parts["val"],
                                  "test": parts["test"]}, info=info)  # fmt: skip
-    print(f"{args.out}: {len(core)} base structures + {len(keep)} from the pressure set ({added})")
+    print(f"{args.out}: {len(core)} base structures + {len(keep)} from the pressure set x {args.repeat}")
     print(f"skipped: {dict(skipped)}; appended by pressure: {info['pressures']}")
 
 
