@@ -21,9 +21,7 @@ from hypothesis import HealthCheck, settings
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("XTAL_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
-settings.register_profile(
-    "dev", deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow]
-)
+settings.register_profile("dev", deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile(
     "ci",
     deadline=None,

@@ -69,6 +69,10 @@ def main(argv: list[str] | None = None) -> None:
     report: dict = {"machine": _machine(torch), "args": {k: str(v) for k, v in vars(args).items()}}
     t_start = time.perf_counter()
 
+    def save(**parts) -> None:
+        report.update(parts, seconds=round(time.perf_counter() - t_start, 1))
+        (args.out / "speed.json").write_text(json.dumps(report, indent=1))
+
     def sync() -> None:
         if cuda:
             torch.cuda.synchronize()
@@ -110,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
             "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
         }  # fmt: skip
         print(f"{label}: {len(out)} structures, {calls} calls, {seconds:.2f} s", flush=True)
+        save(sampling=sampling)  # as we go: a run cut short keeps what it measured
         precision(False)
         return out
 
@@ -144,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
         ]  # fmt: skip
 
     # ---------------------------------------------------------------- training step
-    report["train_step"] = _train_steps(args, torch, device, precision, sync, compile_networks)
+    save(train_step=_train_steps(args, torch, device, precision, sync, compile_networks))
 
     # ---------------------------------------------------------------- profiles (eager)
     _profiles(args, torch, eager, speed_rows, sync)
@@ -167,8 +172,7 @@ def main(argv: list[str] | None = None) -> None:
         }
         quality[label]["struct_valid"] = round(sum(r["valid"] for r in res) / (len(res) * args.num), 3)
     pool.shutdown()
-    report.update(sampling=sampling, quality=quality, seconds=round(time.perf_counter() - t_start, 1))
-    (args.out / "speed.json").write_text(json.dumps(report, indent=1))
+    save(quality=quality)
     print(json.dumps({"quality": quality, "train_step": report["train_step"]}, indent=1))
 
 

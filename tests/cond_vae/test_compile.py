@@ -82,3 +82,26 @@ def test_training_with_compile_runs_and_resumes(device, tmp_path, monkeypatch):
     b = [float(r["loss"]) for r in read_metrics(tmp_path / "cut" / "metrics.csv") if r["split"] == "train"]
     assert len(a) == len(b) == 4
     assert all(math.isclose(x, y, rel_tol=1e-3) for x, y in zip(a, b, strict=True))
+
+
+def test_sampler_compile_compiles_the_networks_once_and_samples_the_same(monkeypatch):
+    from cond_vae import _compile
+
+    torch._dynamo.reset()
+    calls = []
+
+    def traced(model):  # dynamo's eager backend: the same kernels, so the same bits
+        calls.append(model)
+        return compile_networks(model, backend="eager")
+
+    monkeypatch.setattr(_compile, "compile_networks", traced)
+    crystals = random_crystals(8, seed=5)
+    plain, model = tiny_model(crystals, dtype=torch.float32), tiny_model(crystals, dtype=torch.float32)
+    cfg = SamplerConfig(method="ode", levels=3)
+    first = sample(model, ["SiO2"], 5.0, num_per_row=2, seed=1, sampler=cfg.replace(compile=True))
+    again = sample(model, ["SiO2"], 5.0, num_per_row=2, seed=1, sampler=cfg.replace(compile=True))
+    assert len(calls) == 1
+    ref = sample(plain, ["SiO2"], 5.0, num_per_row=2, seed=1, sampler=cfg)
+    for a, b, c in zip(first, again, ref, strict=True):
+        assert np.array_equal(a.crystal.frac_coords, c.crystal.frac_coords)
+        assert np.array_equal(b.crystal.frac_coords, c.crystal.frac_coords)

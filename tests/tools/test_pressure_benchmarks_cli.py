@@ -61,6 +61,7 @@ def test_pressure_response_repeats_from_its_run_toml(checkpoint, pressure_run, t
     again = tmp_path / "again"
     res = runner.invoke(app, ["pressure-response", "--config", str(out / "run.toml"), "-o", str(again)])
     assert res.exit_code == 0, res.output
+
     def rows(folder):  # every column but the timings
         with (folder / "rows.csv").open() as fh:
             return [{k: v for k, v in r.items() if "second" not in k} for r in csv.DictReader(fh)]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ._model import CondCDVAE
 
-__all__ = ["compile_networks"]
+__all__ = ["compile_networks", "compile_once"]
 
 
 def compile_networks(model: CondCDVAE, *, backend: str = "inductor", mode: str | None = None) -> CondCDVAE:
@@ -34,3 +34,12 @@ def compile_networks(model: CondCDVAE, *, backend: str = "inductor", mode: str |
     for module in (model.decoder, model.encoder):
         module.compile(dynamic=True, backend=backend, mode=mode)
     return model
+
+
+def compile_once(model) -> None:
+    """:func:`compile_networks` unless ``model``'s networks are compiled already (a no-op for a model
+    without them, e.g. another :class:`~cond_vae.sampling.ScoreModel`)."""
+    decoder, encoder = getattr(model, "decoder", None), getattr(model, "encoder", None)
+    if decoder is None or encoder is None or getattr(decoder, "_compiled_call_impl", None) is not None:
+        return
+    compile_networks(model)

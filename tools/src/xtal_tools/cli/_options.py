@@ -291,6 +291,18 @@ def _sampler_table() -> OptionTable:
                 ),
             ],
         ),
+        _param(
+            "compile",
+            Annotated[
+                bool | None,
+                _option(
+                    "--compile/--no-compile",
+                    panel=p,
+                    help="torch.compile the model first (about a minute; then faster decoder calls, on a "
+                    "CPU too: docs/benchmarks/compile.md)." + shown(d.compile),
+                ),
+            ],
+        ),
     )
 
     def levels(value: int) -> int | None:

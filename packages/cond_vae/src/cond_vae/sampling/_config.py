@@ -50,6 +50,9 @@ class SamplerConfig:
     # decode every crystal on its own (the coordinates of each structure are then the same bits whatever
     # the batch size); costs the batching of the decoder calls (measured in docs/benchmarks/sampler.md)
     reproducible: bool = False
+    # torch.compile the model's networks before the first decoder call (cond_vae.compile_networks, in
+    # place): about a minute of compilation, then fewer, fused kernels (measured: docs/benchmarks/compile.md)
+    compile: bool = False
 
     def __post_init__(self) -> None:
         def need(ok: bool, message: str) -> None:

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 from xtal_graph import Crystal, cart_to_frac, frac_to_cart, wrap_frac
 
+from .._compile import compile_once
 from .._neighbors import NeighborList
 from . import _noise
 from ._config import DEFAULT_SAMPLER, SamplerConfig
@@ -107,6 +108,8 @@ def sample_requests(
         size = sampler.batch_size
         blocks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
     module = getattr(score_model, "model", None)
+    if sampler.compile and module is not None:
+        compile_once(module)
     was_training = bool(module is not None and module.training)
     if module is not None:
         module.eval()
