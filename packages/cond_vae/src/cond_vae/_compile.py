@@ -33,13 +33,14 @@ def compile_networks(model: CondCDVAE, *, backend: str = "inductor", mode: str |
     _ = model.encoder.sbf  # build the spherical basis now, outside the traced code
     for module in (model.decoder, model.encoder):
         module.compile(dynamic=True, backend=backend, mode=mode)
+    model.networks_compiled = True  # what compile_once looks at
     return model
 
 
 def compile_once(model) -> None:
     """:func:`compile_networks` unless ``model``'s networks are compiled already (a no-op for a model
     without them, e.g. another :class:`~cond_vae.sampling.ScoreModel`)."""
-    decoder, encoder = getattr(model, "decoder", None), getattr(model, "encoder", None)
-    if decoder is None or encoder is None or getattr(decoder, "_compiled_call_impl", None) is not None:
+    if getattr(model, "decoder", None) is None or getattr(model, "encoder", None) is None:
         return
-    compile_networks(model)
+    if not getattr(model, "networks_compiled", False):
+        compile_networks(model)
