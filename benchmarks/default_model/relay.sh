@@ -2,30 +2,31 @@
 # One leg of the default model's training relay: resume the committed state, train for MINUTES, put the
 # new state in place of the old one.
 #   bash benchmarks/default_model/relay.sh MINUTES [WORKDIR] [extra tools/train flags, e.g. --device cuda]
-# Phase 2 (now): relay_pressure.toml on runs/default/all_pressure.zarr (the shared sets + the CHGNet pressure
-# set, built here when missing); phase 1 was relay.toml on runs/default/all.zarr (RELAY_CONFIG / RELAY_STORE
-# choose another). State (committed, replaced by each leg, safetensors + JSON only):
+# Phase 2b (now): relay_pressure_raw.toml (pressure on a Gaussian basis in GPa) on
+# runs/default/all_pressure_x4.zarr (the shared sets + the CHGNet pressure set 4x, built here when missing);
+# phase 2 was relay_pressure.toml on all_pressure.zarr, phase 1 relay.toml on all.zarr (RELAY_CONFIG /
+# RELAY_STORE choose another). State (committed, replaced by each leg, safetensors + JSON only):
 # benchmarks/default_model/relay/
 #   checkpoint/          the newest resumable step checkpoint of the current phase (weights, Adam, RNG, loop)
-#   best/                the lowest validation loss on the (unchanged) validation part so far (model-only)
-#   metrics.csv          phase 1's learning curve; metrics_phase2.csv the current phase's
+#   best/                the current phase's lowest validation loss (model-only; the shipped default model)
+#   metrics_phase2b.csv  the current phase's learning curve (metrics.csv, metrics_phase2.csv: earlier phases)
 #   config.toml          the resolved configuration of the last leg (config_phase1.toml: phase 1's)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 minutes="${1:?usage: relay.sh MINUTES [WORKDIR] [tools/train flags]}"
 work="${2:-$root/runs/relay}"
 state="$root/benchmarks/default_model/relay"
-config="${RELAY_CONFIG:-$root/benchmarks/default_model/relay_pressure.toml}"
-store="${RELAY_STORE:-$root/runs/default/all_pressure.zarr}"
+config="${RELAY_CONFIG:-$root/benchmarks/default_model/relay_pressure_raw.toml}"
+store="${RELAY_STORE:-$root/runs/default/all_pressure_x4.zarr}"
 base="$root/runs/default/all.zarr"
 [ -d "$base" ] || bash "$root/benchmarks/default_model/train_default.sh" "$root/runs/default" --max-steps 1 >/dev/null
 [ -d "$store" ] || python3 "$root/benchmarks/default_model/pressure_store.py" "$base" \
-  "$root/data/pressure/chgnet_mp20_small_6p.zarr" "$store" --max-pressure 50
+  "$root/data/pressure/chgnet_mp20_small_6p.zarr" "$store" --max-pressure 50 --repeat 4
 mkdir -p "$work/checkpoints"
 if [ -d "$state/checkpoint" ] && [ -z "$(ls -A "$work/checkpoints")" ]; then
   step=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['loop']['step'])" "$state/checkpoint/train_state.json")
   cp -r "$state/checkpoint" "$work/checkpoints/$(printf 'step_%08d' "$step")"
-  cp "$state/metrics_phase2.csv" "$work/metrics.csv"
+  cp "$state/metrics_phase2b.csv" "$work/metrics.csv"
 fi
 "$root/tools/train" --config "$config" --data "$store" --out "$work" \
   --resume auto --init-from "$root/benchmarks/default_model/relay/best" --max-minutes "$minutes" \
@@ -33,9 +34,9 @@ fi
 newest=$(ls -d "$work"/checkpoints/step_* | sort | tail -1)
 rm -rf "$state.new" && mkdir -p "$state.new"
 cp -r "$newest" "$state.new/checkpoint"
-cp -r "$state/best" "$state.new/best"  # phase 1's (13.37); replace it by hand only when a leg's val loss is lower
-cp "$state/metrics.csv" "$state/config_phase1.toml" "$state.new/"
-cp "$work/metrics.csv" "$state.new/metrics_phase2.csv"
+cp -r "$state/best" "$state.new/best"  # phase 2b's (13.42); replace it by hand when a leg's val loss is lower
+cp "$state/metrics.csv" "$state/metrics_phase2.csv" "$state/config_phase1.toml" "$state.new/"
+cp "$work/metrics.csv" "$state.new/metrics_phase2b.csv"
 cp "$work/config.toml" "$state.new/config.toml"
 rm -rf "$state" && mv "$state.new" "$state"
 echo "relay state: $state (from $newest)"
