@@ -15,13 +15,13 @@ runner = CliRunner()
 def test_the_shipped_model_says_what_it_was_trained_on():
     res = runner.invoke(app, ["model-info", "-f", "Si4O8"])
     assert res.exit_code == 0, res.output
-    assert "trained on   11,893 crystals of up to 24 atoms; pressure 0-10 GPa" in res.output
+    assert "trained on   13,693 crystals of up to 24 atoms; pressure 0-50 GPa" in res.output
     assert "elements     87:" in res.output and "sampler      default ode, 50 decoder calls" in res.output
     assert "Si4O8 (12 atoms): every element seen in training" in res.output
     res = runner.invoke(app, ["model-info", "--json", "-f", "Fm2O4"])
     info = json.loads(res.output)
     assert info["formula"]["unseen_elements"] == [100] and info["max_atoms"] == 24
-    assert info["trained_on"]["conditions"]["pressure"] == [0.0, 10.0]
+    assert info["trained_on"]["conditions"]["pressure"] == [0.0, 50.0]
 
 
 def test_an_older_checkpoint_and_a_missing_one(tmp_path):
