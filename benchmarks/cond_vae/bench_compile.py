@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_sampler_curve import _counts  # noqa: E402
-from bench_train_step import ROOT, load_structures  # noqa: E402
+from bench_train_step import ROOT, cached_graph_trainer, load_structures  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     report["sampling_speedup_wall"] = round(
         statistics.median(w for w, _ in runs["eager"]) / statistics.median(w for w, _ in runs["compiled"]), 2
     )
-    report["train_step"] = _train(args, torch, eager.config, compile_networks, timed)
+    report["train_step"] = _train(args, eager.config, timed)
     report["machine"] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
         "threads": args.threads, "load_average": [round(x, 2) for x in os.getloadavg()],
@@ -89,38 +89,14 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(report, indent=1))
 
 
-def _train(args, torch, config, compile_networks, timed) -> dict:
-    from cond_vae import CondCDVAE
-    from cond_vae.distributed import DistContext
-    from cond_vae.training import EncoderGraphData
-    from cond_vae.training._step import train_step
-
+def _train(args, config, timed) -> dict:
     crystals = load_structures(args.train_data, args.batch)
-    device = torch.device(args.device)
-    ctx = DistContext(rank=0, world_size=1, local_rank=0, device=device, owns_group=False)
     out = {}
     for label in ("eager", "compiled"):
-        torch.manual_seed(0)
-        model = CondCDVAE(config)
-        model.fit_scalers(crystals)
-        model = model.to(device).train()
-        if label == "compiled":
-            compile_networks(model)
-        batch = EncoderGraphData(crystals, config.encoder).batch(list(range(len(crystals))))
-        batch = batch.to(device=device, dtype=torch.float32)
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(params, lr=1e-4)
-
-        def step(k, model=model, params=params, batch=batch, optimizer=optimizer):
-            optimizer.zero_grad(set_to_none=True)
-            train_step(
-                net=model, params=params, micro=[batch], seed=0, step=k, ctx=ctx, teacher_forcing=True,
-                autocast=False, grad_clip=0.5, grad_clip_mode="value",
-            )  # fmt: skip
-            optimizer.step()
-
-        first = timed(lambda: step(0))[0]
-        times = [timed(lambda k=k: step(k)) for k in range(1, 1 + args.train_steps)]
+        backend = "inductor" if label == "compiled" else None
+        _, step = cached_graph_trainer(config, crystals, args.device, compile_backend=backend)
+        first = timed(lambda s=step: s(0))[0]
+        times = [timed(lambda k=k, s=step: s(k)) for k in range(1, 1 + args.train_steps)]
         out[label] = {
             "first_step_s": round(first, 1), "batch": len(crystals),
             "wall_s_median": round(statistics.median(w for w, _ in times), 3),

@@ -37,6 +37,40 @@ def load_structures(path: Path, count: int):
     ]
 
 
+def cached_graph_trainer(config, crystals, device, *, compile_backend: str | None = None):
+    """``(model, step)``: a model of ``config`` seeded with 0 and scalers fitted on ``crystals``, and
+    ``step(k)``, one training step (forward, backward, clip, Adam) at step number ``k`` on the batch of
+    ``crystals`` with their encoder graphs cached, as ``tools/train`` trains. ``compile_backend``: compile
+    the networks first (``cond_vae.compile_networks``)."""
+    import torch
+    from cond_vae import CondCDVAE, compile_networks
+    from cond_vae.distributed import DistContext
+    from cond_vae.training import EncoderGraphData
+    from cond_vae.training._step import train_step
+
+    torch.manual_seed(0)
+    model = CondCDVAE(config)
+    model.fit_scalers(crystals)
+    model = model.to(device).train()
+    if compile_backend is not None:
+        compile_networks(model, backend=compile_backend)
+    batch = EncoderGraphData(crystals, config.encoder).batch(list(range(len(crystals))))
+    batch = batch.to(device=device, dtype=torch.float32)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=1e-4)
+    ctx = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device(device), owns_group=False)
+
+    def step(k: int) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        train_step(
+            net=model, params=params, micro=[batch], seed=0, step=k, ctx=ctx, teacher_forcing=True,
+            autocast=False, grad_clip=0.5, grad_clip_mode="value",
+        )  # fmt: skip
+        optimizer.step()
+
+    return model, step
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(

@@ -35,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_sampler_curve import KS, PRESETS, _counts, match_task  # noqa: E402
-from bench_train_step import ROOT, load_structures  # noqa: E402
+from bench_train_step import ROOT, cached_graph_trainer, load_structures  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
         ]  # fmt: skip
 
     # ---------------------------------------------------------------- training step
-    save(train_step=_train_steps(args, torch, device, precision, sync, compile_networks))
+    save(train_step=_train_steps(args, torch, device, precision, sync))
 
     # ---------------------------------------------------------------- profiles (eager)
     _profiles(args, torch, eager, speed_rows, sync)
@@ -176,56 +176,36 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps({"quality": quality, "train_step": report["train_step"]}, indent=1))
 
 
-def _train_steps(args, torch, device, precision, sync, compile_networks) -> dict:
-    from cond_vae import CondCDVAE, CondCDVAEConfig
-    from cond_vae.distributed import DistContext
-    from cond_vae.training import EncoderGraphData
-    from cond_vae.training._step import train_step
+def _train_steps(args, torch, device, precision, sync) -> dict:
+    from cond_vae import CondCDVAEConfig
 
     crystals = load_structures(args.train_data, 128)
-    ctx = DistContext(rank=0, world_size=1, local_rank=0, device=device, owns_group=False)
+    config = getattr(CondCDVAEConfig, args.train_preset)()
     out = {}
     for label, tf32, compiled in (
         ("eager", False, False), ("eager, tf32", True, False), ("compiled", False, True),
         ("compiled, tf32", True, True),
     ):  # fmt: skip
-        torch.manual_seed(0)
-        model = CondCDVAE(getattr(CondCDVAEConfig, args.train_preset)())
-        model.fit_scalers(crystals)
-        model = model.to(device).train()
-        batch = EncoderGraphData(crystals, model.config.encoder).batch(list(range(len(crystals))))
-        batch = batch.to(device=device, dtype=torch.float32)
-        if compiled:
-            compile_networks(model, backend=args.compile_backend)
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(params, lr=1e-4)
+        model, step = cached_graph_trainer(
+            config, crystals, device, compile_backend=args.compile_backend if compiled else None
+        )
         precision(tf32)
         times, first = [], None
-        for step in range(3 + args.train_steps):
+        for k in range(3 + args.train_steps):
             sync()
             t0 = time.perf_counter()
-            optimizer.zero_grad(set_to_none=True)
-            train_step(
-                net=model, params=params, micro=[batch], seed=0, step=step, ctx=ctx, teacher_forcing=True,
-                autocast=False, grad_clip=0.5, grad_clip_mode="value",
-            )  # fmt: skip
-            optimizer.step()
+            step(k)
             sync()
-            if step == 0:
+            if k == 0:
                 first = time.perf_counter() - t0
-            if step >= 3:
+            if k >= 3:
                 times.append(time.perf_counter() - t0)
         if label == "eager":  # where one step's time goes
             from torch.profiler import ProfilerActivity, profile
 
             acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
             with profile(activities=acts) as prof:
-                optimizer.zero_grad(set_to_none=True)
-                train_step(
-                    net=model, params=params, micro=[batch], seed=0, step=99, ctx=ctx, teacher_forcing=True,
-                    autocast=False, grad_clip=0.5, grad_clip_mode="value",
-                )  # fmt: skip
-                optimizer.step()
+                step(99)
                 sync()
             sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
             with (args.out / "profile_train.txt").open("w") as fh:

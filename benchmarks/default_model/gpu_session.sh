@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One lent-GPU session (device `run`), from the project root, carrying .whl/ (../shared/device/wheelhouse.sh
 # without the project's own wheels: the sources are used), .shared/ (a copy of ../shared/data) and
-# runs/default (the seed-0 stores all.zarr and all_pressure.zarr). In order:
+# runs/default/all.zarr (the seed-0 store; relay.sh builds the pressure store from it). In order:
 #   1. benchmarks/cond_vae/gpu_speed.py: sampling and training-step speed, every variant side by side;
 #   2. the CUDA test set (pytest -m cuda), alongside
 #   3. a relay leg through tools/train on the GPU, interrupted by SIGINT after INTERRUPT_S seconds and
