@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -68,7 +69,13 @@ def _worker(rank: int, world_size: int, port: int, root: str) -> None:
 
 @pytest.mark.slow
 def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path):
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    ranks = mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=False)
+    deadline = time.monotonic() + 300  # seconds: the run takes about 10; a hang fails instead of blocking CI
+    while not ranks.join(timeout=5):
+        if time.monotonic() > deadline:
+            for process in ranks.processes:
+                process.kill()
+            pytest.fail("the two gloo processes did not finish within 300 s (one is waiting on the other)")
     single = train(
         CONFIG.replace(batch_size=2 * BATCH_PER_PROCESS, accumulate=2),
         CondCDVAEConfig.tiny(),
