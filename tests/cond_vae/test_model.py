@@ -118,3 +118,20 @@ def test_decoder_scale_factors_are_fitted_deterministically_without_touching_the
     assert all(v > 0 and v != 1.0 for v in factors.values())
     again = tiny_model(crystals).fit_decoder_scale_factors(batch, seed=7)
     assert again == factors
+
+
+def test_coord_loss_reaches_the_lattice_head_only_when_asked():
+    """Without teacher forcing the decoder reads the predicted cell: by default (the reference) the
+    coordinate loss's gradient reaches the lattice head through it; ``coord_loss_trains_lattice=False``
+    detaches the cell, and the lattice head then learns from the lattice loss alone."""
+    crystals = random_crystals(6, seed=3)
+    batch = batch_of(crystals)
+    grads = {}
+    for couple in (True, False):
+        model = tiny_model(crystals).train()
+        torch.manual_seed(0)
+        out = model(batch, teacher_forcing=False, coord_loss_trains_lattice=couple)
+        out.coord.backward()
+        grads[couple] = [p.grad for p in model.lattice_head.parameters()]
+    assert all(g is not None and bool(g.abs().sum() > 0) for g in grads[True])
+    assert all(g is None or bool(g.abs().sum() == 0) for g in grads[False])

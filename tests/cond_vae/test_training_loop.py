@@ -101,8 +101,8 @@ def _poison(monkeypatch, bad_ids: set[str]):
     """Make the loss of the named crystals NaN (as a diverging model or a broken record would)."""
     original = CondCDVAE.forward
 
-    def forward(self, batch, *, teacher_forcing):
-        out = original(self, batch, teacher_forcing=teacher_forcing)
+    def forward(self, batch, *, teacher_forcing, **options):
+        out = original(self, batch, teacher_forcing=teacher_forcing, **options)
         mask = torch.tensor([i in bad_ids for i in batch.ids])
         if not mask.any():
             return out

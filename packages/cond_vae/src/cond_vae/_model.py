@@ -234,11 +234,19 @@ class CondCDVAE(nn.Module):
         return self.decoder(atom_types=atom_types, batch=batch, graph=graph, triplets=triplets, cond=cond_z)
 
     # ------------------------------------------------------------------ training loss
-    def forward(self, batch: CrystalBatch, *, teacher_forcing: bool) -> LossOutput:
+    def forward(
+        self, batch: CrystalBatch, *, teacher_forcing: bool, coord_loss_trains_lattice: bool = True
+    ) -> LossOutput:
         """Loss of one batch; ``batch.properties`` must hold every scalar condition (raw units).
 
         Noise levels and noise come from torch's global RNG. With ``teacher_forcing`` the true lattice
         is noised and decoded (the lattice loss is always on the prediction); without, the predicted one.
+        ``coord_loss_trains_lattice`` (without teacher forcing): let the coordinate loss's gradient reach
+        the lattice head through the predicted cell, as the reference does. It pulls the predicted cells
+        larger (denoising is easier in a larger cell): measured on the default model, lengths 0.33
+        standard deviations too long on its own training crystals, volumes about 1.8x
+        (``docs/benchmarks/default_model_relay.md``). ``False`` detaches the cell: only the lattice loss
+        trains the lattice head.
         """
         self._require_fitted()
         cfg = self.config
@@ -256,6 +264,8 @@ class CondCDVAE(nn.Module):
             lattice, degenerate = batch.lattice, torch.zeros((), dtype=torch.long, device=cond.device)
         else:
             lattice, degenerate = usable_predicted_lattice(pred_params, true_params, num_atoms)
+            if not coord_loss_trains_lattice:
+                lattice = lattice.detach()
 
         level = torch.randint(0, cfg.num_noise_levels, (num_crystals,), device=cond.device)  # (C,)
         sigma = self.sigmas.to(batch.frac_coords.dtype)[level][atom_batch]  # (N,)

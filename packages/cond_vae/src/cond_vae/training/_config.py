@@ -67,6 +67,9 @@ class TrainConfig:
     plateau_min_lr: float = 1e-5
     val_every_epochs: int = 5
     teacher_forcing_max_epoch: int = 60  # the true lattice is used for epochs <= this (0-based)
+    # after teacher forcing, may the coordinate loss train the lattice head through the predicted cell?
+    # True is the reference's behaviour; it biases the cells large (CondCDVAE.forward explains)
+    coord_loss_trains_lattice: bool = True
     grad_clip: float = 0.5
     grad_clip_mode: str = "value"  # "value" (element-wise, the reference), "norm" or "none"
     checkpoint_every_steps: int = 1000

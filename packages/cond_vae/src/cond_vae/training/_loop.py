@@ -313,7 +313,7 @@ class _Trainer:
         stats = train_step(
             net=self.net, params=self.params, micro=micro, seed=cfg.seed, step=loop.step, ctx=self.ctx,
             teacher_forcing=teacher_forcing, autocast=self.autocast, grad_clip=cfg.grad_clip,
-            grad_clip_mode=cfg.grad_clip_mode,
+            grad_clip_mode=cfg.grad_clip_mode, coord_loss_trains_lattice=cfg.coord_loss_trains_lattice,
         )  # fmt: skip
         if not stats.reason:
             self.optimizer.step()

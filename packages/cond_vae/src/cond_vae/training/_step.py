@@ -70,6 +70,7 @@ def train_step(
     autocast: bool,
     grad_clip: float,
     grad_clip_mode: str,
+    coord_loss_trains_lattice: bool = True,
 ) -> StepStats:
     """Forward and backward every micro-batch (gradients weighted by crystal count), reduce, clip.
 
@@ -86,7 +87,8 @@ def train_step(
         no_sync = net.no_sync() if (ctx.distributed and not last) else contextlib.nullcontext()
         with no_sync:
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
-                out = net(batch, teacher_forcing=teacher_forcing)
+                couple = coord_loss_trains_lattice
+                out = net(batch, teacher_forcing=teacher_forcing, coord_loss_trains_lattice=couple)
             (out.total * (batch.num_crystals / total_crystals)).backward()
         ids, count = _bad_ids(out, batch)
         bad_ids.extend(ids)
