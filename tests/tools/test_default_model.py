@@ -66,8 +66,8 @@ def test_the_wheel_of_xtal_tools_carries_the_model(tmp_path):
 
 
 def test_the_shipped_model_follows_the_requested_pressure():
-    """Its cells shrink from 0 to 50 GPa (held-out compositions of the pressure probe; measured 0.80 of the
-    0 GPa volume per atom, the previous default model 1.04, CHGNet's relaxations about 0.72)."""
+    """Its cells shrink from 0 to 50 GPa (held-out compositions of the pressure probe; measured 0.72 of the
+    0 GPa volume per atom, phase 2b 0.80, the previous default model 1.04, CHGNet about 0.72)."""
     import numpy as np
     from cond_vae.sampling import SamplerConfig, sample
 
