@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> None:
         help="append this many copies of every pressure-set structure (oversampling), ids suffixed ~k",
     )  # fmt: skip
     args = ap.parse_args(argv)
+    if args.repeat < 1:
+        ap.error(f"--repeat must be >= 1, got {args.repeat}")
 
     from xtal_data import CrystalArrays, CrystalStore
 
