@@ -118,6 +118,7 @@ def add_sampler_arguments(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--final-denoise", action=argparse.BooleanOptionalAction, default=None)
     g.add_argument("--skin", type=float, help="neighbour-list skin (Å)")
     g.add_argument("--batch-size", type=int, help="structures per decoder call")
+    g.add_argument("--cell-volume", choices=("auto", "model", "prior"), help="size of the proposed cells")
     g.add_argument("--config", type=Path, help="TOML file with a [sampler] table (a run.toml works)")
 
 
@@ -135,6 +136,7 @@ def resolve_sampler(args: argparse.Namespace):
         "final_denoise",
         "skin",
         "batch_size",
+        "cell_volume",
     )
     flags = {"method": args.sampler_method, **{k: getattr(args, k) for k in names}}
     if flags["levels"] == 0:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from cond_vae import CondCDVAEConfig
+from cond_vae import CondCDVAEConfig, fit_volume_prior
 from cond_vae.checkpoint import load_checkpoint, read_checkpoint_info
 from cond_vae.sampling import make_requests
 from cond_vae.training import TrainConfig, train
@@ -27,6 +27,12 @@ def test_checkpoints_record_elements_condition_ranges_and_sizes(trained):
     assert info["conditions"]["pressure"] == pytest.approx([min(pressures), max(pressures)])
     assert info["max_atoms"] == max(len(c.atom_types) for c in TRAIN) and info["num_crystals"] == 6
     assert load_checkpoint(trained.final_checkpoint).trained_on == info
+
+
+def test_checkpoints_carry_a_volume_prior_fitted_on_the_training_crystals(trained):
+    prior = load_checkpoint(trained.final_checkpoint).volume_prior
+    assert prior == fit_volume_prior(TRAIN) and prior.num_crystals == 6
+    assert read_checkpoint_info(trained.final_checkpoint)["volume_prior"] == prior.to_dict()
 
 
 def test_an_element_never_seen_in_training_is_flagged_in_plain_words(trained):

@@ -7,6 +7,7 @@ Core calls::
 
     model = CondCDVAE(CondCDVAEConfig.cond_cdvae_4m())
     model.fit_scalers(train_crystals)                      # lattice + pressure scalers (buffers)
+    model.volume_prior = fit_volume_prior(train_crystals)  # cell volume from composition + pressure
     model.fit_decoder_scale_factors(collate(train_crystals[:128]))  # GemNet scale factors
     out = model(batch, teacher_forcing=True)               # LossOutput; out.total.backward()
     save_checkpoint("ckpt/", model)
@@ -30,6 +31,7 @@ from ._losses import LossOutput, noise_levels
 from ._model import CondCDVAE, build_graph
 from ._neighbors import NeighborList
 from ._scalers import RunningStats, Standardizer
+from ._volume import VolumePrior, fit_volume_prior
 from ._writers import WriteReport, write_cif, write_extxyz, write_store
 from .sampling import SampledStructure, SamplerConfig, reconstruct, sample
 
@@ -54,11 +56,13 @@ __all__ = [
     "SamplerConfig",
     "ScalarCondition",
     "Standardizer",
+    "VolumePrior",
     "WriteReport",
     "__version__",
     "build_graph",
     "check_scalar",
     "compile_networks",
+    "fit_volume_prior",
     "lattice_to_scaled_params",
     "noise_levels",
     "parse_formula",

@@ -35,6 +35,7 @@ from ._encoder_graph import encoder_graph
 from ._lattice import LatticeHead, lattice_to_scaled_params, scaled_params_to_lattice
 from ._losses import LossOutput, coord_loss_per_crystal, kl_per_crystal, noise_levels
 from ._scalers import RunningStats, Standardizer
+from ._volume import VolumePrior
 
 __all__ = ["CondCDVAE", "build_graph"]
 
@@ -72,6 +73,9 @@ class CondCDVAE(nn.Module):
         # what the training data covered (elements, condition ranges, largest cell); set by training,
         # saved in and read from checkpoints; None when unknown
         self.trained_on: dict | None = None
+        # composition-and-pressure prior on the cell volume, fitted on the training crystals (training sets
+        # it; saved in checkpoints); the sampler may size the lattice head's cells with it. None: none
+        self.volume_prior: VolumePrior | None = None
         self.config = config
         self.conditions = ConditionEncoder(
             num_elements=config.num_elements,

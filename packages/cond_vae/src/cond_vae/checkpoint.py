@@ -1,9 +1,9 @@
 """Checkpoints that load without executing code: ``model.safetensors`` + ``config.json``.
 
 ``config.json`` holds the schema version, the model config, a readable copy of the scalers (the
-weights file holds the authoritative buffers), the versions of the five packages and torch, and a
-caller's ``extra`` dict (JSON). Files are written to temporary names and renamed, so an interrupted
-save never leaves a half-written checkpoint under the final names.
+weights file holds the authoritative buffers), the volume prior (if the model has one), the versions
+of the five packages and torch, and a caller's ``extra`` dict (JSON). Files are written to temporary
+names and renamed, so an interrupted save never leaves a half-written checkpoint under the final names.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from ._config import CondCDVAEConfig
 from ._model import CondCDVAE
+from ._volume import VolumePrior
 
 __all__ = ["SCHEMA_VERSION", "load_checkpoint", "package_versions", "read_checkpoint_info", "save_checkpoint"]
 
@@ -46,6 +47,7 @@ def save_checkpoint(directory: str | os.PathLike, model: CondCDVAE, *, extra: di
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    prior = getattr(model, "volume_prior", None)
     info = {
         "schema_version": SCHEMA_VERSION,
         "format": "cond-vae checkpoint",
@@ -53,6 +55,7 @@ def save_checkpoint(directory: str | os.PathLike, model: CondCDVAE, *, extra: di
         "scalers": model.scalers_dict(),
         "versions": package_versions(),
         "trained_on": getattr(model, "trained_on", None),  # what the training data covered (see below)
+        "volume_prior": None if prior is None else prior.to_dict(),
         "extra": extra or {},
     }
     text = json.dumps(info, indent=2, allow_nan=False)  # fails before anything is written
@@ -114,6 +117,11 @@ def load_checkpoint(directory: str | os.PathLike, map_location: str | torch.devi
     model.to(dtype=state[first_param].dtype)
     model.load_state_dict(state, strict=True)
     model.trained_on = info.get("trained_on")  # elements, conditions' ranges, sizes (None: not recorded)
+    if info.get("volume_prior") is not None:  # older checkpoints have none
+        try:
+            model.volume_prior = VolumePrior.from_dict(info["volume_prior"])
+        except ValueError as err:
+            raise ValueError(f"checkpoint: {path} holds an invalid volume_prior ({err})") from None
     return model.to(map_location)
 
 

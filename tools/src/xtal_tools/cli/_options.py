@@ -292,6 +292,19 @@ def _sampler_table() -> OptionTable:
             ],
         ),
         _param(
+            "cell_volume",
+            Annotated[
+                str | None,
+                _option(
+                    "--cell-volume",
+                    panel=p,
+                    help="Size of the proposed cells: model (the lattice head's, as the paper), prior "
+                    "(the lattice head's shape scaled to the volume of the model's composition-and-pressure "
+                    "prior) or auto (prior when the model has one)." + shown(d.cell_volume),
+                ),
+            ],
+        ),
+        _param(
             "compile",
             Annotated[
                 bool | None,

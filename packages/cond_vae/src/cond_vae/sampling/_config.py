@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 METHODS = ("langevin", "pc", "ode")
+CELL_VOLUMES = ("auto", "model", "prior")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ class SamplerConfig:
     # torch.compile the model's networks before the first decoder call (cond_vae.compile_networks, in
     # place): about a minute of compilation, then fewer, fused kernels (measured: docs/benchmarks/compile.md)
     compile: bool = False
+    # "auto": size the lattice head's cells with the model's volume prior when it has one (measured:
+    # docs/benchmarks/volume_prior.md); "model": as predicted; "prior": always the prior
+    cell_volume: str = "auto"
 
     def __post_init__(self) -> None:
         def need(ok: bool, message: str) -> None:
@@ -67,13 +71,18 @@ class SamplerConfig:
         need(self.snr > 0, f"snr must be > 0, got {self.snr}")
         need(self.skin is None or self.skin >= 0, f"skin must be >= 0 Å, got {self.skin}")
         need(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        need(
+            self.cell_volume in CELL_VOLUMES,
+            f"cell_volume must be one of {CELL_VOLUMES}, got {self.cell_volume!r}",
+        )
 
     @classmethod
     def reference(cls, **changes: Any) -> SamplerConfig:
-        """The reference's setting: annealed Langevin, 100 steps on each of the 50 levels."""
-        return cls(method="langevin", steps_per_level=100, step_lr=1e-4, final_denoise=False).replace(
-            **changes
-        )
+        """The reference's setting: annealed Langevin, 100 steps on each of the 50 levels, the lattice
+        head's cells as predicted."""
+        return cls(
+            method="langevin", steps_per_level=100, step_lr=1e-4, final_denoise=False, cell_volume="model"
+        ).replace(**changes)
 
     def replace(self, **changes: Any) -> SamplerConfig:
         return dataclasses.replace(self, **changes)

@@ -188,6 +188,9 @@ def run_block(
         latent = _noise.normal(keys, _noise.LATENT, 0, max(score_model.latent_dim, 1), dtype)
         latent = latent[:, : score_model.latent_dim]
     proposal = _propose(score_model, jobs, atom_types, batch, num_atoms, conds, latent, device, dtype)
+    proposal, cell_sources = _size_cells(
+        score_model, sampler, proposal, jobs, atom_types, batch, num_atoms, conds
+    )
     keep = torch.tensor([r == "" for r in proposal.reasons], device=device)
     frac = torch.zeros((atom_types.shape[0], 3), device=device, dtype=dtype)
     calls = 0
@@ -214,7 +217,7 @@ def run_block(
                 properties=dict(req.conditions),
                 id=f"{r}-{k}",
             )
-        extra = {"decoder_calls": calls if crystal is not None else 0}
+        extra = {"decoder_calls": calls if crystal is not None else 0, "cell": cell_sources[i]}
         out.append(
             SampledStructure(r, k, req.formula, dict(req.conditions), crystal, proposal.reasons[i], extra)
         )
@@ -247,6 +250,39 @@ def _propose(score_model, jobs, atom_types, batch, num_atoms, conds, latent, dev
         return fixed
     reasons = tuple(f if h else p for f, p, h in zip(fixed.reasons, predicted.reasons, has, strict=True))
     return Proposal(cond=fixed.cond, lattice=cells, reasons=reasons)
+
+
+def _size_cells(
+    score_model, sampler, proposal, jobs, atom_types, batch, num_atoms, conds
+) -> tuple[Proposal, list[str]]:
+    """Apply ``sampler.cell_volume``: scale each predicted, usable cell (shape kept) to the volume prior's
+    volume. Returns the proposal and where each cell's size came from: ``"given"``, ``"model"`` or
+    ``"prior"``."""
+    given = [req.lattice is not None for req, _, _ in jobs]
+    prior = getattr(score_model, "volume_prior", None)
+    if sampler.cell_volume == "prior" and prior is None:
+        raise ValueError(
+            "SamplerConfig(cell_volume='prior'): this model has no volume prior; fit one on its training "
+            "crystals (model.volume_prior = cond_vae.fit_volume_prior(crystals)) or use cell_volume='model'"
+        )
+    if sampler.cell_volume == "model" or prior is None:
+        return proposal, ["given" if g else "model" for g in given]
+    rescale = torch.tensor(
+        [not g and r == "" for g, r in zip(given, proposal.reasons, strict=True)], device=num_atoms.device
+    )  # (C,)
+    if not bool(rescale.any()):
+        return proposal, ["given" if g else "model" for g in given]
+    target = prior.volume(
+        atom_types=atom_types, batch=batch, num_atoms=num_atoms, conditions=conds
+    )  # (C,) Å^3
+    now = torch.linalg.det(proposal.lattice.double()).abs()  # (C,) Å^3
+    factor = torch.where(rescale, (target.to(now.device) / now) ** (1.0 / 3.0), torch.ones_like(now))
+    lattice = proposal.lattice * factor.to(proposal.lattice.dtype)[:, None, None]
+    sources = [
+        "given" if g else ("prior" if bool(k) else "model")
+        for g, k in zip(given, rescale.tolist(), strict=True)
+    ]
+    return Proposal(cond=proposal.cond, lattice=lattice, reasons=proposal.reasons), sources
 
 
 def _integrate(

@@ -39,6 +39,9 @@ class ScoreModel(Protocol):
 
     ``sigmas``: noise levels ``(L,)`` in Å, descending. ``latent_dim``: width of the per-crystal noise
     the proposal reads (0: none). ``cutoff`` (Å) / ``max_neighbors``: the graph the score reads.
+    Optional: ``volume_prior``, an object with ``volume(atom_types=, batch=, num_atoms=, conditions=)``
+    giving cell volumes ``(C,)`` in Å^3 (:class:`~cond_vae.VolumePrior`), for
+    ``SamplerConfig.cell_volume``.
     """
 
     sigmas: Tensor
@@ -69,7 +72,8 @@ class CondCDVAEScore:
     """A :class:`~cond_vae.CondCDVAE` as a :class:`ScoreModel`.
 
     The decoder predicts minus the unit noise direction, so the score is its output divided by sigma;
-    the proposal is ``cond_z = MLP([z | c])`` and the lattice head's cell (or the given cell).
+    the proposal is ``cond_z = MLP([z | c])`` and the lattice head's cell (or the given cell);
+    ``volume_prior`` is the model's (``None``: it has none).
     Per-crystal MLPs run one crystal at a time so that their rounding does not depend on the batch.
     """
 
@@ -80,6 +84,7 @@ class CondCDVAEScore:
         self.latent_dim = model.config.latent_dim
         self.cutoff = model.config.decoder.cutoff
         self.max_neighbors = model.config.decoder.max_neighbors
+        self.volume_prior = getattr(model, "volume_prior", None)
 
     def propose(self, *, atom_types, batch, num_atoms, conditions, latent, lattice):
         m = self.model

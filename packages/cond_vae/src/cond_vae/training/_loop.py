@@ -32,6 +32,7 @@ from cond_vae import distributed, toml
 from cond_vae._compile import compile_networks
 from cond_vae._config import CondCDVAEConfig
 from cond_vae._model import CondCDVAE
+from cond_vae._volume import fit_volume_prior
 from cond_vae.checkpoint import WEIGHTS, package_versions, read_checkpoint_info
 from cond_vae.training import _data, _state
 from cond_vae.training._config import TrainConfig
@@ -198,6 +199,10 @@ class _Trainer:
             model = CondCDVAE(model_config)
             model.fit_scalers(_data.scaler_items(self.train_data))
         model.trained_on = _data.coverage(self.train_data, model.config.condition_names)
+        names = model.config.condition_names
+        model.volume_prior = fit_volume_prior(
+            _data.scaler_items(self.train_data), condition="pressure" if "pressure" in names else None
+        )
         if self.dtype == torch.float64:
             model = model.to(torch.float64)  # scalers are float64 already; never cast them to float32
         model = model.to(self.ctx.device)
