@@ -31,7 +31,10 @@ def test_checkpoints_record_elements_condition_ranges_and_sizes(trained):
 
 def test_checkpoints_carry_a_volume_prior_fitted_on_the_training_crystals(trained):
     prior = load_checkpoint(trained.final_checkpoint).volume_prior
-    assert prior == fit_volume_prior(TRAIN) and prior.num_crystals == 6
+    ref = fit_volume_prior(TRAIN)  # volumes do not depend on the cell the crystals are shown in
+    assert prior.num_crystals == 6 and prior.element_terms.keys() == ref.element_terms.keys()
+    assert prior.intercept == pytest.approx(ref.intercept, abs=1e-9)
+    assert list(prior.element_terms.values()) == pytest.approx(list(ref.element_terms.values()), abs=1e-9)
     assert read_checkpoint_info(trained.final_checkpoint)["volume_prior"] == prior.to_dict()
 
 

@@ -17,6 +17,8 @@ from cond_vae.training import (
     read_training_meta,
     train,
 )
+from cond_vae.training._cells import with_cells
+from cond_vae.training._data import scaler_items
 from xtal_graph import collate
 
 from tests.cond_vae.test_training_support import loss_rows, synthetic_crystals, weights
@@ -132,11 +134,14 @@ def test_nonfinite_batches_are_skipped_counted_and_never_trained_on(monkeypatch,
     assert sorted(i for s in result.skipped for i in s.ids) == sorted(c.id for c in TRAIN)
     rows = read_metrics(tmp_path / "metrics.csv")
     assert rows[-1]["step"] == "3" and rows[-1]["skipped"] == "3" and rows[-1]["loss"] == "nan"
-    # No update happened: the weights are the freshly initialised ones (same seed, same scalers).
+    # No update happened: the weights are the freshly initialised ones (same seed, same scalers, fitted
+    # as train() fits them: on the crystals in their reduced cells, streamed in batches).
     torch.manual_seed(CONFIG.seed)
     fresh = CondCDVAE(CondCDVAEConfig.tiny())
-    fresh.fit_scalers(TRAIN)
-    fresh.fit_decoder_scale_factors(collate(TRAIN[:128]), seed=config.seed)
+    shown = with_cells(TRAIN, config.cells)
+    fresh.fit_scalers(scaler_items(shown))
+    head = collate([shown[i] for i in range(min(128, len(shown)))])
+    fresh.fit_decoder_scale_factors(head, seed=config.seed)
     final = weights(result.final_checkpoint)
     for name, value in fresh.state_dict().items():
         assert torch.equal(final[name], value), name

@@ -47,6 +47,10 @@ class TrainConfig:
     # "none" (rebuilt at every step), "store" (a sidecar .npz beside a local xtal-data store, named
     # after the graph settings) or the path of a sidecar .npz; a sidecar keeps graphs across runs
     encoder_graphs: str = "memory"
+    # the cell each training/validation crystal is shown in: "niggli" (its Niggli-reduced cell, computed
+    # once per run, as the reference trains) or "as_stored" (whatever cell the store holds; the lattice
+    # head then learns arbitrary settings: docs/benchmarks/default_model_relay.md, "Cell settings")
+    cells: str = "niggli"
     max_epochs: int = 600
     max_steps: int | None = None  # stop early after this many steps (checkpointed, resumable)
     # stop after this many minutes of this process's loop (checkpointed, resumable): a training relay
@@ -110,6 +114,10 @@ class TrainConfig:
         need(self.num_workers >= 0, "num_workers must be >= 0")
         need(bool(self.encoder_graphs), "encoder_graphs must be 'memory', 'none', 'store' or a file path")
         need(self.init_scalers in ("keep", "conditions", "all"), "init_scalers: keep, conditions or all")
+        need(
+            self.cells in ("niggli", "as_stored"),
+            f"cells must be 'niggli' or 'as_stored', got {self.cells!r}",
+        )
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)

@@ -45,6 +45,8 @@ class EncoderGraphData(torch.utils.data.Dataset):
         dtype: the training dtype; the radius graph is searched on coordinates in this dtype, as
             the model would on the fly, so the cached graph is the same one.
         sidecar: optional path of an ``.npz`` file to read edges from and write them to.
+        cells: the cells ``data`` serves (``TrainConfig.cells``): cell offsets depend on the cell, so a
+            sidecar records it (``"as_stored"`` is not recorded: files from before the option match).
     """
 
     def __init__(
@@ -54,9 +56,10 @@ class EncoderGraphData(torch.utils.data.Dataset):
         *,
         dtype: torch.dtype = torch.float32,
         sidecar: str | Path | None = None,
+        cells: str = "as_stored",
     ):
         self.data, self.encoder, self.dtype = data, encoder, dtype
-        self.settings = encoder_graph_settings(encoder, dtype)
+        self.settings = _settings(encoder, dtype, cells)
         self.sidecar = None if sidecar is None else Path(sidecar)
         n = len(data)
         self._index: list[np.ndarray | None] = [None] * n  # (2, e) int32 local, per crystal
@@ -166,7 +169,14 @@ class EncoderGraphData(torch.utils.data.Dataset):
         _write_npz(self.sidecar, kept, self.settings)
 
 
-def with_encoder_graphs(data: Any, *, encoder: EncoderConfig, dtype: torch.dtype, where: str) -> Any:
+def _settings(encoder: EncoderConfig, dtype: torch.dtype, cells: str) -> dict[str, Any]:
+    settings = encoder_graph_settings(encoder, dtype)
+    return settings if cells == "as_stored" else {**settings, "cells": cells}
+
+
+def with_encoder_graphs(
+    data: Any, *, encoder: EncoderConfig, dtype: torch.dtype, where: str, cells: str = "as_stored"
+) -> Any:
     """``data`` whose batches carry their precomputed encoder edges (``TrainConfig.encoder_graphs``).
 
     ``where``: ``"none"`` (``data`` unchanged: graphs built at every step), ``"memory"``, ``"store"``
@@ -175,7 +185,7 @@ def with_encoder_graphs(data: Any, *, encoder: EncoderConfig, dtype: torch.dtype
     """
     if where == "none":
         return data
-    settings = encoder_graph_settings(encoder, dtype)
+    settings = _settings(encoder, dtype, cells)
     if isinstance(data, EncoderGraphData):
         if data.settings != settings:
             raise ValueError(f"the data's encoder graphs were built with {data.settings}, not {settings}")
@@ -184,7 +194,8 @@ def with_encoder_graphs(data: Any, *, encoder: EncoderConfig, dtype: torch.dtype
         if not hasattr(data, "url"):
             raise ValueError("encoder_graphs = 'store' needs data read from a store (open_store_split)")
         where = str(sidecar_beside(data.url, settings))
-    return EncoderGraphData(data, encoder, dtype=dtype, sidecar=None if where == "memory" else where)
+    sidecar = None if where == "memory" else where
+    return EncoderGraphData(data, encoder, dtype=dtype, sidecar=sidecar, cells=cells)
 
 
 def sidecar_beside(url: str, settings: dict[str, Any]) -> Path:

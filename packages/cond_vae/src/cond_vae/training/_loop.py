@@ -35,6 +35,7 @@ from cond_vae._model import CondCDVAE
 from cond_vae._volume import fit_volume_prior
 from cond_vae.checkpoint import WEIGHTS, package_versions, read_checkpoint_info
 from cond_vae.training import _data, _state
+from cond_vae.training._cells import with_cells
 from cond_vae.training._config import TrainConfig
 from cond_vae.training._graph_cache import with_encoder_graphs
 from cond_vae.training._metrics import MetricsLog, ValMetrics
@@ -110,6 +111,9 @@ class _Trainer:
         self.cfg, self.ctx, self.out_dir = cfg, ctx, out_dir
         self.train_data = _data.as_sequence(train_data, name="training")
         self.val_data = None if val_data is None else _data.as_sequence(val_data, name="validation")
+        # every crystal in the cell TrainConfig.cells names (Niggli-reduced once per run by default)
+        self.train_data = with_cells(self.train_data, cfg.cells)
+        self.val_data = None if self.val_data is None else with_cells(self.val_data, cfg.cells)
         self.dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
         self.autocast = cfg.bf16_autocast and ctx.device.type == "cuda"
         self.ckpt_dir = out_dir / "checkpoints"
@@ -118,7 +122,11 @@ class _Trainer:
         if cfg.compile:
             compile_networks(self.model)  # in place: parameter names and checkpoints unchanged
         graphs = functools.partial(
-            with_encoder_graphs, encoder=self.model.config.encoder, dtype=self.dtype, where=cfg.encoder_graphs
+            with_encoder_graphs,
+            encoder=self.model.config.encoder,
+            dtype=self.dtype,
+            where=cfg.encoder_graphs,
+            cells=cfg.cells,
         )  # the encoder's graph of every true structure, built once (TrainConfig.encoder_graphs)
         self.train_data = graphs(self.train_data)
         self.val_data = None if self.val_data is None else graphs(self.val_data)
