@@ -13,7 +13,7 @@ from cond_vae.training._cells import ReducedCellData, niggli_transform, with_cel
 from cond_vae.training._graph_cache import with_encoder_graphs
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice
-from xtal_graph import collate, lattice_to_params
+from xtal_graph import collate, lattice_from_params, lattice_to_params
 
 from tests.cond_vae._helpers import random_crystals
 
@@ -55,6 +55,9 @@ def test_reduced_cells_hold_the_same_structures_and_batches_match_crystals():
         reduced = data[k]
         assert abs(np.linalg.det(reduced.lattice)) == pytest.approx(abs(np.linalg.det(stored[k].lattice)))
         assert matcher.fit(reduced.to_pymatgen(), stored[k].to_pymatgen())
+        # served in the canonical orientation of their parameters, as the lattice head builds its cells
+        canonical = lattice_from_params(*lattice_to_params(torch.tensor(reduced.lattice)))
+        assert np.allclose(canonical.numpy(), reduced.lattice, atol=1e-10)
     batch, ref = data.batch([4, 0, 7]), collate([data[4], data[0], data[7]], dtype=torch.float64)
     assert torch.allclose(batch.lattice, ref.lattice, atol=1e-12)
     assert torch.allclose(batch.frac_coords, ref.frac_coords, atol=1e-12)

@@ -8,7 +8,10 @@ builds its dataset (``niggli: true``). :class:`ReducedCellData` does the same on
 touching the store: per crystal the integer matrix ``T`` (det +1) with ``L_reduced = T L``, and each
 batch's lattices and fractional coordinates mapped through it. The structure is the same; only its cell
 changes (the encoder, the decoder and the matchers are invariant to that; the lattice head's target is
-not).
+not). The reduced cell is served in the canonical orientation of its six parameters
+(``xtal_graph.lattice_from_params``, as the store and the reference keep cells, and as the lattice head's
+predictions are built): without teacher forcing the coordinate loss compares the decoder's output, in the
+predicted cell's frame, with displacements in the true cell's frame, so the two frames must agree.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from xtal_graph import Crystal, CrystalBatch, collate, wrap_frac
+from xtal_graph import Crystal, CrystalBatch, collate, lattice_from_params, lattice_to_params, wrap_frac
 
 __all__ = ["CELLS", "ReducedCellData", "niggli_transform", "with_cells"]
 
@@ -70,10 +73,10 @@ class ReducedCellData(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> Crystal:
         crystal = self.data[index]
-        t, t_inv = self._t[index].numpy(), self._t_inv[index].numpy()
+        t_inv = self._t_inv[index].numpy()
         frac = np.asarray(crystal.frac_coords, dtype=np.float64) @ t_inv
-        lattice = t @ np.asarray(crystal.lattice, dtype=np.float64)
-        return crystal.replace(lattice=lattice, frac_coords=frac % 1.0)
+        lattice = _canonical(self._t[index] @ torch.as_tensor(np.asarray(crystal.lattice, dtype=np.float64)))
+        return crystal.replace(lattice=lattice.numpy(), frac_coords=frac % 1.0)
 
     @property
     def ids(self):
@@ -90,14 +93,19 @@ class ReducedCellData(torch.utils.data.Dataset):
         base = self._plain_batch(indices)
         dtype = base.lattice.dtype
         t, t_inv = self._t[indices].to(dtype), self._t_inv[indices].to(dtype)  # (C, 3, 3)
-        lattice = t @ base.lattice  # (C, 3, 3): reduced rows are integer combinations of the stored ones
-        frac = torch.einsum("ni,nij->nj", base.frac_coords, t_inv[base.batch])  # (N, 3): same Cartesian
+        lattice = _canonical(t @ base.lattice)  # (C, 3, 3): rows integer combinations of the stored ones
+        frac = torch.einsum("ni,nij->nj", base.frac_coords, t_inv[base.batch])  # (N, 3), frame-free
         return base.replace(lattice=lattice, frac_coords=wrap_frac(frac))
 
     def _plain_batch(self, indices: list[int]) -> CrystalBatch:
         if callable(getattr(self.data, "batch", None)):
             return self.data.batch(indices)
         return collate([self.data[i] for i in indices], dtype=torch.float64)
+
+
+def _canonical(lattice: torch.Tensor) -> torch.Tensor:
+    """The same cells ``(..., 3, 3)`` rotated into the canonical orientation of their parameters."""
+    return lattice_from_params(*lattice_to_params(lattice))
 
 
 def with_cells(data: Sequence[Crystal], cells: str) -> Sequence[Crystal]:
