@@ -5,7 +5,9 @@ One process, the same structures (the first ``--batch`` rows of ``../shared/data
 
 * ``radius, on the fly``: today's behaviour, the encoder's radius graph and triplets built each step;
 * ``radius, cached``: the same graph built once (``EncoderGraphData``), the batch carries its edges;
-* ``crystalnn, cached``: the reference's CrystalNN graph (``EncoderConfig.graph = "crystalnn"``).
+* ``crystalnn, cached``: the reference's CrystalNN graph (``EncoderConfig.graph = "crystalnn"``);
+* with ``--compile``: also ``radius, cached, compiled`` and ``crystalnn, cached, compiled``
+  (``cond_vae.compile_networks``; compiled in the warm-up round, which is not timed).
 
 Each variant reports CPU seconds (``time.process_time``, all threads of this process) of a full
 training step (forward, backward, clip, Adam), of the encoder alone (graph + forward + backward of
@@ -13,6 +15,7 @@ training step (forward, backward, clip, Adam), of the encoder alone (graph + for
 
     python benchmarks/cond_vae/bench_encoder_graph.py --config configs/default.toml --batch 64
     python benchmarks/cond_vae/bench_encoder_graph.py --preset cond_cdvae_4m --batch 128 --threads 1 2
+    python benchmarks/cond_vae/bench_encoder_graph.py --preset cond_cdvae_4m --batch 128 --compile
 """
 
 from __future__ import annotations
@@ -40,15 +43,15 @@ def model_config(args):
     return getattr(CondCDVAEConfig, args.preset)()
 
 
-def build_variants(crystals, config, seed: int):
+def build_variants(crystals, config, seed: int, names=VARIANTS):
     """``{name: (model, optimizer, batch)}``, every model with the same initial weights."""
     import torch
-    from cond_vae import CondCDVAE
+    from cond_vae import CondCDVAE, compile_networks
     from cond_vae.training import EncoderGraphData
     from xtal_graph import collate
 
     out, graph_seconds = {}, {}
-    for name in VARIANTS:
+    for name in names:
         cfg = config
         if name.startswith("crystalnn"):
             cfg = dataclasses.replace(config, encoder=dataclasses.replace(config.encoder, graph="crystalnn"))
@@ -63,6 +66,8 @@ def build_variants(crystals, config, seed: int):
             cache = EncoderGraphData(crystals, cfg.encoder, dtype=torch.float32)
             batch = cache.batch(range(len(crystals))).to(dtype=torch.float32)
         graph_seconds[name] = time.process_time() - start
+        if name.endswith("compiled"):
+            compile_networks(model)
         params = [p for p in model.parameters() if p.requires_grad]
         out[name] = (model, params, torch.optim.Adam(params, lr=1e-4), batch)
     return out, graph_seconds
@@ -157,6 +162,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, nargs="+", default=[1])
     parser.add_argument("--profile", action="store_true", help="also profile one cached-radius step")
+    parser.add_argument("--compile", action="store_true", help="add compiled cached variants")
     args = parser.parse_args()
 
     import torch
@@ -164,7 +170,8 @@ def main() -> None:
 
     torch.set_num_threads(1)
     crystals = load_structures(args.data, args.batch)
-    variants, build_seconds = build_variants(crystals, model_config(args), seed=0)
+    names = VARIANTS + (("radius, cached, compiled", "crystalnn, cached, compiled") if args.compile else ())
+    variants, build_seconds = build_variants(crystals, model_config(args), seed=0, names=names)
     result = {
         "model": str(args.config or args.preset),
         "parameters": variants[VARIANTS[0]][0].num_parameters()["total"],
