@@ -35,7 +35,7 @@ from cond_vae._model import CondCDVAE
 from cond_vae._volume import fit_volume_prior
 from cond_vae.checkpoint import WEIGHTS, package_versions, read_checkpoint_info
 from cond_vae.training import _data, _state
-from cond_vae.training._cells import with_cells
+from cond_vae.training._cells import ReducedCellData, with_cells
 from cond_vae.training._config import TrainConfig
 from cond_vae.training._graph_cache import with_encoder_graphs
 from cond_vae.training._metrics import MetricsLog, ValMetrics
@@ -114,6 +114,14 @@ class _Trainer:
         # every crystal in the cell TrainConfig.cells names (Niggli-reduced once per run by default)
         self.train_data = with_cells(self.train_data, cfg.cells)
         self.val_data = None if self.val_data is None else with_cells(self.val_data, cfg.cells)
+        if ctx.is_main and cfg.cells == "niggli":
+            parts = [("training", self.train_data), ("validation", self.val_data)]
+            said = "; ".join(
+                f"{d.num_changed:,} of {len(d):,} {name}"
+                for name, d in parts
+                if isinstance(d, ReducedCellData)
+            )
+            print(f"cells: Niggli-reduced ({said} crystals were stored in another cell)", file=sys.stderr)
         self.dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
         self.autocast = cfg.bf16_autocast and ctx.device.type == "cuda"
         self.ckpt_dir = out_dir / "checkpoints"
