@@ -2,22 +2,23 @@
 # One leg of the default model's training relay: resume the committed state, train for MINUTES, put the
 # new state in place of the old one.
 #   bash benchmarks/default_model/relay.sh MINUTES [WORKDIR] [extra tools/train flags, e.g. --device cuda]
-# Phase 2c (now): relay_phase2c.toml (phase 2b's, with the predicted cell detached from the coordinate
-# loss) on runs/default/all_pressure_x4.zarr (the shared sets + the CHGNet pressure set 4x, built here when
-# missing); phase 2b was relay_pressure_raw.toml, phase 2 relay_pressure.toml on all_pressure.zarr, phase 1
-# relay.toml on all.zarr (RELAY_CONFIG / RELAY_STORE choose another). State (committed, replaced by each
-# leg, safetensors + JSON only):
+# Phase 2d (now): relay_phase2d.toml (phase 2c's, with every crystal in its Niggli-reduced cell) on
+# runs/default/all_pressure_x4.zarr (the shared sets + the CHGNet pressure set 4x, built here when
+# missing); phase 2c was relay_phase2c.toml (the predicted cell detached from the coordinate loss), phase 2b
+# relay_pressure_raw.toml, phase 2 relay_pressure.toml on all_pressure.zarr, phase 1 relay.toml on all.zarr
+# (RELAY_CONFIG / RELAY_STORE choose another). State (committed, replaced by each leg, safetensors + JSON
+# only):
 # benchmarks/default_model/relay/
 #   checkpoint/          the newest resumable step checkpoint of the current phase (weights, Adam, RNG, loop)
-#   best/                the shipped default model (phase 2b's best); replace it by hand after evaluating
-#   metrics_phase2c.csv  the current phase's learning curve (metrics.csv, metrics_phase2*.csv: earlier ones)
+#   best/                the shipped default model; replace it by hand after evaluating
+#   metrics_phase2d.csv  the current phase's learning curve (metrics.csv, metrics_phase2*.csv: earlier ones)
 #   config.toml          the resolved configuration of the last leg (config_phase1.toml: phase 1's)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 minutes="${1:?usage: relay.sh MINUTES [WORKDIR] [tools/train flags]}"
 work="${2:-$root/runs/relay}"
 state="$root/benchmarks/default_model/relay"
-config="${RELAY_CONFIG:-$root/benchmarks/default_model/relay_phase2c.toml}"
+config="${RELAY_CONFIG:-$root/benchmarks/default_model/relay_phase2d.toml}"
 store="${RELAY_STORE:-$root/runs/default/all_pressure_x4.zarr}"
 base="$root/runs/default/all.zarr"
 [ -d "$base" ] || bash "$root/benchmarks/default_model/train_default.sh" "$root/runs/default" --max-steps 1 >/dev/null
@@ -27,7 +28,7 @@ mkdir -p "$work/checkpoints"
 if [ -d "$state/checkpoint" ] && [ -z "$(ls -A "$work/checkpoints")" ]; then
   step=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['loop']['step'])" "$state/checkpoint/train_state.json")
   cp -r "$state/checkpoint" "$work/checkpoints/$(printf 'step_%08d' "$step")"
-  cp "$state/metrics_phase2c.csv" "$work/metrics.csv"
+  cp "$state/metrics_phase2d.csv" "$work/metrics.csv"
 fi
 "$root/tools/train" --config "$config" --data "$store" --out "$work" \
   --resume auto --init-from "$root/benchmarks/default_model/relay/best" --max-minutes "$minutes" \
@@ -36,9 +37,9 @@ newest=$(ls -d "$work"/checkpoints/step_* | sort | tail -1)
 rm -rf "$state.new" && mkdir -p "$state.new"
 cp -r "$newest" "$state.new/checkpoint"
 cp -r "$state/best" "$state.new/best"  # the shipped model; replace it by hand after evaluating a leg
-cp "$state/metrics.csv" "$state/metrics_phase2.csv" "$state/metrics_phase2b.csv" "$state/config_phase1.toml" \
-  "$state.new/"
-cp "$work/metrics.csv" "$state.new/metrics_phase2c.csv"
+cp "$state/metrics.csv" "$state/metrics_phase2.csv" "$state/metrics_phase2b.csv" "$state/metrics_phase2c.csv" \
+  "$state/config_phase1.toml" "$state.new/"
+cp "$work/metrics.csv" "$state.new/metrics_phase2d.csv"
 cp "$work/config.toml" "$state.new/config.toml"
 rm -rf "$state" && mv "$state.new" "$state"
 echo "relay state: $state (from $newest)"
