@@ -143,8 +143,9 @@ def describe(checkpoint: str | Path | None, *, formula: str | None = None) -> di
     """What a checkpoint is and supports, as a JSON-ready dict, without building the model.
 
     Architecture and parameter count (from the weights' header), conditions and their trained ranges,
-    elements seen in training, the largest cell, noise levels, the default sampler's cost, versions, the
-    model card; with ``formula``, whether its elements were seen in training.
+    elements seen in training, the largest cell, noise levels, the default sampler's cost, the volume
+    prior, versions, the model card; with ``formula``, whether its elements were seen in training and
+    (with a volume prior) its cell volume per atom at 0 GPa.
     """
     from cond_vae import CondCDVAEConfig, parse_formula
     from cond_vae.checkpoint import read_checkpoint_info
@@ -184,6 +185,7 @@ def describe(checkpoint: str | Path | None, *, formula: str | None = None) -> di
         "noise_levels": [config.num_noise_levels, config.sigma_begin, config.sigma_end],
         "default_sampler": {**SamplerConfig().to_dict(), "decoder_calls": SamplerConfig().decoder_calls()},
         "trained_on": trained or None,
+        "volume_prior": raw.get("volume_prior"),
         "versions": raw.get("versions", {}),
         "extra": raw.get("extra", {}),
         "model_card": str(path / "MODEL_CARD.md") if (path / "MODEL_CARD.md").is_file() else None,
@@ -197,4 +199,21 @@ def describe(checkpoint: str | Path | None, *, formula: str | None = None) -> di
             "atoms": len(parsed.atom_types),
             "unseen_elements": unseen,
         }
+        if raw.get("volume_prior"):
+            out["formula"]["prior_volume_per_atom_0GPa"] = _prior_volume(
+                raw["volume_prior"], parsed.atom_types
+            )
     return out
+
+
+def _prior_volume(prior: dict, atom_types) -> float:
+    """Volume per atom (Å^3) of a cell of ``atom_types`` at zero conditions under a saved volume prior."""
+    import torch
+    from cond_vae import VolumePrior
+
+    vp = VolumePrior.from_dict(prior)
+    atoms = torch.tensor(list(atom_types))
+    zero = {vp.condition: torch.zeros(1)} if vp.condition else {}
+    batch = torch.zeros(len(atoms), dtype=torch.long)
+    volume = vp.volume(atom_types=atoms, batch=batch, num_atoms=torch.tensor([len(atoms)]), conditions=zero)
+    return round(float(volume[0]) / len(atoms), 3)

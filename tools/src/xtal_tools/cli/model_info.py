@@ -90,11 +90,28 @@ def _lines(info: dict) -> list[str]:
     s, (n, hi, lo) = info["default_sampler"], info["noise_levels"]
     lines.append(f"noise        {n} levels, {hi:g} to {lo:g} Å")
     lines.append(f"sampler      default {s['method']}, {s['decoder_calls']} decoder calls per structure")
+    vp = info.get("volume_prior")
+    if vp:
+        term = (
+            f", {vp['condition_coef']:+.3f} ln(1 + P / {vp['condition_scale']:g} GPa)"
+            if vp["condition"]
+            else ""
+        )
+        lines.append(
+            f"cells        sized by its volume prior (cell_volume auto): ln(V/N) from composition{term}, "
+            f"residual sd {vp['residual_sd']:.3f}"
+        )
+    else:
+        lines.append("cells        the lattice head's (no volume prior in this checkpoint)")
     if "formula" in info:
         f = info["formula"]
         unseen = " ".join(Element.from_Z(z).symbol for z in f["unseen_elements"])
         verdict = f"elements never seen in training: {unseen}" if unseen else "every element seen in training"
         lines.append(f"formula      {f['formula']} ({f['atoms']} atoms): {verdict}")
+        if "prior_volume_per_atom_0GPa" in f:
+            lines.append(
+                f"volume       {f['prior_volume_per_atom_0GPa']:g} Å^3 per atom at 0 GPa (volume prior)"
+            )
     if info["model_card"]:
         lines.append(f"model card   {info['model_card']}")
     return lines
