@@ -90,19 +90,7 @@ def _lines(info: dict) -> list[str]:
     s, (n, hi, lo) = info["default_sampler"], info["noise_levels"]
     lines.append(f"noise        {n} levels, {hi:g} to {lo:g} Å")
     lines.append(f"sampler      default {s['method']}, {s['decoder_calls']} decoder calls per structure")
-    vp = info.get("volume_prior")
-    if vp:
-        term = (
-            f", {vp['condition_coef']:+.3f} ln(1 + P / {vp['condition_scale']:g} GPa)"
-            if vp["condition"]
-            else ""
-        )
-        lines.append(
-            f"cells        sized by its volume prior (cell_volume auto): ln(V/N) from composition{term}, "
-            f"residual sd {vp['residual_sd']:.3f}"
-        )
-    else:
-        lines.append("cells        the lattice head's (no volume prior in this checkpoint)")
+    lines.append(_cells_line(info.get("volume_prior")))
     if "formula" in info:
         f = info["formula"]
         unseen = " ".join(Element.from_Z(z).symbol for z in f["unseen_elements"])
@@ -115,6 +103,19 @@ def _lines(info: dict) -> list[str]:
     if info["model_card"]:
         lines.append(f"model card   {info['model_card']}")
     return lines
+
+
+def _cells_line(vp: dict | None) -> str:
+    """How the checkpoint's proposed cells are sized under the default sampler."""
+    if not vp:
+        return "cells        the lattice head's (no volume prior in this checkpoint)"
+    term = (
+        f", {vp['condition_coef']:+.3f} ln(1 + P / {vp['condition_scale']:g} GPa)" if vp["condition"] else ""
+    )
+    return (
+        f"cells        sized by its volume prior (cell_volume auto): ln(V/N) from composition{term}, "
+        f"residual sd {vp['residual_sd']:.3f}"
+    )
 
 
 def main() -> None:
