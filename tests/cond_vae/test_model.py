@@ -135,3 +135,25 @@ def test_coord_loss_reaches_the_lattice_head_only_when_asked():
         grads[couple] = [p.grad for p in model.lattice_head.parameters()]
     assert all(g is not None and bool(g.abs().sum() > 0) for g in grads[True])
     assert all(g is None or bool(g.abs().sum() == 0) for g in grads[False])
+
+
+def test_without_teacher_forcing_the_loss_does_not_depend_on_the_orientation_of_the_batchs_cells():
+    """Rotating every true cell (same fractional coordinates) leaves the loss unchanged, noise for noise:
+    the decoder works in the predicted cell, built in the canonical orientation of its parameters, so the
+    target displacement must be measured in that orientation, not in the batch's. (With teacher forcing
+    the noise is drawn in the batch's own frame, so only its distribution is invariant.)"""
+    from xtal_graph import CrystalBatch
+
+    model = tiny_model()
+    batch = batch_of(random_crystals(6, seed=3))
+    angle = torch.tensor(0.7, dtype=torch.float64)
+    c, s = torch.cos(angle), torch.sin(angle)
+    rotation = torch.tensor([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]], dtype=torch.float64)
+    rotation = rotation @ torch.tensor([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]], dtype=torch.float64)
+    rotated = CrystalBatch.replace(batch, lattice=batch.lattice @ rotation.T)  # each row vector rotated
+    losses = []
+    for b in (batch, rotated):
+        torch.manual_seed(0)
+        out = model(b, teacher_forcing=False)
+        losses.append(torch.stack([out.lattice, out.coord, out.kl]))
+    assert torch.allclose(losses[0], losses[1], rtol=1e-9, atol=1e-12), losses

@@ -266,10 +266,14 @@ class CondCDVAE(nn.Module):
         pred_params = self.lattice_scaler.inverse_transform(pred_std)
         if teacher_forcing:
             lattice, degenerate = batch.lattice, torch.zeros((), dtype=torch.long, device=cond.device)
+            true_frame = batch.lattice  # (C, 3, 3): noise, decoder and target all in the batch's frame
         else:
             lattice, degenerate = usable_predicted_lattice(pred_params, true_params, num_atoms)
             if not coord_loss_trains_lattice:
                 lattice = lattice.detach()
+            # the predicted cell is built in the canonical orientation of its parameters, so the target
+            # displacement is measured in the true cell in that orientation too (whatever the batch's)
+            true_frame = scaled_params_to_lattice(true_params, num_atoms)
 
         level = torch.randint(0, cfg.num_noise_levels, (num_crystals,), device=cond.device)  # (C,)
         sigma = self.sigmas.to(batch.frac_coords.dtype)[level][atom_batch]  # (N,)
@@ -283,7 +287,7 @@ class CondCDVAE(nn.Module):
         score = self.score(
             atom_types=batch.atom_types, batch=atom_batch, graph=graph, triplets=trips, cond_z=cond_z
         )
-        displacement = minimum_image(batch.frac_coords - noisy_frac, batch.lattice, batch=atom_batch)
+        displacement = minimum_image(batch.frac_coords - noisy_frac, true_frame, batch=atom_batch)
         coord = coord_loss_per_crystal(
             displacement=displacement, sigma=sigma, score=score, batch=atom_batch, num_crystals=num_crystals
         )

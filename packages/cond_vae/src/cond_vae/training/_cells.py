@@ -9,9 +9,9 @@ touching the store: per crystal the integer matrix ``T`` (det +1) with ``L_reduc
 batch's lattices and fractional coordinates mapped through it. The structure is the same; only its cell
 changes (the encoder, the decoder and the matchers are invariant to that; the lattice head's target is
 not). The reduced cell is served in the canonical orientation of its six parameters
-(``xtal_graph.lattice_from_params``, as the store and the reference keep cells, and as the lattice head's
-predictions are built): without teacher forcing the coordinate loss compares the decoder's output, in the
-predicted cell's frame, with displacements in the true cell's frame, so the two frames must agree.
+(``xtal_graph.lattice_from_params``), as the store and the reference keep cells. (The model does not
+rely on it: without teacher forcing it measures the coordinate target in the canonical frame of the true
+cell itself, ``CondCDVAE.forward``.)
 """
 
 from __future__ import annotations
