@@ -267,21 +267,20 @@ def _size_cells(
         )
     if sampler.cell_volume == "model" or prior is None:
         return proposal, ["given" if g else "model" for g in given]
-    rescale = torch.tensor(
-        [not g and r == "" for g, r in zip(given, proposal.reasons, strict=True)], device=num_atoms.device
-    )  # (C,)
-    if not bool(rescale.any()):
-        return proposal, ["given" if g else "model" for g in given]
+    # predicted cells the proposal could use are resized; given cells and unusable ones are kept
+    sources = [
+        "given" if g else ("prior" if r == "" else "model")
+        for g, r in zip(given, proposal.reasons, strict=True)
+    ]
+    if "prior" not in sources:
+        return proposal, sources
+    rescale = torch.tensor([src == "prior" for src in sources], device=num_atoms.device)  # (C,)
     target = prior.volume(
         atom_types=atom_types, batch=batch, num_atoms=num_atoms, conditions=conds
     )  # (C,) Å^3
     now = torch.linalg.det(proposal.lattice.double()).abs()  # (C,) Å^3
     factor = torch.where(rescale, (target.to(now.device) / now) ** (1.0 / 3.0), torch.ones_like(now))
     lattice = proposal.lattice * factor.to(proposal.lattice.dtype)[:, None, None]
-    sources = [
-        "given" if g else ("prior" if bool(k) else "model")
-        for g, k in zip(given, rescale.tolist(), strict=True)
-    ]
     return Proposal(cond=proposal.cond, lattice=lattice, reasons=proposal.reasons), sources
 
 
