@@ -7,7 +7,9 @@ One process, the same structures (the first ``--batch`` rows of ``../shared/data
 * ``radius, cached``: the same graph built once (``EncoderGraphData``), the batch carries its edges;
 * ``crystalnn, cached``: the reference's CrystalNN graph (``EncoderConfig.graph = "crystalnn"``);
 * with ``--compile``: also ``radius, cached, compiled`` and ``crystalnn, cached, compiled``
-  (``cond_vae.compile_networks``; compiled in the warm-up round, which is not timed).
+  (``cond_vae.compile_networks``; compiled in the warm-up round, which is not timed);
+* with ``--bf16``: also ``radius, cached, bf16`` (and with ``--compile`` ``radius, cached, compiled,
+  bf16``): the step under bfloat16 autocast (``TrainConfig.bf16_autocast``), geometry in float32.
 
 Each variant reports CPU seconds (``time.process_time``, all threads of this process) of a full
 training step (forward, backward, clip, Adam), of the encoder alone (graph + forward + backward of
@@ -16,6 +18,7 @@ training step (forward, backward, clip, Adam), of the encoder alone (graph + for
     python benchmarks/cond_vae/bench_encoder_graph.py --config configs/default.toml --batch 64
     python benchmarks/cond_vae/bench_encoder_graph.py --preset cond_cdvae_4m --batch 128 --threads 1 2
     python benchmarks/cond_vae/bench_encoder_graph.py --preset cond_cdvae_4m --batch 128 --compile
+    python benchmarks/cond_vae/bench_encoder_graph.py --config configs/default.toml --compile --bf16
 """
 
 from __future__ import annotations
@@ -60,13 +63,13 @@ def build_variants(crystals, config, seed: int, names=VARIANTS):
         model.fit_scalers(crystals)
         model.train()
         start = time.process_time()
-        if name.endswith("on the fly"):
+        if "on the fly" in name:
             batch = collate(crystals)
         else:
             cache = EncoderGraphData(crystals, cfg.encoder, dtype=torch.float32)
             batch = cache.batch(range(len(crystals))).to(dtype=torch.float32)
         graph_seconds[name] = time.process_time() - start
-        if name.endswith("compiled"):
+        if "compiled" in name:
             compile_networks(model)
         params = [p for p in model.parameters() if p.requires_grad]
         out[name] = (model, params, torch.optim.Adam(params, lr=1e-4), batch)
@@ -93,7 +96,7 @@ def time_variants(variants, *, reps: int, warmup: int, threads: int):
             optimizer.zero_grad(set_to_none=True)
             stats = train_step(
                 net=model, params=params, micro=[batch], seed=0, step=rep, ctx=ctx, teacher_forcing=True,
-                autocast=False, grad_clip=0.5, grad_clip_mode="value",
+                autocast=name.endswith("bf16"), grad_clip=0.5, grad_clip_mode="value",
             )  # fmt: skip
             optimizer.step()
             t1, w1 = time.process_time(), time.perf_counter()
@@ -163,6 +166,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1])
     parser.add_argument("--profile", action="store_true", help="also profile one cached-radius step")
     parser.add_argument("--compile", action="store_true", help="add compiled cached variants")
+    parser.add_argument(
+        "--bf16", action="store_true", help="add bf16-autocast variants of the cached (compiled) radius step"
+    )
     args = parser.parse_args()
 
     import torch
@@ -171,6 +177,8 @@ def main() -> None:
     torch.set_num_threads(1)
     crystals = load_structures(args.data, args.batch)
     names = VARIANTS + (("radius, cached, compiled", "crystalnn, cached, compiled") if args.compile else ())
+    if args.bf16:
+        names += ("radius, cached, bf16",) + (("radius, cached, compiled, bf16",) if args.compile else ())
     variants, build_seconds = build_variants(crystals, model_config(args), seed=0, names=names)
     result = {
         "model": str(args.config or args.preset),

@@ -11,7 +11,8 @@ for validation (0 GPa); model and optimiser settings from ``--config``, the batc
     python benchmarks/cond_vae/bench_encoder_graph_training.py --config configs/4m.toml \\
         --variants "radius, on the fly" "crystalnn, cached, compiled" --steps 320
 
-``crystalnn, cached, compiled`` adds ``[train] compile = true`` (``cond_vae.compile_networks``).
+``crystalnn, cached, compiled`` adds ``[train] compile = true`` (``cond_vae.compile_networks``); a
+``bf16`` variant adds ``[train] bf16_autocast = true`` (validation stays float32).
 """
 
 from __future__ import annotations
@@ -60,11 +61,13 @@ def main() -> None:
     radius = run.model
     crystalnn = dataclasses.replace(radius, encoder=dataclasses.replace(radius.encoder, graph="crystalnn"))
     known = {
-        "radius, on the fly": (radius, "none", False),
-        "radius, cached": (radius, "memory", False),
-        "crystalnn, cached": (crystalnn, "memory", False),
-        "radius, cached, compiled": (radius, "memory", True),
-        "crystalnn, cached, compiled": (crystalnn, "memory", True),
+        "radius, on the fly": (radius, "none", False, False),
+        "radius, cached": (radius, "memory", False, False),
+        "crystalnn, cached": (crystalnn, "memory", False, False),
+        "radius, cached, compiled": (radius, "memory", True, False),
+        "crystalnn, cached, compiled": (crystalnn, "memory", True, False),
+        "radius, cached, bf16": (radius, "memory", False, True),
+        "radius, cached, compiled, bf16": (radius, "memory", True, True),
     }
     unknown = sorted(set(args.variants) - set(known))
     if unknown:
@@ -72,11 +75,15 @@ def main() -> None:
     variants = {name: known[name] for name in args.variants}
     out = args.out or Path(tempfile.mkdtemp(prefix="encoder_graph_runs_"))
     results, models = {}, {}
-    for name, (model_cfg, mode, compiled) in variants.items():
+    for name, (model_cfg, mode, compiled, bf16) in variants.items():
         start = time.process_time()
         run_dir = out / name.replace(", ", "_").replace(" ", "_")
         res = train(
-            cfg.replace(encoder_graphs=mode, compile=compiled), model_cfg, train_data, val_data, run_dir
+            cfg.replace(encoder_graphs=mode, compile=compiled, bf16_autocast=bf16),
+            model_cfg,
+            train_data,
+            val_data,
+            run_dir,
         )
         cpu = time.process_time() - start
         models[name] = res.model.state_dict()

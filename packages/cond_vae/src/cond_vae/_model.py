@@ -213,7 +213,7 @@ class CondCDVAE(nn.Module):
         cond = self.condition_vector(batch) if cond is None else cond
         # the batch's precomputed edges (a training cache) when present, else built now
         graph, trips = encoder_graph(batch, self.config.encoder)
-        return self.encoder(
+        stats = self.encoder(
             atom_types=batch.atom_types,
             batch=batch.batch,
             graph=graph,
@@ -221,6 +221,9 @@ class CondCDVAE(nn.Module):
             cond=cond,
             num_crystals=batch.num_crystals,
         )
+        # network outputs leave in the batch's precision (bf16 under autocast would reach the losses)
+        dtype = batch.frac_coords.dtype
+        return LatentStats(mu=stats.mu.to(dtype), logvar=stats.logvar.to(dtype))
 
     def cond_z(self, z: Tensor, cond: Tensor) -> Tensor:
         """``MLP([z | c])`` ``(C, zgivenc_out_dim)``: what the lattice head and the decoder read."""
@@ -228,14 +231,17 @@ class CondCDVAE(nn.Module):
 
     def predict_lattice(self, cond_z: Tensor, num_atoms: Tensor) -> tuple[Tensor, Tensor]:
         """``(scaled params (C, 6), lattice (C, 3, 3) Å)`` predicted from ``cond_z``."""
-        params = self.lattice_scaler.inverse_transform(self.lattice_head(cond_z))
+        dtype = self.lattice_head[-1].weight.dtype  # the model's precision, also under autocast
+        pred_std = self.lattice_head(cond_z).to(dtype)  # (C, 6)
+        params = self.lattice_scaler.inverse_transform(pred_std)
         return params, scaled_params_to_lattice(params, num_atoms)
 
     def score(
         self, *, atom_types: Tensor, batch: Tensor, graph: PeriodicGraph, triplets: Triplets, cond_z: Tensor
     ) -> Tensor:
         """Decoder output ``(N, 3)`` (~ minus the unit noise direction; divide by sigma for the score)."""
-        return self.decoder(atom_types=atom_types, batch=batch, graph=graph, triplets=triplets, cond=cond_z)
+        out = self.decoder(atom_types=atom_types, batch=batch, graph=graph, triplets=triplets, cond=cond_z)
+        return out.to(graph.vectors.dtype)  # the geometry's precision, also under autocast
 
     # ------------------------------------------------------------------ training loss
     def forward(
@@ -260,7 +266,7 @@ class CondCDVAE(nn.Module):
         z = stats.mu + torch.exp(0.5 * stats.logvar) * torch.randn_like(stats.mu)  # (C, Z)
         cond_z = self.cond_z(z, cond)
 
-        pred_std = self.lattice_head(cond_z)  # (C, 6)
+        pred_std = self.lattice_head(cond_z).to(batch.lattice.dtype)  # (C, 6), not autocast's
         true_params = lattice_to_scaled_params(batch.lattice, num_atoms)
         lattice_err = ((pred_std - self.lattice_scaler.transform(true_params)) ** 2).mean(-1)  # (C,)
         pred_params = self.lattice_scaler.inverse_transform(pred_std)

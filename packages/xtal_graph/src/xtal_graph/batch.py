@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from ._checks import _name, check_flat_batch, check_lattices
+from ._precision import full_precision
 
 __all__ = ["Crystal", "CrystalBatch", "collate"]
 
@@ -203,6 +204,7 @@ class CrystalBatch:
         return int(self.lattice.shape[0])
 
     @property
+    @full_precision
     def cart_coords(self) -> Tensor:
         """``(N, 3)`` Cartesian coordinates in Å."""
         return torch.bmm(self.frac_coords.unsqueeze(1), self.lattice[self.batch]).squeeze(1)

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._precision import full_precision
+
 __all__ = [
     "LatticeParams",
     "cart_to_frac",
@@ -50,6 +52,7 @@ class LatticeParams:
         return iter((self.lengths, self.angles))
 
 
+@full_precision
 def lattice_from_params(lengths: Any, angles: Any) -> Tensor:
     """Lattice matrix from lengths (Å) and angles (degrees), oriented as pymatgen's
     ``Lattice.from_parameters``: c along z, a in the xz plane.
@@ -86,6 +89,7 @@ def _angle(u: Tensor, v: Tensor) -> Tensor:
     return torch.rad2deg(torch.atan2(torch.linalg.cross(u, v).norm(dim=-1), (u * v).sum(-1)))
 
 
+@full_precision
 def lattice_to_params(lattice: Any) -> LatticeParams:
     """Lengths (Å) and angles (degrees) of a ``(..., 3, 3)`` lattice; inverse of
     :func:`lattice_from_params` up to a rotation."""
@@ -96,12 +100,14 @@ def lattice_to_params(lattice: Any) -> LatticeParams:
     return LatticeParams(lengths=lengths, angles=angles)
 
 
+@full_precision
 def volume(lattice: Any) -> Tensor:
     """Cell volume ``|det L|`` in Å^3, shape ``(...)`` for a ``(..., 3, 3)`` lattice. Left-handed
     lattices (a reflection of a right-handed one) have the same, positive volume."""
     return torch.linalg.det(_as_float_tensor(lattice)).abs()
 
 
+@full_precision
 def perpendicular_widths(lattice: Any) -> Tensor:
     """Distances between opposite faces of the cell, ``(..., 3)`` in Å.
 
@@ -160,6 +166,7 @@ def _apply(coords: Tensor, matrix: Tensor) -> Tensor:
     return torch.bmm(coords.unsqueeze(-2), matrix).squeeze(-2)
 
 
+@full_precision
 def frac_to_cart(
     frac_coords: Any, lattice: Any, num_atoms: Any = None, *, batch: Tensor | None = None
 ) -> Tensor:
@@ -176,6 +183,7 @@ def frac_to_cart(
     return _apply(frac_coords, _per_row_lattice(lattice, frac_coords.shape[0], num_atoms, batch))
 
 
+@full_precision
 def cart_to_frac(
     cart_coords: Any, lattice: Any, num_atoms: Any = None, *, batch: Tensor | None = None
 ) -> Tensor:
@@ -197,6 +205,7 @@ def _closest_images(frac: Tensor, lattice: Tensor, images: Tensor) -> tuple[Tens
     return images.to(frac.device)[best], dist2.gather(1, best[:, None]).squeeze(1)
 
 
+@full_precision
 def minimum_image(
     frac_diff: Any, lattice: Any, num_atoms: Any = None, *, batch: Tensor | None = None
 ) -> Tensor:

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from ._checks import check_flat_batch
+from ._precision import full_precision
 from ._ragged import ragged_expand, segment_starts
 from .lattice import perpendicular_widths
 
@@ -247,6 +248,7 @@ def _edge_vectors(
     return cols
 
 
+@full_precision
 def radius_graph_pbc(
     frac_coords: Tensor,
     lattice: Tensor,
@@ -329,6 +331,7 @@ def radius_graph_pbc(
     )
 
 
+@full_precision
 def periodic_graph(
     frac_coords: Tensor, lattice: Tensor, edge_index: Tensor, cell_offsets: Tensor, batch: Tensor
 ) -> PeriodicGraph:

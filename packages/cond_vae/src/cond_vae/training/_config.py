@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from cond_vae import toml
 
@@ -31,10 +31,12 @@ class TrainConfig:
     seed: int = 42
     device: str = "auto"  # "auto" (cuda when present), "cpu", "cuda"; under torchrun: cuda:LOCAL_RANK
     dtype: str = "float32"  # parameters and batches; "float64" for exactness tests
-    # bf16 autocast of the forward pass, CUDA only (ignored on CPU). Off by default: the reference
-    # trained in fp32, and geometry under autocast (frac @ L in bf16, ~3 significant digits) perturbs
-    # the denoising targets at the smallest noise levels (0.01 Å) unless the model keeps it in fp32.
-    bf16_autocast: bool = False
+    # bfloat16 autocast of the training forward pass: the networks' matrix products in bf16, the geometry
+    # (positions, cells, neighbour lists: xtal_graph) and the losses in float32. True, False, or "auto":
+    # on where the device multiplies bf16 natively (CUDA sm80+, x86 with AMX / AVX512-BF16), where it
+    # makes a step ~1.8x cheaper (docs/benchmarks/cond_vae_training.md); emulated bf16 is slower than
+    # fp32. Validation always runs in float32, so learning curves compare across settings.
+    bf16_autocast: bool | Literal["auto"] = False
     # torch.compile the encoder and decoder (cond_vae.compile_networks): fused kernels, fewer launches;
     # pays on a GPU (measured in docs/benchmarks/gpu.md), about a minute of compilation at the start
     compile: bool = False
@@ -112,6 +114,10 @@ class TrainConfig:
         need(self.log_every_steps >= 1, "log_every_steps must be >= 1")
         need(self.on_nonfinite in ("raise", "skip"), "on_nonfinite must be 'raise' or 'skip'")
         need(self.num_workers >= 0, "num_workers must be >= 0")
+        need(
+            self.bf16_autocast in (True, False, "auto"),
+            f"bf16_autocast must be true, false or 'auto', got {self.bf16_autocast!r}",
+        )
         need(bool(self.encoder_graphs), "encoder_graphs must be 'memory', 'none', 'store' or a file path")
         need(self.init_scalers in ("keep", "conditions", "all"), "init_scalers: keep, conditions or all")
         need(

@@ -35,6 +35,7 @@ from cond_vae._model import CondCDVAE
 from cond_vae._volume import fit_volume_prior
 from cond_vae.checkpoint import WEIGHTS, package_versions, read_checkpoint_info
 from cond_vae.training import _data, _state
+from cond_vae.training._autocast import use_bf16_autocast
 from cond_vae.training._cells import ReducedCellData, with_cells
 from cond_vae.training._config import TrainConfig
 from cond_vae.training._graph_cache import with_encoder_graphs
@@ -123,7 +124,10 @@ class _Trainer:
             )
             print(f"cells: Niggli-reduced ({said} crystals were stored in another cell)", file=sys.stderr)
         self.dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
-        self.autocast = cfg.bf16_autocast and ctx.device.type == "cuda"
+        self.autocast = use_bf16_autocast(cfg.bf16_autocast, ctx.device)
+        if ctx.is_main and self.autocast:
+            where = f"the networks on {ctx.device}; geometry, losses and validation in fp32"
+            print(f"precision: bf16 autocast of {where}", file=sys.stderr)
         self.ckpt_dir = out_dir / "checkpoints"
         resume = self._resolve_resume(resume_from)
         self.model = self._build_model(model_config, resume)
@@ -387,9 +391,7 @@ class _Trainer:
             self.val_data, [b for _, b in shards], dtype=self.dtype, num_workers=cfg.num_workers
         )
         batches = zip((i for i, _ in shards), loaded, strict=True)
-        sums, bad = validate(
-            model=self.model, batches=batches, seed=cfg.seed, ctx=ctx, autocast=self.autocast
-        )
+        sums, bad = validate(model=self.model, batches=batches, seed=cfg.seed, ctx=ctx)
         bad_all = [ids for part in distributed.all_gather_objects(bad, ctx) for ids in part]
         if bad_all:
             message = f"non-finite validation loss at step {self.loop.step}; crystals: {bad_all}"

@@ -123,9 +123,9 @@ def validate(
     batches: Any,
     seed: int,
     ctx: Any,
-    autocast: bool,
 ) -> tuple[torch.Tensor, list[tuple[str | None, ...]]]:
-    """Sums over this process's validation crystals, reduced over processes.
+    """Sums over this process's validation crystals, reduced over processes, in the model's own
+    precision (never under autocast, so validation losses compare across training precisions).
 
     ``batches`` yields ``(global batch number, CrystalBatch)``.
 
@@ -141,8 +141,7 @@ def validate(
     for i, batch in batches:
         torch.manual_seed(derive_seed(seed, _VAL_STREAM, i))
         batch = batch.to(device=device)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
-            out = model(batch, teacher_forcing=False)
+        out = model(batch, teacher_forcing=False)
         ids, count = _bad_ids(out, batch)
         if count:
             bad.append(ids)
