@@ -119,6 +119,7 @@ def add_sampler_arguments(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--skin", type=float, help="neighbour-list skin (Å)")
     g.add_argument("--batch-size", type=int, help="structures per decoder call")
     g.add_argument("--cell-volume", choices=("auto", "model", "prior"), help="size of the proposed cells")
+    g.add_argument("--latent", choices=("auto", "standard", "fitted"), help="where latents are drawn")
     g.add_argument("--config", type=Path, help="TOML file with a [sampler] table (a run.toml works)")
 
 
@@ -137,6 +138,7 @@ def resolve_sampler(args: argparse.Namespace):
         "skin",
         "batch_size",
         "cell_volume",
+        "latent",
     )
     flags = {"method": args.sampler_method, **{k: getattr(args, k) for k in names}}
     if flags["levels"] == 0:

@@ -186,6 +186,7 @@ def describe(checkpoint: str | Path | None, *, formula: str | None = None) -> di
         "default_sampler": {**SamplerConfig().to_dict(), "decoder_calls": SamplerConfig().decoder_calls()},
         "trained_on": trained or None,
         "volume_prior": raw.get("volume_prior"),
+        "latent_prior": raw.get("latent_prior"),
         "versions": raw.get("versions", {}),
         "extra": raw.get("extra", {}),
         "model_card": str(path / "MODEL_CARD.md") if (path / "MODEL_CARD.md").is_file() else None,

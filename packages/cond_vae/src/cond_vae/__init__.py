@@ -8,6 +8,7 @@ Core calls::
     model = CondCDVAE(CondCDVAEConfig.cond_cdvae_4m())
     model.fit_scalers(train_crystals)                      # lattice + pressure scalers (buffers)
     model.volume_prior = fit_volume_prior(train_crystals)  # cell volume from composition + pressure
+    model.latent_prior = fit_latent_prior(model, train_crystals)  # after training: where its codes lie
     model.fit_decoder_scale_factors(collate(train_crystals[:128]))  # GemNet scale factors
     out = model(batch, teacher_forcing=True)               # LossOutput; out.total.backward()
     save_checkpoint("ckpt/", model)
@@ -20,6 +21,7 @@ from ._conditioning import CompositionEmbedding, ConditionEncoder, GaussianBasis
 from ._config import CondCDVAEConfig, EncoderConfig, ScalarCondition
 from ._encoder import LatentStats, PeriodicDimeNetPP
 from ._formula import ParsedFormula, check_scalar, parse_formula
+from ._latent import LatentPrior, fit_latent_prior
 from ._lattice import (
     LatticeCheck,
     LatticeHead,
@@ -45,6 +47,7 @@ __all__ = [
     "EncoderConfig",
     "GaussianBasis",
     "LatentStats",
+    "LatentPrior",
     "LatticeCheck",
     "LatticeHead",
     "LossOutput",
@@ -62,6 +65,7 @@ __all__ = [
     "build_graph",
     "check_scalar",
     "compile_networks",
+    "fit_latent_prior",
     "fit_volume_prior",
     "lattice_to_scaled_params",
     "noise_levels",

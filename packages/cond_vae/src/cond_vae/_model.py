@@ -32,6 +32,7 @@ from ._conditioning import ConditionEncoder
 from ._config import CondCDVAEConfig
 from ._encoder import LatentStats, PeriodicDimeNetPP
 from ._encoder_graph import encoder_graph
+from ._latent import LatentPrior
 from ._lattice import LatticeHead, lattice_to_scaled_params, scaled_params_to_lattice
 from ._losses import LossOutput, coord_loss_per_crystal, kl_per_crystal, noise_levels
 from ._scalers import RunningStats, Standardizer
@@ -76,6 +77,9 @@ class CondCDVAE(nn.Module):
         # composition-and-pressure prior on the cell volume, fitted on the training crystals (training sets
         # it; saved in checkpoints); the sampler may size the lattice head's cells with it. None: none
         self.volume_prior: VolumePrior | None = None
+        # the training crystals' latent codes by cell size (cond_vae.fit_latent_prior; saved in checkpoints);
+        # the sampler may draw latents from it instead of N(0, I). None: none
+        self.latent_prior: LatentPrior | None = None
         self.config = config
         self.conditions = ConditionEncoder(
             num_elements=config.num_elements,

@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ._config import CondCDVAEConfig
+from ._latent import LatentPrior
 from ._model import CondCDVAE
 from ._volume import VolumePrior
 
@@ -25,6 +26,7 @@ __all__ = ["SCHEMA_VERSION", "load_checkpoint", "package_versions", "read_checkp
 
 SCHEMA_VERSION = 1
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
+LATENT_PRIOR = "latent_prior.safetensors"  # the model's LatentPrior, when it has one
 _PACKAGES = ("xtal-graph", "score-decoder", "cond-vae", "xtal-eval", "xtal-data")
 
 
@@ -48,6 +50,7 @@ def save_checkpoint(directory: str | os.PathLike, model: CondCDVAE, *, extra: di
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     prior = getattr(model, "volume_prior", None)
+    latent = getattr(model, "latent_prior", None)
     info = {
         "schema_version": SCHEMA_VERSION,
         "format": "cond-vae checkpoint",
@@ -56,6 +59,7 @@ def save_checkpoint(directory: str | os.PathLike, model: CondCDVAE, *, extra: di
         "versions": package_versions(),
         "trained_on": getattr(model, "trained_on", None),  # what the training data covered (see below)
         "volume_prior": None if prior is None else prior.to_dict(),
+        "latent_prior": None if latent is None else {"file": LATENT_PRIOR, "crystals": latent.num_crystals},
         "extra": extra or {},
     }
     text = json.dumps(info, indent=2, allow_nan=False)  # fails before anything is written
@@ -63,6 +67,8 @@ def save_checkpoint(directory: str | os.PathLike, model: CondCDVAE, *, extra: di
     tmp_weights, tmp_config = directory / f".{WEIGHTS}.tmp", directory / f".{CONFIG}.tmp"
     save_file(tensors, str(tmp_weights), metadata={"schema_version": str(SCHEMA_VERSION)})
     tmp_config.write_text(text)
+    if latent is not None:
+        latent.save(directory / LATENT_PRIOR)  # before config.json names it
     os.replace(tmp_weights, directory / WEIGHTS)
     os.replace(tmp_config, directory / CONFIG)
     return directory
@@ -122,7 +128,25 @@ def load_checkpoint(directory: str | os.PathLike, map_location: str | torch.devi
             model.volume_prior = VolumePrior.from_dict(info["volume_prior"])
         except ValueError as err:
             raise ValueError(f"checkpoint: {path} holds an invalid volume_prior ({err})") from None
+    if info.get("latent_prior") is not None:  # older checkpoints have none
+        model.latent_prior = _load_latent_prior(Path(directory), info["latent_prior"], config.latent_dim)
     return model.to(map_location)
+
+
+def _load_latent_prior(directory: Path, entry: Any, latent_dim: int) -> LatentPrior:
+    if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+        raise ValueError(f"checkpoint: latent_prior in {directory / CONFIG} must name its file")
+    file = directory / entry["file"]
+    if not file.is_file():
+        raise FileNotFoundError(f"checkpoint: {directory / CONFIG} names a latent prior; {file} is missing")
+    try:
+        prior = LatentPrior.load(file, num_crystals=int(entry.get("crystals", 0)))
+    except Exception as err:  # safetensors' own error type for damaged files, ValueError for bad content
+        detail = (str(err).splitlines() or [type(err).__name__])[0][:200]
+        raise ValueError(f"checkpoint: {file} is not a valid latent prior ({detail})") from None
+    if prior.dim != latent_dim:
+        raise ValueError(f"checkpoint: {file} is {prior.dim}-dimensional, the model's latent {latent_dim}")
+    return prior
 
 
 def _config_from(info: dict, path: Path) -> CondCDVAEConfig:

@@ -305,6 +305,19 @@ def _sampler_table() -> OptionTable:
             ],
         ),
         _param(
+            "latent",
+            Annotated[
+                str | None,
+                _option(
+                    "--latent",
+                    panel=p,
+                    help="Where each structure's latent is drawn: standard (N(0, I), as the paper), fitted "
+                    "(near the codes of the model's training crystals of the same cell size) or auto "
+                    "(fitted when the model has one)." + shown(d.latent),
+                ),
+            ],
+        ),
+        _param(
             "compile",
             Annotated[
                 bool | None,

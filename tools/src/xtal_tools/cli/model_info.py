@@ -91,6 +91,7 @@ def _lines(info: dict) -> list[str]:
     lines.append(f"noise        {n} levels, {hi:g} to {lo:g} Å")
     lines.append(f"sampler      default {s['method']}, {s['decoder_calls']} decoder calls per structure")
     lines.append(_cells_line(info.get("volume_prior")))
+    lines.append(_latent_line(info.get("latent_prior")))
     if "formula" in info:
         f = info["formula"]
         unseen = " ".join(Element.from_Z(z).symbol for z in f["unseen_elements"])
@@ -116,6 +117,13 @@ def _cells_line(vp: dict | None) -> str:
         f"cells        sized by its volume prior (cell_volume auto): ln(V/N) from composition{term}, "
         f"residual sd {vp['residual_sd']:.3f}"
     )
+
+
+def _latent_line(lp: dict | None) -> str:
+    """Where the default sampler draws the checkpoint's latents."""
+    if not lp:
+        return "latents      N(0, I) (no fitted latent prior in this checkpoint)"
+    return f"latents      by cell size from {lp.get('crystals', 0):,} training crystals' codes (latent auto)"
 
 
 def main() -> None:

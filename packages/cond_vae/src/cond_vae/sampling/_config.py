@@ -12,6 +12,7 @@ from typing import Any
 
 METHODS = ("langevin", "pc", "ode")
 CELL_VOLUMES = ("auto", "model", "prior")
+LATENTS = ("auto", "standard", "fitted")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,10 @@ class SamplerConfig:
     # "auto": size the lattice head's cells with the model's volume prior when it has one (measured:
     # docs/benchmarks/volume_prior.md); "model": as predicted; "prior": always the prior
     cell_volume: str = "auto"
+    # where the latent of each structure is drawn: "auto": the model's fitted latent prior when it has one
+    # (its training crystals' codes of the same cell size: docs/benchmarks/cell_proposals.md);
+    # "standard": N(0, I), as the paper; "fitted": always the fitted prior
+    latent: str = "auto"
 
     def __post_init__(self) -> None:
         def need(ok: bool, message: str) -> None:
@@ -75,14 +80,16 @@ class SamplerConfig:
             self.cell_volume in CELL_VOLUMES,
             f"cell_volume must be one of {CELL_VOLUMES}, got {self.cell_volume!r}",
         )
+        need(self.latent in LATENTS, f"latent must be one of {LATENTS}, got {self.latent!r}")
 
     @classmethod
     def reference(cls, **changes: Any) -> SamplerConfig:
-        """The reference's setting: annealed Langevin, 100 steps on each of the 50 levels, the lattice
-        head's cells as predicted."""
+        """The reference's setting: annealed Langevin, 100 steps on each of the 50 levels, latents from
+        N(0, I), the lattice head's cells as predicted."""
         return cls(
-            method="langevin", steps_per_level=100, step_lr=1e-4, final_denoise=False, cell_volume="model"
-        ).replace(**changes)
+            method="langevin", steps_per_level=100, step_lr=1e-4, final_denoise=False, cell_volume="model",
+            latent="standard",
+        ).replace(**changes)  # fmt: skip
 
     def replace(self, **changes: Any) -> SamplerConfig:
         return dataclasses.replace(self, **changes)

@@ -184,9 +184,11 @@ def run_block(
     conds = {
         n: torch.tensor([req.conditions[n] for req, _, _ in jobs], device=device, dtype=dtype) for n in names
     }
+    latent_source = "given"
     if latent is None:
         latent = _noise.normal(keys, _noise.LATENT, 0, max(score_model.latent_dim, 1), dtype)
         latent = latent[:, : score_model.latent_dim]
+        latent, latent_source = _draw_latent(score_model, sampler, latent, num_atoms, keys)
     proposal = _propose(score_model, jobs, atom_types, batch, num_atoms, conds, latent, device, dtype)
     proposal, cell_sources = _size_cells(
         score_model, sampler, proposal, jobs, atom_types, batch, num_atoms, conds
@@ -218,6 +220,7 @@ def run_block(
                 id=f"{r}-{k}",
             )
         extra = {"decoder_calls": calls if crystal is not None else 0, "cell": cell_sources[i]}
+        extra["latent"] = latent_source
         out.append(
             SampledStructure(r, k, req.formula, dict(req.conditions), crystal, proposal.reasons[i], extra)
         )
@@ -250,6 +253,23 @@ def _propose(score_model, jobs, atom_types, batch, num_atoms, conds, latent, dev
         return fixed
     reasons = tuple(f if h else p for f, p, h in zip(fixed.reasons, predicted.reasons, has, strict=True))
     return Proposal(cond=fixed.cond, lattice=cells, reasons=reasons)
+
+
+def _draw_latent(score_model, sampler, eps: Tensor, num_atoms: Tensor, keys: Tensor) -> tuple[Tensor, str]:
+    """Apply ``sampler.latent`` to the standard-normal draws ``eps (C, Z)``: with the model's fitted
+    latent prior, each structure's key also picks a component of its cell size. Returns the latents
+    and ``"fitted"`` or ``"standard"``."""
+    prior = getattr(score_model, "latent_prior", None)
+    if sampler.latent == "fitted" and prior is None:
+        raise ValueError(
+            "SamplerConfig(latent='fitted'): this model has no latent prior; fit one on its training "
+            "crystals (model.latent_prior = cond_vae.fit_latent_prior(model, crystals)) or use "
+            "latent='standard'"
+        )
+    if sampler.latent == "standard" or prior is None or eps.shape[1] == 0:
+        return eps, "standard"
+    pick = _noise.uniform(keys, _noise.LATENT, 1, 1, torch.float64)[:, 0]  # (C,): counter 0 is eps
+    return prior.transform(eps, num_atoms, pick), "fitted"
 
 
 def _size_cells(

@@ -41,7 +41,8 @@ class ScoreModel(Protocol):
     the proposal reads (0: none). ``cutoff`` (Å) / ``max_neighbors``: the graph the score reads.
     Optional: ``volume_prior``, an object with ``volume(atom_types=, batch=, num_atoms=, conditions=)``
     giving cell volumes ``(C,)`` in Å^3 (:class:`~cond_vae.VolumePrior`), for
-    ``SamplerConfig.cell_volume``.
+    ``SamplerConfig.cell_volume``; ``latent_prior``, an object with ``transform(eps (C, Z), num_atoms
+    (C,), pick (C,))`` giving latents (:class:`~cond_vae.LatentPrior`), for ``SamplerConfig.latent``.
     """
 
     sigmas: Tensor
@@ -73,7 +74,7 @@ class CondCDVAEScore:
 
     The decoder predicts minus the unit noise direction, so the score is its output divided by sigma;
     the proposal is ``cond_z = MLP([z | c])`` and the lattice head's cell (or the given cell);
-    ``volume_prior`` is the model's (``None``: it has none).
+    ``volume_prior`` and ``latent_prior`` are the model's (``None``: it has none).
     Per-crystal MLPs run one crystal at a time so that their rounding does not depend on the batch.
     """
 
@@ -85,6 +86,7 @@ class CondCDVAEScore:
         self.cutoff = model.config.decoder.cutoff
         self.max_neighbors = model.config.decoder.max_neighbors
         self.volume_prior = getattr(model, "volume_prior", None)
+        self.latent_prior = getattr(model, "latent_prior", None)
 
     def propose(self, *, atom_types, batch, num_atoms, conditions, latent, lattice):
         m = self.model

@@ -53,6 +53,10 @@ class TrainConfig:
     # once per run, as the reference trains) or "as_stored" (whatever cell the store holds; the lattice
     # head then learns arbitrary settings: docs/benchmarks/default_model_relay.md, "Cell settings")
     cells: str = "niggli"
+    # at the end of a run, fit the latent prior (cond_vae.fit_latent_prior: the training crystals' codes
+    # by cell size, which the sampler draws from by default) for best/ and the returned model: one
+    # encoder pass over the training data
+    latent_prior: bool = True
     max_epochs: int = 600
     max_steps: int | None = None  # stop early after this many steps (checkpointed, resumable)
     # stop after this many minutes of this process's loop (checkpointed, resumable): a training relay

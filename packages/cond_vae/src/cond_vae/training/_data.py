@@ -40,6 +40,13 @@ def scaler_items(data: Sequence[Crystal], chunk: int = 4096) -> Iterable[Crystal
     return data
 
 
+def encoder_batches(data: Sequence[Crystal], size: int = 256) -> Iterable[Crystal | CrystalBatch]:
+    """Batches of ``size`` crystals when the dataset can build them (xtal-data), else the crystals."""
+    if callable(getattr(data, "batch", None)):
+        return (data.batch(list(range(i, min(i + size, len(data))))) for i in range(0, len(data), size))
+    return data
+
+
 def coverage(data: Sequence[Crystal], condition_names: Sequence[str]) -> dict:
     """What a training set covers, recorded in every checkpoint as ``trained_on``: the elements (atomic
     numbers), the range of each scalar condition (raw units, e.g. GPa), the largest cell, the count."""

@@ -31,9 +31,10 @@ from xtal_graph import Crystal
 from cond_vae import distributed, toml
 from cond_vae._compile import compile_networks
 from cond_vae._config import CondCDVAEConfig
+from cond_vae._latent import fit_latent_prior
 from cond_vae._model import CondCDVAE
 from cond_vae._volume import fit_volume_prior
-from cond_vae.checkpoint import WEIGHTS, package_versions, read_checkpoint_info
+from cond_vae.checkpoint import WEIGHTS, load_checkpoint, package_versions, read_checkpoint_info
 from cond_vae.training import _data, _state
 from cond_vae.training._autocast import use_bf16_autocast
 from cond_vae.training._cells import ReducedCellData, with_cells
@@ -47,6 +48,7 @@ _RESUMABLE_CHANGES = {
     "max_epochs", "max_steps", "max_minutes", "init_from", "progress", "checkpoint_every_steps",
     "keep_checkpoints", "log_every_steps", "tensorboard", "num_workers", "max_nonfinite_skips",
     "encoder_graphs",  # where cached encoder graphs live: the same graphs, bit for bit (tested)
+    "latent_prior",  # fitted after the loop, from the trained weights
 }  # fmt: skip
 
 SCALE_FIT_CRYSTALS = 128  # training crystals the decoder's scale factors are fitted on (a new run)
@@ -265,6 +267,8 @@ class _Trainer:
         final = self._save_step_checkpoint()
         self.log.close()
         best = self.out_dir / "best"
+        if cfg.latent_prior:
+            self._fit_latent_priors(best)
         return TrainResult(
             out_dir=self.out_dir,
             steps=loop.step,
@@ -282,6 +286,16 @@ class _Trainer:
             resumed_from_step=self.resumed_from_step,
             model=self.model,
         )
+
+    def _fit_latent_priors(self, best: Path) -> None:
+        """The latent prior of the model in memory and (rank 0) of ``best/``, on the training crystals."""
+        data = _data.encoder_batches(self.train_data)
+        self.model.latent_prior = fit_latent_prior(self.model, data)
+        if self.ctx.is_main and best.is_dir():
+            model = load_checkpoint(best, map_location=self.ctx.device)
+            model.latent_prior = fit_latent_prior(model, _data.encoder_batches(self.train_data))
+            _state.save_model_only(best, model, read_checkpoint_info(best).get("extra", {}))
+        distributed.barrier(self.ctx)
 
     def _loop(self, interval: torch.Tensor, stopper: _Stopper, bar, start: float, stop: bool) -> None:
         cfg, loop = self.cfg, self.loop

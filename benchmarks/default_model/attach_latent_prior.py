@@ -1,0 +1,61 @@
+"""Fit the latent prior (the training crystals' codes by cell size) of a checkpoint and save it with it.
+
+    python benchmarks/default_model/attach_latent_prior.py --checkpoint DIR --data STORE [--out DIR]
+
+Runs of ``tools/train`` since the prior exists fit it at their end (``TrainConfig.latent_prior``); this
+gives older checkpoints the same: ``cond_vae.fit_latent_prior`` on the ``--part`` of the store's
+``--split`` (the crystals the checkpoint was trained on), written as ``latent_prior.safetensors`` and
+named in ``config.json``. The weights and every other file are kept unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", required=True, type=Path)
+    ap.add_argument("--data", required=True, help="the xtal-data store the checkpoint was trained on")
+    ap.add_argument("--split", default="random")
+    ap.add_argument("--part", default="train")
+    ap.add_argument("--per-size", type=int, default=64, help="components kept per cell size")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, help="write here (default: in place)")
+    args = ap.parse_args(argv)
+
+    from cond_vae import fit_latent_prior
+    from cond_vae.checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
+    from cond_vae.training._data import encoder_batches
+    from xtal_data import CrystalStore
+    from xtal_data.torch_dataset import CrystalDataset
+
+    model = load_checkpoint(args.checkpoint)
+    store = CrystalStore.open(args.data)
+    indices = [int(i) for i in np.asarray(store.split(args.split)[args.part])]
+    train = CrystalDataset(store, indices=indices, properties=list(model.config.condition_names))
+    t0 = time.perf_counter()
+    batches = encoder_batches(train)
+    model.latent_prior = fit_latent_prior(model, batches, per_size=args.per_size, seed=args.seed)
+    prior = model.latent_prior
+    print(
+        f"latent prior: {len(prior.sizes)} components over {len(prior.sizes.unique())} cell sizes, from "
+        f"{prior.num_crystals} crystals ({args.part}) in {time.perf_counter() - t0:.1f} s"
+    )
+    out = args.out or args.checkpoint
+    if out != args.checkpoint:
+        out.mkdir(parents=True, exist_ok=True)
+        for extra in args.checkpoint.iterdir():  # the card, evaluation files: kept beside the weights
+            if extra.is_file() and extra.name not in ("model.safetensors", "config.json"):
+                shutil.copy2(extra, out / extra.name)
+    save_checkpoint(out, model, extra=read_checkpoint_info(args.checkpoint).get("extra"))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
