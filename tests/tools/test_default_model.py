@@ -61,7 +61,7 @@ def test_the_wheel_of_xtal_tools_carries_the_model(tmp_path):
     subprocess.run([*cmd, str(ROOT / "tools"), "-w", str(tmp_path)], check=True)
     (wheel,) = tmp_path.glob("xtal_tools-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for name in ("model.safetensors", "config.json", "MODEL_CARD.md"):
+    for name in ("model.safetensors", "config.json", "latent_prior.safetensors", "MODEL_CARD.md"):
         assert f"xtal_tools/models/default/{name}" in names
 
 

@@ -123,7 +123,8 @@ def _latent_line(lp: dict | None) -> str:
     """Where the default sampler draws the checkpoint's latents."""
     if not lp:
         return "latents      N(0, I) (no fitted latent prior in this checkpoint)"
-    return f"latents      by cell size from {lp.get('crystals', 0):,} training crystals' codes (latent auto)"
+    seen = f"{lp.get('crystals', 0):,}"
+    return f"latents      codes of training crystals of the same size (of {seen}; latent auto)"
 
 
 def main() -> None:
