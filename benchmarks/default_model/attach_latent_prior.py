@@ -11,26 +11,26 @@ named in ``config.json``. The weights and every other file are kept unchanged.
 from __future__ import annotations
 
 import argparse
-import shutil
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 
 def main(argv: list[str] | None = None) -> None:
+    from attach_volume_prior import add_source_arguments, write_beside
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--checkpoint", required=True, type=Path)
-    ap.add_argument("--data", required=True, help="the xtal-data store the checkpoint was trained on")
-    ap.add_argument("--split", default="random")
-    ap.add_argument("--part", default="train")
+    add_source_arguments(ap)
     ap.add_argument("--per-size", type=int, default=64, help="components kept per cell size")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, help="write here (default: in place)")
     args = ap.parse_args(argv)
 
     from cond_vae import fit_latent_prior
-    from cond_vae.checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
+    from cond_vae.checkpoint import load_checkpoint
     from cond_vae.training._data import encoder_batches
     from xtal_data import CrystalStore
     from xtal_data.torch_dataset import CrystalDataset
@@ -47,14 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         f"latent prior: {len(prior.sizes)} components over {len(prior.sizes.unique())} cell sizes, from "
         f"{prior.num_crystals} crystals ({args.part}) in {time.perf_counter() - t0:.1f} s"
     )
-    out = args.out or args.checkpoint
-    if out != args.checkpoint:
-        out.mkdir(parents=True, exist_ok=True)
-        for extra in args.checkpoint.iterdir():  # the card, evaluation files: kept beside the weights
-            if extra.is_file() and extra.name not in ("model.safetensors", "config.json"):
-                shutil.copy2(extra, out / extra.name)
-    save_checkpoint(out, model, extra=read_checkpoint_info(args.checkpoint).get("extra"))
-    print(f"wrote {out}")
+    print(f"wrote {write_beside(model, args.checkpoint, args.out)}")
 
 
 if __name__ == "__main__":

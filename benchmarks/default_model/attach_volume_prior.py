@@ -17,20 +17,25 @@ from pathlib import Path
 import numpy as np
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_source_arguments(ap: argparse.ArgumentParser) -> None:
+    """The checkpoint, the store and part it was trained on, and where to write."""
     ap.add_argument("--checkpoint", required=True, type=Path)
     ap.add_argument("--data", required=True, help="the xtal-data store the checkpoint was trained on")
     ap.add_argument("--split", default="random")
     ap.add_argument("--part", default="train")
+    ap.add_argument("--out", type=Path, help="write here (default: in place)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_source_arguments(ap)
     ap.add_argument("--check-part", default="val", help="report the prior's volume error on this part")
     ap.add_argument("--ridge", type=float, default=1.0)
-    ap.add_argument("--out", type=Path, help="write here (default: in place)")
     args = ap.parse_args(argv)
 
     import torch
     from cond_vae import fit_volume_prior
-    from cond_vae.checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
+    from cond_vae.checkpoint import load_checkpoint
     from cond_vae.training._data import scaler_items
     from xtal_data import CrystalStore
     from xtal_data.torch_dataset import CrystalDataset
@@ -62,15 +67,22 @@ def main(argv: list[str] | None = None) -> None:
         f"on {len(check)} crystals ({args.check_part}): mean |V error| {100 * float(err.mean()):.1f} %, "
         f"median ratio {float(torch.exp(torch.median(pred - true))):.3f}"
     )
-    out = args.out or args.checkpoint
-    if out != args.checkpoint:
+    print(f"wrote {write_beside(model, args.checkpoint, args.out)}")
+
+
+def write_beside(model, source: Path, out: Path | None) -> Path:
+    """Save ``model`` as a checkpoint in ``out`` (default: over ``source``) with ``source``'s ``extra``;
+    every other file of ``source`` (the card, evaluation files) is copied beside it."""
+    from cond_vae.checkpoint import read_checkpoint_info, save_checkpoint
+
+    out = out or source
+    if out != source:
         out.mkdir(parents=True, exist_ok=True)
-        for extra in args.checkpoint.iterdir():  # the card, evaluation files: kept beside the weights
+        for extra in source.iterdir():
             if extra.is_file() and extra.name not in ("model.safetensors", "config.json"):
                 shutil.copy2(extra, out / extra.name)
-    info = read_checkpoint_info(args.checkpoint)
-    save_checkpoint(out, model, extra=info.get("extra"))
-    print(f"wrote {out}")
+    save_checkpoint(out, model, extra=read_checkpoint_info(source).get("extra"))
+    return out
 
 
 if __name__ == "__main__":

@@ -34,19 +34,24 @@ def match_rates(targets, groups, *, ks, jobs: int) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    from model_card_eval import add_sampler_arguments, dataset_of, resolve_sampler
-
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_target_arguments(ap: argparse.ArgumentParser) -> None:
+    """The model, the store, the model card's targets, samples per target, processes, output folder."""
     ap.add_argument("--checkpoint", required=True, type=Path)
     ap.add_argument("--data", required=True)
     ap.add_argument("--split", default="random")
     ap.add_argument("--per-dataset", type=int, default=100)
     ap.add_argument("--num", type=int, default=4, help="samples per target (match@1 and match@num)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--datasets", default="Perov-5,Carbon-24,MP-20")
+    ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--out", required=True, type=Path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from model_card_eval import add_sampler_arguments, dataset_of, resolve_sampler
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_target_arguments(ap)
+    ap.add_argument("--seed", type=int, default=0)
     add_sampler_arguments(ap)
     args = ap.parse_args(argv)
     sampler = resolve_sampler(args)

@@ -7,6 +7,8 @@ Variants (``--variants``, ``;``-separated):
 * ``posterior, any``: ``z = mu_j + std_j eps`` for a random training crystal ``j``;
 * ``posterior, same size``: ``j`` among the training crystals with the target's number of atoms;
 * ``posterior, same formula``: ``j`` among those with the target's cell formula (else same size);
+* ``posterior, same stoichiometry``: ``j`` among those whose cell has the target's element counts up to
+  the elements' names (the anonymous formula, e.g. ABC2), else same size;
 * ``gaussian``: one Gaussian fitted to every training code (mean, covariance of ``mu`` + mean variance);
 * ``gaussian by size``: a mean per cell size (shrunk to the overall mean with 10 pseudo-crystals), the
   within-size covariance shared.
@@ -16,7 +18,8 @@ the default sampler with ``latent="standard"`` (the latents are given here), the
 Every posterior is the full training set's (no subsampling, unlike ``cond_vae.fit_latent_prior``).
 
     python benchmarks/default_model/latent_ablation.py --checkpoint tools/src/xtal_tools/models/default \\
-        --data runs/default/all.zarr --datasets MP-20 --num 4 --variants "prior;posterior, same size"
+        --data runs/default/all.zarr --datasets MP-20 --num 4 --variants "prior;posterior, same size" \\
+        --out runs/latent_ablation
 """
 
 from __future__ import annotations
@@ -54,6 +57,14 @@ def encode_training(model, store, split: str):
     return torch.cat(mus), torch.cat(lvs), sizes, formulas
 
 
+def anonymous(atoms) -> tuple[int, ...]:
+    """The cell's element counts, largest first (the anonymous formula: ABC2 -> (2, 1, 1))."""
+    counts: dict[int, int] = {}
+    for z in atoms:
+        counts[z] = counts.get(z, 0) + 1
+    return tuple(sorted(counts.values(), reverse=True))
+
+
 def gaussians(mu, logvar, sizes):
     """(overall mean, its Cholesky factor), (mean per size, the within-size Cholesky factor)."""
     import torch
@@ -72,19 +83,12 @@ def gaussians(mu, logvar, sizes):
 
 
 def main(argv: list[str] | None = None) -> None:
-    from cell_ablation import match_rates
+    from cell_ablation import add_target_arguments, match_rates
     from model_card_eval import dataset_of
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--checkpoint", required=True, type=Path)
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--split", default="random")
-    ap.add_argument("--per-dataset", type=int, default=100)
-    ap.add_argument("--num", type=int, default=4)
-    ap.add_argument("--datasets", default="Perov-5,Carbon-24,MP-20")
+    add_target_arguments(ap)
     ap.add_argument("--variants", default="prior;posterior, same size")
-    ap.add_argument("--jobs", type=int, default=1)
-    ap.add_argument("--out", type=Path, help="write results.json here")
     args = ap.parse_args(argv)
 
     import torch
@@ -99,10 +103,15 @@ def main(argv: list[str] | None = None) -> None:
     store = CrystalStore.open(args.data)
     mu, logvar, sizes, formulas = encode_training(model, store, args.split)
     (g_mean, g_chol), (s_means, s_chol) = gaussians(mu, logvar, sizes)
-    pools: dict[str, dict] = {"size": defaultdict(list), "formula": defaultdict(list)}
+    pools: dict[str, dict] = {
+        "size": defaultdict(list),
+        "formula": defaultdict(list),
+        "stoich": defaultdict(list),
+    }
     for j, (n, f) in enumerate(zip(sizes, formulas, strict=True)):
         pools["size"][n].append(j)
         pools["formula"][f].append(j)
+        pools["stoich"][anonymous(f)].append(j)
     ids = store.ids
     by_set: dict[str, list[int]] = defaultdict(list)
     for i in np.asarray(store.split(args.split)["test"]):
@@ -125,6 +134,8 @@ def main(argv: list[str] | None = None) -> None:
                     pool = pools["size"].get(len(atoms)) or pool
                 if variant.endswith("formula"):
                     pool = pools["formula"].get(tuple(sorted(atoms))) or pool
+                if variant.endswith("stoichiometry"):
+                    pool = pools["stoich"].get(anonymous(atoms)) or pool
                 for k in range(args.num):
                     jobs.append((SampleRequest(atoms, {n: float(ds.properties[n][r]) for n in names}), r, k))
                     j = int(rng.choice(pool))  # drawn for every variant: the same eps sequence in each
@@ -151,9 +162,8 @@ def main(argv: list[str] | None = None) -> None:
             entry[variant]["seconds"] = round(time.perf_counter() - t0, 1)
             print(name, variant, json.dumps(entry[variant]), flush=True)
         results["datasets"][name] = entry
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
