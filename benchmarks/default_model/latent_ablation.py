@@ -9,6 +9,8 @@ Variants (``--variants``, ``;``-separated):
 * ``posterior, same formula``: ``j`` among those with the target's cell formula (else same size);
 * ``posterior, same stoichiometry``: ``j`` among those whose cell has the target's element counts up to
   the elements' names (the anonymous formula, e.g. ABC2), else same size;
+* ``posterior mean, same size`` / ``posterior, same size, half std``: as ``posterior, same size`` with
+  ``z = mu_j`` / ``z = mu_j + std_j eps / 2`` (a lower temperature);
 * ``gaussian``: one Gaussian fitted to every training code (mean, covariance of ``mu`` + mean variance);
 * ``gaussian by size``: a mean per cell size (shrunk to the overall mean with 10 pseudo-crystals), the
   within-size covariance shared.
@@ -145,7 +147,10 @@ def main(argv: list[str] | None = None) -> None:
                     elif variant == "gaussian by size":
                         zs.append(s_means.get(len(atoms), g_mean) + s_chol @ eps)
                     else:
-                        zs.append(mu[j] + torch.exp(0.5 * logvar[j]) * eps)
+                        scale = {"posterior mean, same size": 0.0, "posterior, same size, half std": 0.5}.get(
+                            variant, 1.0
+                        )
+                        zs.append(mu[j] + scale * torch.exp(0.5 * logvar[j]) * eps)
             z = None if variant == "prior" else torch.stack(zs)
             t0, samples = time.perf_counter(), []
             with torch.inference_mode():

@@ -120,6 +120,7 @@ def add_sampler_arguments(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int, help="structures per decoder call")
     g.add_argument("--cell-volume", choices=("auto", "model", "prior"), help="size of the proposed cells")
     g.add_argument("--latent", choices=("auto", "standard", "fitted"), help="where latents are drawn")
+    g.add_argument("--latent-scale", type=float, help="spread around the chosen training code (0-1)")
     g.add_argument("--config", type=Path, help="TOML file with a [sampler] table (a run.toml works)")
 
 
@@ -139,6 +140,7 @@ def resolve_sampler(args: argparse.Namespace):
         "batch_size",
         "cell_volume",
         "latent",
+        "latent_scale",
     )
     flags = {"method": args.sampler_method, **{k: getattr(args, k) for k in names}}
     if flags["levels"] == 0:

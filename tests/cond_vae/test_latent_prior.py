@@ -64,6 +64,13 @@ def test_transform_picks_a_component_of_the_cell_size_and_any_for_an_unseen_size
     out = prior.transform(eps, torch.tensor([2, 4, 4, 9, 9]), torch.tensor([0.9, 0.2, 0.7, 0.1, 0.99]))
     want = torch.tensor([[1.5, 2.5], [4.0, 6.0], [5.1, 6.1], [1.5, 2.5], [5.1, 6.1]])
     assert torch.allclose(out, want)
+    picks = torch.tensor([0.9, 0.2, 0.7, 0.1, 0.99])
+    means = prior.transform(eps, torch.tensor([2, 4, 4, 9, 9]), picks, scale=0.0)
+    assert torch.allclose(means, mu[[0, 1, 2, 0, 2]])  # scale 0: the chosen components' means
+    half = prior.transform(eps, torch.tensor([2, 4, 4, 9, 9]), picks, scale=0.5)
+    assert torch.allclose(half, (means + want) / 2)
+    with pytest.raises(ValueError, match="latent_scale must be >= 0"):
+        SamplerConfig(latent_scale=-1.0)
     with pytest.raises(ValueError, match="ascending"):
         LatentPrior(mu=mu, std=std, sizes=torch.tensor([4, 2, 4]))
     with pytest.raises(ValueError, match="positive"):

@@ -55,9 +55,11 @@ class LatentPrior:
     def dim(self) -> int:
         return int(self.mu.shape[1])
 
-    def transform(self, eps: Tensor, num_atoms: Tensor, pick: Tensor) -> Tensor:
+    def transform(self, eps: Tensor, num_atoms: Tensor, pick: Tensor, scale: float = 1.0) -> Tensor:
         """Latents ``(C, Z)`` from standard-normal draws ``eps (C, Z)``, cell sizes ``num_atoms (C,)`` and
-        uniforms ``pick (C,)`` in (0, 1) that choose each crystal's component (dtype/device of ``eps``)."""
+        uniforms ``pick (C,)`` in (0, 1) that choose each crystal's component: ``mu_j + scale std_j eps``
+        (``scale`` < 1 samples at a lower temperature; 0 gives the component means). dtype/device of
+        ``eps``."""
         sizes = self.sizes.to(num_atoms.device)
         n = num_atoms.to(torch.int64)
         lo = torch.searchsorted(sizes, n)
@@ -67,7 +69,7 @@ class LatentPrior:
         count = torch.where(unseen, torch.full_like(count, sizes.shape[0]), count)
         offset = torch.minimum((pick.to(torch.float64) * count).floor().long(), count - 1)
         j = (lo + offset).to(self.mu.device)
-        return self.mu[j].to(eps) + self.std[j].to(eps) * eps
+        return self.mu[j].to(eps) + float(scale) * self.std[j].to(eps) * eps
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the mixture to a safetensors file (atomically)."""

@@ -318,6 +318,18 @@ def _sampler_table() -> OptionTable:
             ],
         ),
         _param(
+            "latent_scale",
+            Annotated[
+                float | None,
+                _option(
+                    "--latent-scale",
+                    panel=p,
+                    help="With the fitted latent prior: the spread around the chosen training code "
+                    "(1: its posterior; 0: its mean)." + shown(d.latent_scale),
+                ),
+            ],
+        ),
+        _param(
             "compile",
             Annotated[
                 bool | None,

@@ -62,6 +62,9 @@ class SamplerConfig:
     # (its training crystals' codes of the same cell size: docs/benchmarks/cell_proposals.md);
     # "standard": N(0, I), as the paper; "fitted": always the fitted prior
     latent: str = "auto"
+    # with the fitted latent prior: z = mu_j + latent_scale * std_j * eps around the chosen training code
+    # (1: its posterior; 0: its mean, the default: measured in docs/benchmarks/cell_proposals.md)
+    latent_scale: float = 0.0
 
     def __post_init__(self) -> None:
         def need(ok: bool, message: str) -> None:
@@ -81,6 +84,7 @@ class SamplerConfig:
             f"cell_volume must be one of {CELL_VOLUMES}, got {self.cell_volume!r}",
         )
         need(self.latent in LATENTS, f"latent must be one of {LATENTS}, got {self.latent!r}")
+        need(self.latent_scale >= 0, f"latent_scale must be >= 0, got {self.latent_scale}")
 
     @classmethod
     def reference(cls, **changes: Any) -> SamplerConfig:

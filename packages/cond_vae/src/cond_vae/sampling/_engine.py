@@ -269,7 +269,7 @@ def _draw_latent(score_model, sampler, eps: Tensor, num_atoms: Tensor, keys: Ten
     if sampler.latent == "standard" or prior is None or eps.shape[1] == 0:
         return eps, "standard"
     pick = _noise.uniform(keys, _noise.LATENT, 1, 1, torch.float64)[:, 0]  # (C,): counter 0 is eps
-    return prior.transform(eps, num_atoms, pick), "fitted"
+    return prior.transform(eps, num_atoms, pick, scale=sampler.latent_scale), "fitted"
 
 
 def _size_cells(
