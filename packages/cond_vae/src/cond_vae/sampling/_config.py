@@ -63,8 +63,8 @@ class SamplerConfig:
     # "standard": N(0, I), as the paper; "fitted": always the fitted prior
     latent: str = "auto"
     # with the fitted latent prior: z = mu_j + latent_scale * std_j * eps around the chosen training code
-    # (1: its posterior; 0: its mean, the default: measured in docs/benchmarks/cell_proposals.md)
-    latent_scale: float = 0.0
+    # (1, the default: its posterior; 0: its mean; equal on the model card: docs/benchmarks/cell_proposals.md)
+    latent_scale: float = 1.0
 
     def __post_init__(self) -> None:
         def need(ok: bool, message: str) -> None:
