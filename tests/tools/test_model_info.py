@@ -19,6 +19,7 @@ def test_the_shipped_model_says_what_it_was_trained_on():
     assert "elements     87:" in res.output and "sampler      default ode, 50 decoder calls" in res.output
     assert "Si4O8 (12 atoms): every element seen in training" in res.output
     assert "cells        sized by its volume prior" in res.output and "Å^3 per atom at 0 GPa" in res.output
+    assert "latents      codes of training crystals of the same size (of 13,693; latent auto)" in res.output
     res = runner.invoke(app, ["model-info", "--json", "-f", "Fm2O4"])
     info = json.loads(res.output)
     assert info["formula"]["unseen_elements"] == [100] and info["max_atoms"] == 24
@@ -31,9 +32,11 @@ def test_an_older_checkpoint_and_a_missing_one(tmp_path):
     info = json.loads((old / "config.json").read_text())
     info.pop("trained_on")
     info.pop("volume_prior")
+    info.pop("latent_prior")
     (old / "config.json").write_text(json.dumps(info))
     res = runner.invoke(app, ["model-info", str(old)])
     assert res.exit_code == 0 and "not recorded in this checkpoint" in res.output
     assert "no volume prior in this checkpoint" in res.output
+    assert "N(0, I) (no fitted latent prior in this checkpoint)" in res.output
     res = runner.invoke(app, ["model-info", str(tmp_path / "nope")])
     assert res.exit_code == 1 and "is not a directory" in res.output
