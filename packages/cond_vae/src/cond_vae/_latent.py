@@ -12,7 +12,8 @@ training draws from every component.
 Measured on 100 MP-20 test targets (4 samples each): codes of same-size training crystals raised
 match@1 from 10 % to 17 % and match@4 from 28 % to 36 %; codes of any size, or a single Gaussian fitted
 to them, did not. On the default model's card (100 targets per set, 20 samples) this prior raised
-match@20 from 49 % to 58 % on MP-20 and from 38 % to 64 % on Carbon-24 (``docs/benchmarks/cell_proposals.md``).
+match@20 from 49 % to 58 % on MP-20 and from 38 % to 64 % on Carbon-24
+(``docs/benchmarks/cell_proposals.md``).
 """
 
 from __future__ import annotations
