@@ -37,8 +37,7 @@ newest=$(ls -d "$work"/checkpoints/step_* | sort | tail -1)
 rm -rf "$state.new" && mkdir -p "$state.new"
 cp -r "$newest" "$state.new/checkpoint"
 cp -r "$state/best" "$state.new/best"  # the shipped model; replace it by hand after evaluating a leg
-cp "$state/metrics.csv" "$state/metrics_phase2.csv" "$state/metrics_phase2b.csv" "$state/metrics_phase2c.csv" \
-  "$state/config_phase1.toml" "$state.new/"
+cp "$state"/metrics*.csv "$state/config_phase1.toml" "$state.new/"  # every earlier phase's curve
 cp "$work/metrics.csv" "$state.new/metrics_phase2d.csv"
 cp "$work/config.toml" "$state.new/config.toml"
 rm -rf "$state" && mv "$state.new" "$state"
