@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from cond_vae import fit_latent_prior
     from cond_vae.checkpoint import load_checkpoint
-    from cond_vae.training._data import encoder_batches
+    from cond_vae.training._data import crystal_batches
     from xtal_data import CrystalStore
     from xtal_data.torch_dataset import CrystalDataset
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     indices = [int(i) for i in np.asarray(store.split(args.split)[args.part])]
     train = CrystalDataset(store, indices=indices, properties=list(model.config.condition_names))
     t0 = time.perf_counter()
-    batches = encoder_batches(train)
+    batches = crystal_batches(train)
     model.latent_prior = fit_latent_prior(model, batches, per_size=args.per_size, seed=args.seed)
     prior = model.latent_prior
     print(

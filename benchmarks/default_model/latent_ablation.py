@@ -41,14 +41,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def encode_training(model, store, split: str):
     """``mu, logvar (n, Z)`` and each training crystal's size and sorted atom list."""
     import torch
-    from cond_vae.training._data import encoder_batches
+    from cond_vae.training._data import crystal_batches
     from xtal_data.torch_dataset import CrystalDataset
 
     indices = [int(i) for i in np.asarray(store.split(split)["train"])]
     ds = CrystalDataset(store, indices=indices, properties=list(model.config.condition_names))
     mus, lvs, sizes, formulas = [], [], [], []
     with torch.inference_mode():
-        for batch in encoder_batches(ds):
+        for batch in crystal_batches(ds):
             stats = model.encode(batch.to(dtype=torch.float32))
             mus.append(stats.mu)
             lvs.append(stats.logvar)

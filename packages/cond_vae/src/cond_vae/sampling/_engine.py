@@ -219,8 +219,8 @@ def run_block(
                 properties=dict(req.conditions),
                 id=f"{r}-{k}",
             )
-        extra = {"decoder_calls": calls if crystal is not None else 0, "cell": cell_sources[i]}
-        extra["latent"] = latent_source
+        calls_i = calls if crystal is not None else 0
+        extra = {"decoder_calls": calls_i, "cell": cell_sources[i], "latent": latent_source}
         out.append(
             SampledStructure(r, k, req.formula, dict(req.conditions), crystal, proposal.reasons[i], extra)
         )

@@ -33,14 +33,11 @@ def scaler_items(data: Sequence[Crystal], chunk: int = 4096) -> Iterable[Crystal
     """What ``model.fit_scalers`` streams over: vectorised float64 batches when the dataset can build
     them (xtal-data's CrystalDataset), else the crystals themselves."""
     if callable(getattr(data, "batch", None)):
-        return (
-            data.batch(list(range(i, min(i + chunk, len(data))))).to(dtype=torch.float64)
-            for i in range(0, len(data), chunk)
-        )
+        return (b.to(dtype=torch.float64) for b in crystal_batches(data, chunk))
     return data
 
 
-def encoder_batches(data: Sequence[Crystal], size: int = 256) -> Iterable[Crystal | CrystalBatch]:
+def crystal_batches(data: Sequence[Crystal], size: int = 256) -> Iterable[Crystal | CrystalBatch]:
     """Batches of ``size`` crystals when the dataset can build them (xtal-data), else the crystals."""
     if callable(getattr(data, "batch", None)):
         return (data.batch(list(range(i, min(i + size, len(data))))) for i in range(0, len(data), size))

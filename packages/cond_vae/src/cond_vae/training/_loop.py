@@ -288,13 +288,17 @@ class _Trainer:
         )
 
     def _fit_latent_priors(self, best: Path) -> None:
-        """The latent prior of the model in memory and (rank 0) of ``best/``, on the training crystals."""
-        data = _data.encoder_batches(self.train_data)
-        self.model.latent_prior = fit_latent_prior(self.model, data)
-        if self.ctx.is_main and best.is_dir():
-            model = load_checkpoint(best, map_location=self.ctx.device)
-            model.latent_prior = fit_latent_prior(model, _data.encoder_batches(self.train_data))
-            _state.save_model_only(best, model, read_checkpoint_info(best).get("extra", {}))
+        """Rank 0: the latent prior of ``best/`` and of the model in memory, on the training crystals
+        (one encoder pass when the last step is the best one: the same weights)."""
+        if self.ctx.is_main:
+            prior = None
+            if best.is_dir():
+                model = load_checkpoint(best, map_location=self.ctx.device)
+                model.latent_prior = prior = fit_latent_prior(model, _data.crystal_batches(self.train_data))
+                _state.save_model_only(best, model, read_checkpoint_info(best).get("extra", {}))
+            if prior is None or self.loop.best_step != self.loop.step:
+                prior = fit_latent_prior(self.model, _data.crystal_batches(self.train_data))
+            self.model.latent_prior = prior
         distributed.barrier(self.ctx)
 
     def _loop(self, interval: torch.Tensor, stopper: _Stopper, bar, start: float, stop: bool) -> None:
