@@ -344,7 +344,9 @@ class BaselineResult:
     """Random structures per target: ``structures[t][j]`` is a pymatgen ``Structure`` or None.
 
     ``reasons[t][j]`` says why an entry is None (``""`` when made); ``failures`` counts them by
-    reason; ``seeds[t][j]`` is the seed each structure was made with; ``seconds`` the wall time.
+    reason; ``seeds[t][j]`` is the seed each structure was made with (for the substitution baseline of
+    :mod:`xtal_eval.substitution`: the index of the reference it came from, -1 for none); ``seconds``
+    the wall time.
     """
 
     kind: str
