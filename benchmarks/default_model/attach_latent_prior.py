@@ -1,4 +1,5 @@
-"""Fit the latent prior (the training crystals' codes by cell size) of a checkpoint and save it with it.
+"""Fit the latent prior (the training crystals' codes by cell size, with the crystals themselves for
+analogue proposals) of a checkpoint and save it with it.
 
     python benchmarks/default_model/attach_latent_prior.py --checkpoint DIR --data STORE [--out DIR]
 
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_source_arguments(ap)
-    ap.add_argument("--per-size", type=int, default=64, help="components kept per cell size")
+    ap.add_argument("--per-size", type=int, default=None, help="components kept per cell size (default: all)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 

@@ -41,24 +41,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def encode_training(model, store, split: str):
-    """``mu, logvar (n, Z)`` and each training crystal's size and sorted atom list."""
+    """``mu, logvar (n, Z)``, condition vectors ``(n, cond_dim)`` and each training crystal's size and
+    sorted atom list."""
     import torch
     from cond_vae.training._data import crystal_batches
     from xtal_data.torch_dataset import CrystalDataset
 
     indices = [int(i) for i in np.asarray(store.split(split)["train"])]
     ds = CrystalDataset(store, indices=indices, properties=list(model.config.condition_names))
-    mus, lvs, sizes, formulas = [], [], [], []
+    mus, lvs, conds, sizes, formulas = [], [], [], [], []
     with torch.inference_mode():
         for batch in crystal_batches(ds):
-            stats = model.encode(batch.to(dtype=torch.float32))
+            batch = batch.to(dtype=torch.float32)
+            cond = model.condition_vector(batch)
+            stats = model.encode(batch, cond)
             mus.append(stats.mu)
             lvs.append(stats.logvar)
+            conds.append(cond)
             starts = (torch.cumsum(batch.num_atoms, 0) - batch.num_atoms).tolist()
             for s, n in zip(starts, batch.num_atoms.tolist(), strict=True):
                 sizes.append(n)
                 formulas.append(tuple(sorted(batch.atom_types[s : s + n].tolist())))
-    return torch.cat(mus), torch.cat(lvs), sizes, formulas
+    return torch.cat(mus), torch.cat(lvs), torch.cat(conds), sizes, formulas
 
 
 def anonymous(atoms) -> tuple[int, ...]:
@@ -110,10 +114,11 @@ def main(argv: list[str] | None = None) -> None:
     from cond_vae.sampling._protocol import CondCDVAEScore
     from xtal_data import CrystalStore
     from xtal_data.torch_dataset import CrystalDataset
+    from xtal_graph import collate
 
     model = load_checkpoint(args.checkpoint).eval()
     store = CrystalStore.open(args.data)
-    mu, logvar, sizes, formulas = encode_training(model, store, args.split)
+    mu, logvar, train_cond, sizes, formulas = encode_training(model, store, args.split)
     (g_mean, g_chol), (s_means, s_chol) = gaussians(mu, logvar, sizes)
     pools: dict[str, dict] = {
         "size": defaultdict(list),
@@ -139,6 +144,8 @@ def main(argv: list[str] | None = None) -> None:
     for name in filter(None, args.datasets.split(",")):
         ds = CrystalDataset(store, indices=by_set[name][: args.per_dataset], properties=names)
         crystals = [ds.crystal(i) for i in range(len(ds))]
+        with torch.inference_mode():
+            target_cond = model.condition_vector(collate(crystals, dtype=torch.float32))
         entry = {}
         for variant in args.variants.split(";"):
             rng = np.random.default_rng(0)
@@ -152,17 +159,26 @@ def main(argv: list[str] | None = None) -> None:
                     pool = pools["formula"].get(tuple(sorted(atoms))) or pool
                 if variant.endswith("stoichiometry"):
                     pool = pools["stoich"].get(anonymous(atoms)) or pool
+                if "nearest condition" in variant:  # sample k: the k-th nearest in condition space
+                    dist = (train_cond[pool] - target_cond[r]).norm(dim=1)
+                    pool = [pool[i] for i in torch.argsort(dist, stable=True).tolist()]
                 for k in range(args.num):
                     jobs.append((SampleRequest(atoms, {n: float(ds.properties[n][r]) for n in names}), r, k))
                     j = int(rng.choice(pool))  # drawn for every variant: the same eps sequence in each
+                    if "nearest condition" in variant:
+                        j = pool[k % len(pool)]
                     eps = torch.from_numpy(rng.standard_normal(mu.shape[1]).astype(np.float32))
                     if variant == "gaussian":
                         zs.append(g_mean + g_chol @ eps)
                     elif variant == "gaussian by size":
                         zs.append(s_means.get(len(atoms), g_mean) + s_chol @ eps)
                     else:
-                        scale = {"posterior mean, same size": 0.0, "posterior, same size, half std": 0.5}.get(
-                            variant, 1.0
+                        scale = (
+                            0.0
+                            if variant.startswith("posterior mean")
+                            else 0.5
+                            if "half std" in variant
+                            else 1.0
                         )
                         zs.append(mu[j] + scale * torch.exp(0.5 * logvar[j]) * eps)
             z = None if variant == "prior" else torch.stack(zs)

@@ -1,5 +1,6 @@
 """Measure the numbers of a model card: reconstruction, CSP match@1/@20 and validity on an unseen split,
-per source dataset, next to random-structure baselines (PyXtal and uniform P1) drawn in the same run.
+per source dataset, next to random-structure baselines (PyXtal and uniform P1) drawn in the same run and
+the substitution baseline (the most alike training crystals with the target's elements).
 
     python benchmarks/default_model/model_card_eval.py --checkpoint CKPT --data all.zarr \
         --per-dataset 100 --num 20 --sampler langevin --steps-per-level 20 --out card-eval/
@@ -17,7 +18,9 @@ work over processes) and be combined afterwards: ``--merge DIR1 DIR2 ... --out D
 The store's test part is grouped by the id pattern of the three shared datasets (``mp-...`` MP-20,
 ``C-...`` Carbon-24, digits Perov-5); the first ``--per-dataset`` test crystals of each group are used.
 Random baselines get each target's cell formula and volume (the information the model is given, plus the
-true volume, which the model is not given: the baselines are favoured, not handicapped).
+true volume, which the model is not given: the baselines are favoured, not handicapped). The
+substitution baseline (``xtal_eval.substitution``) takes its analogues from the store's training part
+(``--split``), ranked by element likeness and pressure, and scales them to the true volume too.
 
 Writes ``results.json`` (every number, timings, machine, command) and ``results.md`` (the card's tables).
 """
@@ -35,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 PRESETS = ("cdvae", "paper")
+LATENT_CHOICES = ("auto", "standard", "fitted", "analogue")  # cond_vae.sampling._config.LATENTS
 KS = (1, 20)
 
 
@@ -93,6 +97,28 @@ def random_groups(targets, *, kind: str, num: int, seed: int):
     return result.structures, dict(result.failures)
 
 
+def substitution_groups(targets, target_pressures, references, reference_pressures, *, num: int):
+    """The substitution baseline (``xtal_eval.substitution``): the ``num`` most alike training crystals
+    of each target's anonymous formula, with its elements, at its volume."""
+    from xtal_eval.substitution import substitution_baseline
+
+    pairs = [(s.composition.formula.replace(" ", ""), float(s.volume)) for s in targets]
+    result = substitution_baseline(
+        pairs, references, num_per_target=num, target_pressures=target_pressures,
+        reference_pressures=reference_pressures,
+    )  # fmt: skip
+    return result.structures, dict(result.failures)
+
+
+def training_references(store, split: str, names) -> tuple[list, list[float] | None]:
+    """The training part's structures (pymatgen) and pressures (GPa; None without a pressure condition)."""
+    from xtal_data.torch_dataset import CrystalDataset
+
+    ds = CrystalDataset(store, indices=[int(i) for i in store.split(split)["train"]], properties=names)
+    pressures = [float(p) for p in ds.properties["pressure"]] if "pressure" in names else None
+    return [ds.crystal(i).to_pymatgen() for i in range(len(ds))], pressures
+
+
 def recon_metrics(model, dataset, *, seed: int, sampler, jobs: int, out: Path) -> dict:
     from xtal_tools.evaluation.split_eval import EvalSettings, evaluate_recon
 
@@ -119,7 +145,7 @@ def add_sampler_arguments(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--skin", type=float, help="neighbour-list skin (Å)")
     g.add_argument("--batch-size", type=int, help="structures per decoder call")
     g.add_argument("--cell-volume", choices=("auto", "model", "prior"), help="size of the proposed cells")
-    g.add_argument("--latent", choices=("auto", "standard", "fitted"), help="where latents are drawn")
+    g.add_argument("--latent", choices=LATENT_CHOICES, help="where latents are drawn")
     g.add_argument("--latent-scale", type=float, help="spread around the chosen training code (0-1)")
     g.add_argument("--config", type=Path, help="TOML file with a [sampler] table (a run.toml works)")
 
@@ -195,6 +221,7 @@ def main(argv: list[str] | None = None) -> None:
         "decoder_calls_per_structure": sampler.decoder_calls(len(model.sigmas)),
         "datasets": {},
     }  # fmt: skip
+    references = None  # the training part, read once when the substitution baseline needs it
     for name in args.datasets.split(","):
         idx = by_set.get(name, [])[: args.per_dataset]
         if not idx:
@@ -219,16 +246,22 @@ def main(argv: list[str] | None = None) -> None:
                 "invalid_cells": failed,
             }
             entry["match_seconds"] = time.perf_counter() - t0
-        for kind in ("pyxtal", "uniform") if "baselines" in parts else ():
+        for kind in ("pyxtal", "uniform", "substitution") if "baselines" in parts else ():
             t0 = time.perf_counter()
-            rgroups, rfailed = random_groups(targets, kind=kind, num=args.num, seed=args.seed)
+            if kind == "substitution":
+                if references is None:
+                    references = training_references(store, args.split, model.config.condition_names)
+                pressures = [float(p) for p in ds.properties["pressure"]] if references[1] else None
+                rgroups, rfailed = substitution_groups(targets, pressures, *references, num=args.num)
+            else:
+                rgroups, rfailed = random_groups(targets, kind=kind, num=args.num, seed=args.seed)
             entry[kind] = {
                 "csp": csp_metrics(targets, rgroups, jobs=args.jobs),
                 "failures": rfailed,
                 "seconds": time.perf_counter() - t0,
             }
         results["datasets"][name] = entry
-        brief = {k: entry[k]["csp"] for k in ("model", "pyxtal", "uniform") if k in entry}
+        brief = {k: entry[k]["csp"] for k in ("model", "pyxtal", "uniform", "substitution") if k in entry}
         print(name, json.dumps(brief, default=str), flush=True)
         (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     results["wall_seconds"] = time.perf_counter() - t_start
@@ -275,7 +308,7 @@ def markdown(results: dict) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for name, e in results["datasets"].items():
-        for method in (m for m in ("model", "pyxtal", "uniform") if m in e):
+        for method in (m for m in ("model", "pyxtal", "uniform", "substitution") if m in e):
             c, n = e[method]["csp"], e["n_targets"]
             lines.append(
                 f"| {name} | {method} | {_pct(c['cdvae']['match@1'], n)} | "

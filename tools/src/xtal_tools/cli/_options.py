@@ -312,8 +312,10 @@ def _sampler_table() -> OptionTable:
                     "--latent",
                     panel=p,
                     help="Where each structure's latent is drawn: standard (N(0, I), as the paper), fitted "
-                    "(near the codes of the model's training crystals of the same cell size) or auto "
-                    "(fitted when the model has one)." + shown(d.latent),
+                    "(near the code of a random training crystal of the same cell size), analogue (the code "
+                    "and cell shape of the training crystals of that size most alike to the request, the "
+                    "k-th nearest for sample k) or auto (analogue when the model keeps its training "
+                    "crystals, else fitted when it has a latent prior)." + shown(d.latent),
                 ),
             ],
         ),
@@ -325,7 +327,7 @@ def _sampler_table() -> OptionTable:
                     "--latent-scale",
                     panel=p,
                     help="With the fitted latent prior: the spread around the chosen training code "
-                    "(1: its posterior; 0: its mean)." + shown(d.latent_scale),
+                    "(1: its posterior; 0: its mean; default 1 for fitted, 0 for analogue).",
                 ),
             ],
         ),

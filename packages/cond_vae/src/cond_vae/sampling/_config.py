@@ -12,7 +12,7 @@ from typing import Any
 
 METHODS = ("langevin", "pc", "ode")
 CELL_VOLUMES = ("auto", "model", "prior")
-LATENTS = ("auto", "standard", "fitted")
+LATENTS = ("auto", "standard", "fitted", "analogue")
 
 
 @dataclass(frozen=True)
@@ -58,13 +58,15 @@ class SamplerConfig:
     # "auto": size the lattice head's cells with the model's volume prior when it has one (measured:
     # docs/benchmarks/volume_prior.md); "model": as predicted; "prior": always the prior
     cell_volume: str = "auto"
-    # where the latent of each structure is drawn: "auto": the model's fitted latent prior when it has one
-    # (its training crystals' codes of the same cell size: docs/benchmarks/cell_proposals.md);
-    # "standard": N(0, I), as the paper; "fitted": always the fitted prior
+    # where the latent of each structure is drawn: "auto": the model's fitted latent prior when it has one,
+    # analogues when it keeps its training crystals; "standard": N(0, I), as the paper; "fitted": the
+    # training crystals' codes of the same cell size, one at random (docs/benchmarks/cell_proposals.md);
+    # "analogue": the code and the cell shape of the training crystals of the same size most alike in
+    # the model's condition space, the k-th nearest for sample k (docs/benchmarks/analogues.md)
     latent: str = "auto"
-    # with the fitted latent prior: z = mu_j + latent_scale * std_j * eps around the chosen training code
-    # (1, the default: its posterior; 0: its mean; equal on the model card: docs/benchmarks/cell_proposals.md)
-    latent_scale: float = 1.0
+    # z = mu_j + latent_scale * std_j * eps around the chosen training code; None: 1 for "fitted" (its
+    # posterior), 0 for "analogue" (its mean)
+    latent_scale: float | None = None
 
     def __post_init__(self) -> None:
         def need(ok: bool, message: str) -> None:
@@ -84,7 +86,10 @@ class SamplerConfig:
             f"cell_volume must be one of {CELL_VOLUMES}, got {self.cell_volume!r}",
         )
         need(self.latent in LATENTS, f"latent must be one of {LATENTS}, got {self.latent!r}")
-        need(self.latent_scale >= 0, f"latent_scale must be >= 0, got {self.latent_scale}")
+        need(
+            self.latent_scale is None or self.latent_scale >= 0,
+            f"latent_scale must be >= 0 or None, got {self.latent_scale}",
+        )
 
     @classmethod
     def reference(cls, **changes: Any) -> SamplerConfig:

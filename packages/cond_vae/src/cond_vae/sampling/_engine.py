@@ -184,12 +184,15 @@ def run_block(
     conds = {
         n: torch.tensor([req.conditions[n] for req, _, _ in jobs], device=device, dtype=dtype) for n in names
     }
-    latent_source = "given"
+    latent_source, analogue = "given", None
     if latent is None:
         latent = _noise.normal(keys, _noise.LATENT, 0, max(score_model.latent_dim, 1), dtype)
         latent = latent[:, : score_model.latent_dim]
-        latent, latent_source = _draw_latent(score_model, sampler, latent, num_atoms, keys)
-    proposal = _propose(score_model, jobs, atom_types, batch, num_atoms, conds, latent, device, dtype)
+        latent, latent_source, analogue = _draw_latent(
+            score_model, sampler, latent, num_atoms, keys, jobs, atom_types, batch, conds
+        )
+    shapes = None if analogue is None else score_model.latent_prior.analogue_cells(analogue).to(device, dtype)
+    proposal = _propose(score_model, jobs, atom_types, batch, num_atoms, conds, latent, device, dtype, shapes)
     proposal, cell_sources = _size_cells(
         score_model, sampler, proposal, jobs, atom_types, batch, num_atoms, conds
     )
@@ -221,6 +224,8 @@ def run_block(
             )
         calls_i = calls if crystal is not None else 0
         extra = {"decoder_calls": calls_i, "cell": cell_sources[i], "latent": latent_source}
+        if analogue is not None:  # the training crystal (component of the latent prior) it started from
+            extra["analogue"] = int(analogue[i])
         out.append(
             SampledStructure(r, k, req.formula, dict(req.conditions), crystal, proposal.reasons[i], extra)
         )
@@ -228,8 +233,11 @@ def run_block(
     return out
 
 
-def _propose(score_model, jobs, atom_types, batch, num_atoms, conds, latent, device, dtype) -> Proposal:
-    """The proposal of a block; rows that give a lattice keep it (a block may mix both kinds)."""
+def _propose(
+    score_model, jobs, atom_types, batch, num_atoms, conds, latent, device, dtype, shapes=None
+) -> Proposal:
+    """The proposal of a block; rows that give a lattice keep it (a block may mix both kinds). With
+    ``shapes (C, 3, 3)`` (analogue cells) the other rows take that shape at the lattice head's volume."""
     given = [req.lattice for req, _, _ in jobs]
     kw = {
         "atom_types": atom_types,
@@ -239,9 +247,13 @@ def _propose(score_model, jobs, atom_types, batch, num_atoms, conds, latent, dev
         "latent": latent,
     }
     has = [g is not None for g in given]
-    if not any(has):
+    if not any(has) and shapes is None:
         return score_model.propose(**kw, lattice=None)
     predicted = None if all(has) else score_model.propose(**kw, lattice=None)
+    if predicted is not None and shapes is not None:
+        volume = torch.linalg.det(predicted.lattice.double()).abs()  # (C,)
+        factor = (volume / torch.linalg.det(shapes.double()).abs()) ** (1.0 / 3.0)
+        predicted = Proposal(predicted.cond, shapes * factor[:, None, None].to(shapes), predicted.reasons)
     cells = torch.stack(
         [
             torch.tensor(g, device=device, dtype=dtype) if g is not None else predicted.lattice[i].to(dtype)
@@ -251,25 +263,56 @@ def _propose(score_model, jobs, atom_types, batch, num_atoms, conds, latent, dev
     fixed = score_model.propose(**kw, lattice=cells)
     if predicted is None:
         return fixed
-    reasons = tuple(f if h else p for f, p, h in zip(fixed.reasons, predicted.reasons, has, strict=True))
+    # predicted rows keep the lattice head's verdict; analogue rows also need their own cell's
+    reasons = tuple(
+        f if h else (p or (f if shapes is not None else ""))
+        for f, p, h in zip(fixed.reasons, predicted.reasons, has, strict=True)
+    )
     return Proposal(cond=fixed.cond, lattice=cells, reasons=reasons)
 
 
-def _draw_latent(score_model, sampler, eps: Tensor, num_atoms: Tensor, keys: Tensor) -> tuple[Tensor, str]:
-    """Apply ``sampler.latent`` to the standard-normal draws ``eps (C, Z)``: with the model's fitted
-    latent prior, each structure's key also picks a component of its cell size. Returns the latents
-    and ``"fitted"`` or ``"standard"``."""
+def _draw_latent(
+    score_model, sampler, eps: Tensor, num_atoms: Tensor, keys: Tensor, jobs, atom_types, batch, conds
+) -> tuple[Tensor, str, Tensor | None]:
+    """Apply ``sampler.latent`` to the standard-normal draws ``eps (C, Z)``. With the model's fitted
+    latent prior, ``"fitted"``: each structure's key picks a component of its cell size;
+    ``"analogue"``: sample ``k`` takes the ``k``-th nearest component of its size in the model's
+    condition space. Returns the latents, their source and the analogue components ``(C,)`` (or None)."""
     prior = getattr(score_model, "latent_prior", None)
-    if sampler.latent == "fitted" and prior is None:
+    if sampler.latent in ("fitted", "analogue") and prior is None:
         raise ValueError(
-            "SamplerConfig(latent='fitted'): this model has no latent prior; fit one on its training "
-            "crystals (model.latent_prior = cond_vae.fit_latent_prior(model, crystals)) or use "
+            f"SamplerConfig(latent={sampler.latent!r}): this model has no latent prior; fit one on its "
+            "training crystals (model.latent_prior = cond_vae.fit_latent_prior(model, crystals)) or use "
             "latent='standard'"
         )
     if sampler.latent == "standard" or prior is None or eps.shape[1] == 0:
-        return eps, "standard"
-    pick = _noise.uniform(keys, _noise.LATENT, 1, 1, torch.float64)[:, 0]  # (C,): counter 0 is eps
-    return prior.transform(eps, num_atoms, pick, scale=sampler.latent_scale), "fitted"
+        return eps, "standard", None
+    if sampler.latent == "analogue" and not prior.has_analogues:
+        raise ValueError(
+            "SamplerConfig(latent='analogue'): this model's latent prior keeps no training crystals; refit "
+            "it with cond_vae.fit_latent_prior (benchmarks/default_model/attach_latent_prior.py)"
+        )
+    if sampler.latent == "fitted" or (sampler.latent == "auto" and not prior.has_analogues):
+        pick = _noise.uniform(keys, _noise.LATENT, 1, 1, torch.float64)[:, 0]  # (C,): counter 0 is eps
+        scale = 1.0 if sampler.latent_scale is None else sampler.latent_scale
+        return prior.transform(eps, num_atoms, pick, scale=scale), "fitted", None
+    model = getattr(score_model, "model", None)
+    if model is None or not hasattr(model, "conditions"):
+        raise ValueError("SamplerConfig(latent='analogue') needs a Cond-CDVAE model (its condition encoder)")
+    missing = sorted(set(conds) - set(prior.conditions))
+    if missing:
+        raise ValueError(f"SamplerConfig(latent='analogue'): the latent prior lacks the conditions {missing}")
+    query = model.conditions(atom_types=atom_types, batch=batch, num_crystals=len(jobs), properties=conds)
+    comp_atoms, comp_batch = prior.analogue_atoms()
+    components = model.conditions(
+        atom_types=comp_atoms.to(atom_types.device), batch=comp_batch.to(atom_types.device),
+        num_crystals=prior.sizes.shape[0],
+        properties={n: prior.conditions[n].to(device=atom_types.device, dtype=eps.dtype) for n in conds},
+    )  # fmt: skip
+    rank = torch.tensor([k for _, _, k in jobs], device=atom_types.device)
+    j = prior.nearest(query, components, num_atoms, rank)
+    scale = 0.0 if sampler.latent_scale is None else sampler.latent_scale
+    return prior.latents(eps, j, scale), "analogue", j
 
 
 def _size_cells(
