@@ -11,6 +11,12 @@ Variants (``--variants``, ``;``-separated):
   the elements' names (the anonymous formula, e.g. ABC2), else same size;
 * ``posterior mean, same size`` / ``posterior, same size, half std``: as ``posterior, same size`` with
   ``z = mu_j`` / ``z = mu_j + std_j eps / 2`` (a lower temperature);
+* ``posterior, nearest condition`` / ``posterior mean, nearest condition``: sample ``k`` takes the
+  ``k``-th nearest training crystal of the target's size in the model's condition space (composition
+  embedding and pressure basis), ``z = mu_j + std_j eps`` / ``z = mu_j``;
+* ``posterior mean, nearest condition, its cell``: the same code, and the cell of that training crystal
+  scaled to the volume prior's volume (what ``SamplerConfig(latent="analogue")`` does);
+  ``... , its cell, 64 per size``: the same among a seeded random 64 training crystals per size;
 * ``gaussian``: one Gaussian fitted to every training code (mean, covariance of ``mu`` + mean variance);
 * ``gaussian by size``: a mean per cell size (shrunk to the overall mean with 10 pseudo-crystals), the
   within-size covariance shared.
@@ -41,15 +47,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def encode_training(model, store, split: str):
-    """``mu, logvar (n, Z)``, condition vectors ``(n, cond_dim)`` and each training crystal's size and
-    sorted atom list."""
+    """``mu, logvar (n, Z)``, condition vectors ``(n, cond_dim)``, cells ``(n, 3, 3)`` and each training
+    crystal's size and sorted atom list."""
     import torch
     from cond_vae.training._data import crystal_batches
     from xtal_data.torch_dataset import CrystalDataset
 
     indices = [int(i) for i in np.asarray(store.split(split)["train"])]
     ds = CrystalDataset(store, indices=indices, properties=list(model.config.condition_names))
-    mus, lvs, conds, sizes, formulas = [], [], [], [], []
+    mus, lvs, conds, cells, sizes, formulas = [], [], [], [], [], []
     with torch.inference_mode():
         for batch in crystal_batches(ds):
             batch = batch.to(dtype=torch.float32)
@@ -58,11 +64,12 @@ def encode_training(model, store, split: str):
             mus.append(stats.mu)
             lvs.append(stats.logvar)
             conds.append(cond)
+            cells.append(batch.lattice.double())
             starts = (torch.cumsum(batch.num_atoms, 0) - batch.num_atoms).tolist()
             for s, n in zip(starts, batch.num_atoms.tolist(), strict=True):
                 sizes.append(n)
                 formulas.append(tuple(sorted(batch.atom_types[s : s + n].tolist())))
-    return torch.cat(mus), torch.cat(lvs), torch.cat(conds), sizes, formulas
+    return torch.cat(mus), torch.cat(lvs), torch.cat(conds), torch.cat(cells), sizes, formulas
 
 
 def anonymous(atoms) -> tuple[int, ...]:
@@ -118,7 +125,12 @@ def main(argv: list[str] | None = None) -> None:
 
     model = load_checkpoint(args.checkpoint).eval()
     store = CrystalStore.open(args.data)
-    mu, logvar, train_cond, sizes, formulas = encode_training(model, store, args.split)
+    mu, logvar, train_cond, train_cells, sizes, formulas = encode_training(model, store, args.split)
+    subset, taken = set(), defaultdict(int)  # a seeded random 64 training crystals per size
+    for j in torch.randperm(len(sizes), generator=torch.Generator().manual_seed(0)).tolist():
+        if taken[sizes[j]] < 64:
+            subset.add(j)
+            taken[sizes[j]] += 1
     (g_mean, g_chol), (s_means, s_chol) = gaussians(mu, logvar, sizes)
     pools: dict[str, dict] = {
         "size": defaultdict(list),
@@ -145,7 +157,11 @@ def main(argv: list[str] | None = None) -> None:
         ds = CrystalDataset(store, indices=by_set[name][: args.per_dataset], properties=names)
         crystals = [ds.crystal(i) for i in range(len(ds))]
         with torch.inference_mode():
-            target_cond = model.condition_vector(collate(crystals, dtype=torch.float32))
+            tb = collate(crystals, dtype=torch.float32)
+            target_cond = model.condition_vector(tb)
+            volume = model.volume_prior.volume(
+                atom_types=tb.atom_types, batch=tb.batch, num_atoms=tb.num_atoms, conditions=tb.properties
+            )  # (C,) Å^3: the sampler's cell size
         entry = {}
         for variant in args.variants.split(";"):
             rng = np.random.default_rng(0)
@@ -159,14 +175,23 @@ def main(argv: list[str] | None = None) -> None:
                     pool = pools["formula"].get(tuple(sorted(atoms))) or pool
                 if variant.endswith("stoichiometry"):
                     pool = pools["stoich"].get(anonymous(atoms)) or pool
+                if variant.endswith("64 per size"):
+                    pool = [j for j in pool if j in subset] or pool
                 if "nearest condition" in variant:  # sample k: the k-th nearest in condition space
                     dist = (train_cond[pool] - target_cond[r]).norm(dim=1)
                     pool = [pool[i] for i in torch.argsort(dist, stable=True).tolist()]
                 for k in range(args.num):
-                    jobs.append((SampleRequest(atoms, {n: float(ds.properties[n][r]) for n in names}), r, k))
                     j = int(rng.choice(pool))  # drawn for every variant: the same eps sequence in each
                     if "nearest condition" in variant:
                         j = pool[k % len(pool)]
+                    cell = None
+                    if "its cell" in variant:
+                        scaled = train_cells[j] * (float(volume[r]) / float(train_cells[j].det().abs())) ** (
+                            1 / 3
+                        )
+                        cell = tuple(map(tuple, scaled.tolist()))
+                    conditions = {n: float(ds.properties[n][r]) for n in names}
+                    jobs.append((SampleRequest(atoms, conditions, lattice=cell), r, k))
                     eps = torch.from_numpy(rng.standard_normal(mu.shape[1]).astype(np.float32))
                     if variant == "gaussian":
                         zs.append(g_mean + g_chol @ eps)

@@ -84,7 +84,8 @@ def test_checkpoint_round_trip_and_broken_files(model, tmp_path):
     m.latent_prior = fit_latent_prior(m, CRYSTALS)
     save_checkpoint(tmp_path / "ck", m)
     info = json.loads((tmp_path / "ck" / "config.json").read_text())
-    assert info["latent_prior"] == {"file": LATENT_PRIOR, "crystals": 40}
+    k = len(m.latent_prior.sizes)  # an untrained encoder: one code per size (repeats are kept once)
+    assert info["latent_prior"] == {"file": LATENT_PRIOR, "crystals": 40, "components": k, "analogues": True}
     back = load_checkpoint(tmp_path / "ck")
     for name in ("mu", "std", "sizes", "atoms", "cells"):
         assert torch.equal(getattr(back.latent_prior, name), getattr(m.latent_prior, name))

@@ -59,7 +59,7 @@ def save_checkpoint(directory: str | os.PathLike, model: CondCDVAE, *, extra: di
         "versions": package_versions(),
         "trained_on": getattr(model, "trained_on", None),  # what the training data covered (see below)
         "volume_prior": None if prior is None else prior.to_dict(),
-        "latent_prior": None if latent is None else {"file": LATENT_PRIOR, "crystals": latent.num_crystals},
+        "latent_prior": None if latent is None else _latent_entry(latent),
         "extra": extra or {},
     }
     text = json.dumps(info, indent=2, allow_nan=False)  # fails before anything is written
@@ -131,6 +131,16 @@ def load_checkpoint(directory: str | os.PathLike, map_location: str | torch.devi
     if info.get("latent_prior") is not None:  # older checkpoints have none
         model.latent_prior = _load_latent_prior(Path(directory), info["latent_prior"], config.latent_dim)
     return model.to(map_location)
+
+
+def _latent_entry(latent: LatentPrior) -> dict:
+    """What ``config.json`` says of the latent prior (its file holds the tensors)."""
+    return {
+        "file": LATENT_PRIOR,
+        "crystals": latent.num_crystals,
+        "components": int(latent.sizes.shape[0]),
+        "analogues": latent.has_analogues,
+    }
 
 
 def _load_latent_prior(directory: Path, entry: Any, latent_dim: int) -> LatentPrior:

@@ -124,6 +124,12 @@ def _latent_line(lp: dict | None) -> str:
     if not lp:
         return "latents      N(0, I) (no fitted latent prior in this checkpoint)"
     seen = f"{lp.get('crystals', 0):,}"
+    if lp.get("analogues"):
+        kept = f"{lp.get('components', 0):,}"
+        return (
+            f"latents      analogues: code and cell shape of the most alike training crystals of the same "
+            f"size ({kept} kept of {seen}; latent auto)"
+        )
     return f"latents      codes of training crystals of the same size (of {seen}; latent auto)"
 
 
