@@ -109,12 +109,9 @@ def main(argv: list[str] | None = None) -> None:
             jobs.append((SampleRequest(tuple(int(a) for a in c.atom_types), conditions, lattice=cell), r, 0))
         with torch.inference_mode():
             samples = run_block(score, jobs, seed=0, sampler=SamplerConfig(latent="fitted"))
-        both = sum(
-            species.fit(c.to_pymatgen(), s.to_pymatgen()) for c, s in zip(crystals, samples, strict=True)
-        )
-        frame = sum(
-            framework.fit(c.to_pymatgen(), s.to_pymatgen()) for c, s in zip(crystals, samples, strict=True)
-        )
+        pairs = [(c.to_pymatgen(), s.to_pymatgen()) for c, s in zip(crystals, samples, strict=True)]
+        both = sum(bool(species.fit(t, g)) for t, g in pairs)
+        frame = sum(bool(framework.fit(t, g)) for t, g in pairs)
         entry = {"targets": len(crystals), "true_cell_match": both, "true_cell_framework_match": frame,
                  "sample_seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
         t0 = time.perf_counter()
@@ -136,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 z = model.latent_prior.transform(eps, torch.tensor([len(perms[0])]), pick)
                 best = int(torch.argmin(denoising_losses(model, options, z, levels=levels, draws=args.draws)))
-                right += species.fit(c.to_pymatgen(), options[best].to_pymatgen())
+                right += int(species.fit(c.to_pymatgen(), options[best].to_pymatgen()))
                 judged += 1
         entry.update(
             judged=judged, lowest_loss_is_true=right, judge_seconds=round(time.perf_counter() - t0, 1)

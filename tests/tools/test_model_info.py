@@ -19,7 +19,10 @@ def test_the_shipped_model_says_what_it_was_trained_on():
     assert "elements     87:" in res.output and "sampler      default ode, 50 decoder calls" in res.output
     assert "Si4O8 (12 atoms): every element seen in training" in res.output
     assert "cells        sized by its volume prior" in res.output and "Å^3 per atom at 0 GPa" in res.output
-    assert "latents      codes of training crystals of the same size (of 13,693; latent auto)" in res.output
+    assert (
+        "latents      analogues: code and cell shape of the most alike training crystals of the same size "
+        "(12,310 kept of 13,693; latent auto)"
+    ) in res.output
     res = runner.invoke(app, ["model-info", "--json", "-f", "Fm2O4"])
     info = json.loads(res.output)
     assert info["formula"]["unseen_elements"] == [100] and info["max_atoms"] == 24
@@ -38,5 +41,9 @@ def test_an_older_checkpoint_and_a_missing_one(tmp_path):
     assert res.exit_code == 0 and "not recorded in this checkpoint" in res.output
     assert "no volume prior in this checkpoint" in res.output
     assert "N(0, I) (no fitted latent prior in this checkpoint)" in res.output
+    info["latent_prior"] = {"file": "latent_prior.safetensors", "crystals": 13693}  # before analogues
+    (old / "config.json").write_text(json.dumps(info))
+    res = runner.invoke(app, ["model-info", str(old)])
+    assert "latents      codes of training crystals of the same size (of 13,693; latent auto)" in res.output
     res = runner.invoke(app, ["model-info", str(tmp_path / "nope")])
     assert res.exit_code == 1 and "is not a directory" in res.output
