@@ -156,6 +156,11 @@ def test_nearest_ranks_the_same_size_by_condition_distance():
     num_atoms = torch.tensor([2, 2, 2, 2, 3, 7])  # 7 atoms: no component of that size, every one
     j = prior.nearest(query, components, num_atoms, torch.tensor([0, 1, 2, 3, 0, 0]))
     assert j.tolist() == [2, 0, 1, 2, 4, 1]  # rank 3 of three same-size components wraps to the nearest
+    named = LatentPrior(
+        mu=z[:1], std=z[:1] + 1, sizes=torch.tensor([3]), atoms=torch.tensor([[11, 17, 17]]), cells=cells[:1],
+        conditions={"pressure": torch.tensor([2.5])},
+    )  # fmt: skip
+    assert named.describe(0) == "Na1Cl2 at pressure 2.5 GPa"
     with pytest.raises(ValueError, match="atoms and cells come together"):
         LatentPrior(mu=z, std=z + 1, sizes=torch.tensor([2, 2, 2, 3, 3]), atoms=prior.atoms)
     with pytest.raises(ValueError, match="size atoms"):

@@ -249,3 +249,22 @@ def test_an_unseen_element_is_one_plain_warning_line(tmp_path):
     expected = "warning: row 0 (Fm2O4): Fm never occurred in this model's training data; its structures"
     assert lines == [expected + " for this formula are a guess"]
     assert "UserWarning" not in res.stderr
+
+
+def test_samples_csv_names_each_structures_analogue(checkpoint, tmp_path):
+    from cond_vae import fit_latent_prior
+
+    from tests.cond_vae._helpers import random_crystals
+
+    model = tiny_model(dtype=torch.float32)
+    model.latent_prior = fit_latent_prior(model, random_crystals(12, seed=4))
+    with_prior = save_checkpoint(tmp_path / "with_prior", model)
+    for ckpt, name in ((with_prior, "a"), (checkpoint, "b")):
+        args = ["--checkpoint", str(ckpt), "--formula", "Si2O4", "--pressure", "5", "--num", "2"]
+        res = runner.invoke(app, [*args, "--out", str(tmp_path / name), *FAST])
+        assert res.exit_code == 0, res.output
+    named = [r["analogue"] for r in _samples_csv(tmp_path / "a")]
+    prior = model.latent_prior
+    assert all(a.endswith(" GPa") and " at pressure " in a for a in named)
+    assert set(named) <= {prior.describe(j) for j in range(len(prior.sizes))}
+    assert [r["analogue"] for r in _samples_csv(tmp_path / "b")] == ["", ""]  # no latent prior: none

@@ -196,8 +196,11 @@ def make_row_requests(rows: Sequence[SampleRow], model) -> list:
         raise ValueError(message) from None
 
 
-def _write_outputs(samples, rows, config: SampleConfig, out_dir: Path) -> tuple[int, tuple[str, ...]]:
-    """Write every format into ``out_dir/.staging`` first, then move into ``out_dir``."""
+def _write_outputs(
+    samples, rows, config: SampleConfig, out_dir: Path, prior=None
+) -> tuple[int, tuple[str, ...]]:
+    """Write every format into ``out_dir/.staging`` first, then move into ``out_dir``; ``samples.csv``
+    names each structure's analogue (the training crystal it started from) when ``prior`` keeps them."""
     from cond_vae import write_cif, write_extxyz, write_store
 
     staging = out_dir / ".staging"
@@ -216,8 +219,10 @@ def _write_outputs(samples, rows, config: SampleConfig, out_dir: Path) -> tuple[
         names.append("samples.zarr")
     with (staging / "samples.csv").open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["row", "index", "id", "formula", "pressure_GPa", "valid", "reason"])
+        w.writerow(["row", "index", "id", "formula", "pressure_GPa", "valid", "reason", "analogue"])
         for s in samples:
+            j = s.extra.get("analogue")
+            analogue = "" if j is None or prior is None or not prior.has_analogues else prior.describe(j)
             w.writerow(
                 [
                     s.row,
@@ -227,6 +232,7 @@ def _write_outputs(samples, rows, config: SampleConfig, out_dir: Path) -> tuple[
                     s.conditions.get("pressure"),
                     int(s.valid),
                     s.reason,
+                    analogue,
                 ]
             )
     names.append("samples.csv")
@@ -298,7 +304,7 @@ def run_sampling(
         if rank != 0:
             return None
         samples = merge_shards(shard_dir, world_size, timeout_s=shard_timeout_s)
-    written, outputs = _write_outputs(samples, rows, config, out_dir)
+    written, outputs = _write_outputs(samples, rows, config, out_dir, getattr(model, "latent_prior", None))
     shutil.rmtree(shard_dir, ignore_errors=True)
     failed = Counter(s.reason.split(":")[0] for s in samples if not s.valid)
     return SamplingSummary(

@@ -146,6 +146,22 @@ class LatentPrior:
         params = self.cells[j.to(self.cells.device)].double()
         return lattice_from_params(params[:, :3], params[:, 3:])
 
+    def describe(self, j: int) -> str:
+        """Component ``j``'s crystal in words: its cell formula (elements in order of first appearance)
+        and its conditions, e.g. ``"K4Cl4 at pressure 0 GPa"``."""
+        from pymatgen.core.periodic_table import Element
+
+        if self.atoms is None:
+            raise ValueError("LatentPrior: this prior keeps no crystals (refit it to use analogues)")
+        counts: dict[int, int] = {}
+        for z in self.atoms[j].tolist():
+            if z > 0:
+                counts[z] = counts.get(z, 0) + 1
+        formula = "".join(f"{Element.from_Z(z).symbol}{n}" for z, n in counts.items())
+        units = {"pressure": " GPa"}
+        conditions = ", ".join(f"{n} {float(v[j]):g}{units.get(n, '')}" for n, v in self.conditions.items())
+        return f"{formula} at {conditions}" if conditions else formula
+
     def analogue_atoms(self) -> tuple[Tensor, Tensor]:
         """``(atom_types (N,), batch (N,))`` of every component's crystal, for the condition encoder."""
         if self.atoms is None:
