@@ -147,6 +147,7 @@ def add_sampler_arguments(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--cell-volume", choices=("auto", "model", "prior"), help="size of the proposed cells")
     g.add_argument("--latent", choices=LATENT_CHOICES, help="where latents are drawn")
     g.add_argument("--latent-scale", type=float, help="spread around the chosen training code (0-1)")
+    g.add_argument("--reassign-species", action=argparse.BooleanOptionalAction, default=None)
     g.add_argument("--config", type=Path, help="TOML file with a [sampler] table (a run.toml works)")
 
 
@@ -167,6 +168,7 @@ def resolve_sampler(args: argparse.Namespace):
         "cell_volume",
         "latent",
         "latent_scale",
+        "reassign_species",
     )
     flags = {"method": args.sampler_method, **{k: getattr(args, k) for k in names}}
     if flags["levels"] == 0:

@@ -332,6 +332,19 @@ def _sampler_table() -> OptionTable:
             ],
         ),
         _param(
+            "reassign_species",
+            Annotated[
+                bool | None,
+                _option(
+                    "--reassign-species/--no-reassign-species",
+                    panel=p,
+                    help="After sampling, put each structure's elements on the sites the model scores best "
+                    "(every distinct assignment, up to 120, rated by its denoising loss; costly)."
+                    + shown(d.reassign_species),
+                ),
+            ],
+        ),
+        _param(
             "compile",
             Annotated[
                 bool | None,

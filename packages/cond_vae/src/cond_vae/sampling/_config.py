@@ -67,6 +67,10 @@ class SamplerConfig:
     # z = mu_j + latent_scale * std_j * eps around the chosen training code; None: 1 for "fitted" (its
     # posterior), 0 for "analogue" (its mean)
     latent_scale: float | None = None
+    # after sampling, put each structure's elements on the sites its model scores best: every distinct
+    # assignment (up to 120) rated by the denoising loss (docs/benchmarks/analogues.md, section 4);
+    # about 40 decoder evaluations per assignment
+    reassign_species: bool = False
 
     def __post_init__(self) -> None:
         def need(ok: bool, message: str) -> None:

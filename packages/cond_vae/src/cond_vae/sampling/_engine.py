@@ -23,6 +23,7 @@ from . import _noise
 from ._config import DEFAULT_SAMPLER, SamplerConfig
 from ._protocol import Proposal, ScoreModel, as_score_model
 from ._samplers import displacement, plan
+from ._species import DRAWS, LEVEL_STRIDE, MAX_ASSIGNMENTS, reassign_species
 
 __all__ = ["SampleRequest", "SampledStructure", "sample_requests", "run_block", "job_blocks"]
 
@@ -208,6 +209,15 @@ def run_block(
         )  # fmt: skip
     elif on_step is not None:  # no usable cell: the block is done
         on_step(1, 1)
+    reassigned = torch.zeros(c, dtype=torch.bool, device=device)
+    if sampler.reassign_species and bool(keep.any()):
+        atom_keep, cells = keep[batch], proposal.lattice[keep].to(dtype)
+        atom_types[atom_keep], reassigned[keep] = reassign_species(
+            score_model, atom_types[atom_keep], num_atoms[keep], frac[atom_keep], cells, proposal.cond[keep],
+            keys[keep], levels=list(range(0, len(score_model.sigmas), LEVEL_STRIDE)), draws=DRAWS,
+            max_assignments=MAX_ASSIGNMENTS,
+        )  # fmt: skip
+    types_np = atom_types.cpu().numpy()
     out, offset = [], 0
     lattice_np = proposal.lattice.double().cpu().numpy()
     frac_np = frac.double().cpu().numpy()
@@ -216,7 +226,7 @@ def run_block(
         crystal = None
         if proposal.reasons[i] == "":
             crystal = Crystal(
-                atom_types=np.asarray(atom_lists[i], dtype=np.int64),
+                atom_types=types_np[offset : offset + n].astype(np.int64),
                 frac_coords=frac_np[offset : offset + n],
                 lattice=lattice_np[i],
                 properties=dict(req.conditions),
@@ -226,6 +236,8 @@ def run_block(
         extra = {"decoder_calls": calls_i, "cell": cell_sources[i], "latent": latent_source}
         if analogue is not None:  # the training crystal (component of the latent prior) it started from
             extra["analogue"] = int(analogue[i])
+        if sampler.reassign_species:
+            extra["species"] = "reassigned" if bool(reassigned[i]) else "as sampled"
         out.append(
             SampledStructure(r, k, req.formula, dict(req.conditions), crystal, proposal.reasons[i], extra)
         )

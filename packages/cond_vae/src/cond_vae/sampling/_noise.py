@@ -19,7 +19,7 @@ _GOLDEN = 0x9E3779B97F4A7C15 - (1 << 64)
 _MASK64 = (1 << 64) - 1
 
 # streams: what a number is for (each draws from its own sequence)
-LATENT, START, NOISE = 1, 2, 3
+LATENT, START, NOISE, SPECIES = 1, 2, 3, 4
 
 
 def _shr(x: Tensor, s: int) -> Tensor:
