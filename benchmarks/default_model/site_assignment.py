@@ -10,7 +10,8 @@ Two measurements on the model card's targets (``--datasets``, first ``--per-data
 2. **The model as a judge of site assignments**: for each true structure, every distinct assignment of
    its atoms' species to its sites (targets with more than ``--max-assignments`` are skipped) is scored
    by the model's denoising loss (the training objective's coordinate term, summed over every
-   ``--level-stride``-th noise level and ``--draws`` fixed noise draws, latent from the fitted prior);
+   ``--level-stride``-th noise level from ``--first-level`` and ``--draws`` fixed noise draws, latent
+   from the fitted prior);
    counted: targets whose lowest-loss assignment is the true structure (cdvae matcher, so that
    assignments equal by symmetry count as right).
 
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     add_target_arguments(ap)
     ap.set_defaults(datasets="Perov-5", per_dataset=50)
     ap.add_argument("--max-assignments", type=int, default=200)
+    ap.add_argument("--first-level", type=int, default=0, help="the first noise level scored (0: 10 Å)")
     ap.add_argument("--level-stride", type=int, default=5)
     ap.add_argument("--draws", type=int, default=4)
     args = ap.parse_args(argv)
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     species = StructureMatcher(stol=0.5, angle_tol=10, ltol=0.3)  # the cdvae preset
     framework = StructureMatcher(stol=0.5, angle_tol=10, ltol=0.3, comparator=FrameworkComparator())
     score = CondCDVAEScore(model)
-    levels = list(range(0, len(model.sigmas), args.level_stride))
+    levels = list(range(args.first_level, len(model.sigmas), args.level_stride))
     results: dict = {"command": " ".join(sys.argv), "datasets": {}}
     for name in filter(None, args.datasets.split(",")):
         ds = CrystalDataset(store, indices=by_set[name][: args.per_dataset], properties=names)

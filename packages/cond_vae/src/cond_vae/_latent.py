@@ -22,7 +22,9 @@ crystals most alike to it: those of its cell size ranked by distance in the mode
 and cell shape (:meth:`LatentPrior.nearest`). On the same MP-20 targets the nearest analogue's code and
 cell raised match@1 to 31 % (from 17 % for a random same-size code in the lattice head's cell); only the
 whole training set serves (64 random crystals per size: 12 %), so ``per_size`` now defaults to all.
-Stored in float16 (codes) to keep checkpoints small.
+Stored in float16 (codes) to keep checkpoints small: about 0.57 kB per distinct training crystal at a
+128-dimensional latent (7.0 MB for the default model's 12,310); for training sets of hundreds of
+thousands of crystals, cap it with ``per_size``.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from . import _noise
 
 __all__ = ["distinct_assignments", "reassign_species"]
 
-LEVEL_STRIDE, DRAWS, MAX_ASSIGNMENTS = 5, 4, 120  # what docs/benchmarks/analogues.md measured (39 of 50)
+LEVEL_STRIDE, DRAWS, MAX_ASSIGNMENTS = 5, 4, 120  # the judge docs/benchmarks/analogues.md measured
 
 
 def distinct_assignments(types: list[int], limit: int) -> list[tuple[int, ...]] | None:
