@@ -15,6 +15,7 @@ process group, and the collectives here are no-ops in a single process.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -120,9 +121,20 @@ def single_process(device: str | torch.device = "cpu") -> DistContext:
     return DistContext(0, 1, 0, torch.device(device), owns_group=False)
 
 
-def teardown(ctx: DistContext) -> None:
-    """Destroy the process group if ``setup`` created it."""
+def teardown(ctx: DistContext, *, synchronize: bool = True) -> None:
+    """Destroy the process group if ``setup`` created it; with ``synchronize`` (every process got here
+    normally) only once all are here.
+
+    gloo's worker threads free a finished collective's tensors after ``wait()`` has returned, and need
+    the GIL to do so; the process group's destructor joins those threads while holding the GIL. Run
+    straight after a collective, the two deadlock (seen: a hung DDP test). So: a barrier, a pause that
+    lets the workers finish (``sleep`` releases the GIL), then the destruction. After an error
+    (``synchronize=False``) the other processes may never arrive: no barrier.
+    """
     if ctx.owns_group and dist.is_initialized():
+        if synchronize:
+            dist.barrier()
+        time.sleep(0.05)
         dist.destroy_process_group()
 
 

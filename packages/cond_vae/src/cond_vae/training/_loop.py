@@ -102,11 +102,15 @@ def train(
     ``on_nonfinite = "raise"``.
     """
     ctx = distributed.setup(train_config.device)
+    finished = False
     try:
         trainer = _Trainer(train_config, model_config, train_data, val_data, Path(out_dir), ctx, resume_from)
-        return trainer.run()
+        result = trainer.run()
+        del trainer  # the DDP wrapper (its reducer holds the process group) goes before the group
+        finished = True
+        return result
     finally:
-        distributed.teardown(ctx)
+        distributed.teardown(ctx, synchronize=finished)
 
 
 class _Trainer:
