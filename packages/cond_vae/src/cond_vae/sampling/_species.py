@@ -12,7 +12,8 @@ condition vector, is the same for every assignment.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections import Counter
 
 import torch
 from torch import Tensor
@@ -29,30 +30,15 @@ LEVEL_STRIDE, DRAWS, MAX_ASSIGNMENTS = 5, 4, 120  # the judge docs/benchmarks/an
 
 def distinct_assignments(types: list[int], limit: int) -> list[tuple[int, ...]] | None:
     """Every distinct ordering of ``types`` (a multiset), the given one first; ``None`` beyond ``limit``."""
-    counts: dict[int, int] = {}
-    for t in types:
-        counts[t] = counts.get(t, 0) + 1
-    total, n = 1, 0
-    for c in counts.values():  # multinomial coefficient n! / prod(c!), built up without overflow
-        for i in range(1, c + 1):
-            n += 1
-            total = total * n // i
+    from sympy.utilities.iterables import multiset_permutations
+
+    total = math.factorial(len(types))
+    for count in Counter(types).values():
+        total //= math.factorial(count)  # the multinomial coefficient: distinct orderings
     if total > limit:
         return None
-
-    def orderings(left: dict[int, int], size: int) -> Iterator[tuple[int, ...]]:
-        if size == 0:
-            yield ()
-            return
-        for t in sorted(left):
-            if left[t]:
-                left[t] -= 1
-                for rest in orderings(left, size - 1):
-                    yield (t, *rest)
-                left[t] += 1
-
     given = tuple(types)
-    return [given, *(o for o in orderings(dict(counts), len(types)) if o != given)]
+    return [given, *(o for o in map(tuple, multiset_permutations(types)) if o != given)]
 
 
 @torch.no_grad()
