@@ -41,8 +41,9 @@ class ScoreModel(Protocol):
     the proposal reads (0: none). ``cutoff`` (Å) / ``max_neighbors``: the graph the score reads.
     Optional: ``volume_prior``, an object with ``volume(atom_types=, batch=, num_atoms=, conditions=)``
     giving cell volumes ``(C,)`` in Å^3 (:class:`~cond_vae.VolumePrior`), for
-    ``SamplerConfig.cell_volume``; ``latent_prior``, an object with ``transform(eps (C, Z), num_atoms
-    (C,), pick (C,))`` giving latents (:class:`~cond_vae.LatentPrior`), for ``SamplerConfig.latent``.
+    ``SamplerConfig.cell_volume``; ``latent_prior``, a :class:`~cond_vae.LatentPrior`, for
+    ``SamplerConfig.latent`` (``"analogue"`` also needs ``model``, whose ``conditions`` encoder ranks
+    the prior's crystals: :class:`CondCDVAEScore` has both).
     """
 
     sigmas: Tensor
