@@ -9,11 +9,11 @@ Two measurements on the model card's targets (``--datasets``, first ``--per-data
    the elements on the wrong sites.
 2. **The model as a judge of site assignments**: for each true structure, every distinct assignment of
    its atoms' species to its sites (targets with more than ``--max-assignments`` are skipped) is scored
-   by the model's denoising loss (the training objective's coordinate term, summed over every
-   ``--level-stride``-th noise level from ``--first-level`` and ``--draws`` fixed noise draws, latent
-   from the fitted prior);
-   counted: targets whose lowest-loss assignment is the true structure (cdvae matcher, so that
-   assignments equal by symmetry count as right).
+   by the sampler's own step (``SamplerConfig.reassign_species``: the model's denoising loss summed
+   over every ``--level-stride``-th noise level from ``--first-level`` and ``--draws`` keyed draws,
+   latent from the fitted prior), started from the true assignment (ties keep it); counted: targets
+   whose chosen assignment is the true structure (cdvae matcher, so that assignments equal by
+   symmetry count as right).
 
     python benchmarks/default_model/site_assignment.py --checkpoint tools/src/xtal_tools/models/default \\
         --data runs/default/all.zarr --datasets Perov-5 --per-dataset 50 --out runs/site_assignment
@@ -22,7 +22,6 @@ Two measurements on the model card's targets (``--datasets``, first ``--per-data
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import sys
 import time
@@ -32,38 +31,6 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-
-def denoising_losses(model, crystals, z, *, levels, draws: int):
-    """Coordinate loss ``(len(crystals),)`` of crystals that share one cell and atom count, with the same
-    noise for each (``draws`` per level, seeded by level and draw)."""
-    import torch
-    from cond_vae._losses import coord_loss_per_crystal
-    from cond_vae._model import build_graph
-    from xtal_graph import cart_to_frac, collate, frac_to_cart, minimum_image, wrap_frac
-
-    b = collate(crystals, dtype=torch.float32)
-    cond_z = model.cond_z(z.expand(len(crystals), -1), model.condition_vector(b))
-    n, dec = len(crystals[0].atom_types), model.config.decoder
-    total = torch.zeros(len(crystals))
-    for level in levels:
-        for d in range(draws):
-            gen = torch.Generator().manual_seed(1000 * int(level) + d)
-            noise = torch.randn(n, 3, generator=gen).repeat(len(crystals), 1)  # (N, 3) the same per crystal
-            sigma = model.sigmas.float()[level].expand(b.atom_types.shape[0])
-            cart = frac_to_cart(b.frac_coords, b.lattice, batch=b.batch) + sigma[:, None] * noise
-            noisy = wrap_frac(cart_to_frac(cart, b.lattice, batch=b.batch))
-            graph, trips = build_graph(
-                noisy, b.lattice, b.num_atoms, cutoff=dec.cutoff, max_neighbors=dec.max_neighbors
-            )
-            score = model.score(
-                atom_types=b.atom_types, batch=b.batch, graph=graph, triplets=trips, cond_z=cond_z
-            )
-            disp = minimum_image(b.frac_coords - noisy, b.lattice, batch=b.batch)
-            total += coord_loss_per_crystal(
-                displacement=disp, sigma=sigma, score=score, batch=b.batch, num_crystals=len(crystals)
-            )
-    return total
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -82,12 +49,14 @@ def main(argv: list[str] | None = None) -> None:
     import torch
     from cond_vae import SamplerConfig
     from cond_vae.checkpoint import load_checkpoint
+    from cond_vae.sampling import _noise
     from cond_vae.sampling._engine import SampleRequest, run_block
     from cond_vae.sampling._protocol import CondCDVAEScore
+    from cond_vae.sampling._species import distinct_assignments, reassign_species
     from pymatgen.analysis.structure_matcher import FrameworkComparator, StructureMatcher
     from xtal_data import CrystalStore
     from xtal_data.torch_dataset import CrystalDataset
-    from xtal_graph import Crystal
+    from xtal_graph import Crystal, collate
 
     model = load_checkpoint(args.checkpoint).eval()
     store = CrystalStore.open(args.data)
@@ -120,22 +89,33 @@ def main(argv: list[str] | None = None) -> None:
         gen = torch.Generator().manual_seed(0)
         right, judged = 0, 0
         with torch.inference_mode():
-            for c in crystals:
-                perms = sorted(set(itertools.permutations(c.atom_types.tolist())))
-                if len(perms) > args.max_assignments:
-                    continue
-                options = [
-                    Crystal(atom_types=np.asarray(p), frac_coords=np.asarray(c.frac_coords),
-                            lattice=np.asarray(c.lattice), properties=dict(c.properties))
-                    for p in perms
-                ]  # fmt: skip
+            for r, c in enumerate(crystals):
+                types = torch.as_tensor(c.atom_types, dtype=torch.long)
+                if len(distinct_assignments(types.tolist(), args.max_assignments) or ()) < 2:
+                    continue  # too many assignments to score, or only one
+                b = collate([c], dtype=torch.float32)
                 eps, pick = (
                     torch.randn(1, model.config.latent_dim, generator=gen),
                     torch.rand(1, generator=gen),
                 )
-                z = model.latent_prior.transform(eps, torch.tensor([len(perms[0])]), pick)
-                best = int(torch.argmin(denoising_losses(model, options, z, levels=levels, draws=args.draws)))
-                right += int(species.fit(c.to_pymatgen(), options[best].to_pymatgen()))
+                z = model.latent_prior.transform(eps, b.num_atoms, pick)
+                best, _ = reassign_species(
+                    score,
+                    types,
+                    b.num_atoms,
+                    b.frac_coords,
+                    b.lattice,
+                    model.cond_z(z, model.condition_vector(b)),
+                    torch.tensor([_noise.structure_key(0, r, 0)]),
+                    levels=levels,
+                    draws=args.draws,
+                    max_assignments=args.max_assignments,
+                )  # fmt: skip  (the sampler's own step, started from the true assignment)
+                guess = Crystal(
+                    atom_types=best.numpy(), frac_coords=np.asarray(c.frac_coords),
+                    lattice=np.asarray(c.lattice), properties=dict(c.properties),
+                )  # fmt: skip
+                right += int(species.fit(c.to_pymatgen(), guess.to_pymatgen()))
                 judged += 1
         entry.update(
             judged=judged, lowest_loss_is_true=right, judge_seconds=round(time.perf_counter() - t0, 1)
