@@ -61,6 +61,12 @@ def csp_metrics(targets, groups, *, jobs: int) -> dict:
         out[r.preset] = {
             **{f"match@{k}": r.match_rate(k) for k in r.ks},
             **{f"rmse@{k}": r.rmse(k) for k in r.ks},
+            # per target: the 0-based index of the best matching sample among the first k, -1 for none
+            **(
+                {}
+                if r.best_index is None
+                else {f"best@{k}": r.best_index[:, i].tolist() for i, k in enumerate(r.ks)}
+            ),
         }
     return out
 
