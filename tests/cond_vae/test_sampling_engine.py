@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
+from cond_vae import fit_latent_prior, fit_volume_prior
 from cond_vae.sampling import (
     Proposal,
     SamplerConfig,
@@ -25,6 +26,7 @@ from cond_vae.sampling import (
 )
 
 from tests.cond_vae._helpers import random_crystals, tiny_model
+from tests.conftest import DEVICES
 
 
 @pytest.fixture(scope="module")
@@ -291,6 +293,33 @@ def test_each_sampler_runs_on_cuda_seeded(method):
     for x, y in zip(a, b, strict=True):
         assert x.valid and np.array_equal(x.crystal.lattice, y.crystal.lattice)  # same latents and cells
         assert ((x.crystal.frac_coords >= 0) & (x.crystal.frac_coords < 1)).all()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_analogues_volume_prior_and_species_reassignment_on_each_device(device):
+    """The default sampler's own steps (analogue codes and cells, cells sized by the volume prior) and
+    species re-assignment on each device, priors fitted on the CPU: seeded runs repeat on the device,
+    and the analogue each structure starts from, its cell and its composition agree with the CPU's."""
+    torch.manual_seed(0)
+    train = random_crystals(30, seed=9)
+    cpu = tiny_model(random_crystals(16, seed=1), dtype=torch.float64)
+    cpu.latent_prior, cpu.volume_prior = fit_latent_prior(cpu, train), fit_volume_prior(train)
+    dev = tiny_model(random_crystals(16, seed=1), dtype=torch.float64).to(device)
+    dev.load_state_dict(cpu.state_dict())
+    dev.latent_prior, dev.volume_prior = cpu.latent_prior, cpu.volume_prior
+    requests = make_requests(cpu, ["Si2O4", "Ca1Ti1O3", "C4"], [1.0, 2.0, 3.0])
+    sampler = SamplerConfig(levels=3, reassign_species=True)
+
+    def run(m):
+        return sample_requests(m, requests, num_per_row=2, seed=1, sampler=sampler)
+
+    ref, a, b = run(cpu), run(dev), run(dev)
+    for r, x, y in zip(ref, a, b, strict=True):
+        assert x.valid and x.extra == y.extra and np.array_equal(x.crystal.frac_coords, y.crystal.frac_coords)
+        assert x.extra["latent"] == "analogue" and x.extra["cell"] == "prior"
+        assert x.extra["analogue"] == r.extra["analogue"]
+        np.testing.assert_allclose(x.crystal.lattice, r.crystal.lattice, rtol=1e-9, atol=1e-9)
+        assert sorted(x.crystal.atom_types.tolist()) == sorted(requests[x.row].atom_types)
 
 
 def test_progress_counts_whole_structures_after_every_call(model):
