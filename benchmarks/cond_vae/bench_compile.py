@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", default="tools/src/xtal_tools/models/default")
     ap.add_argument("--data", required=True)
-    ap.add_argument("--train-data", type=Path, default=ROOT.parent / "shared/data/mp_20/val.feather")
+    shared = Path(os.environ.get("XTAL_SHARED_DATA", ROOT.parent / "shared" / "data"))  # as the tests
+    ap.add_argument("--train-data", type=Path, default=shared / "mp_20" / "val.feather")
     ap.add_argument("--rows", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--batch", type=int, default=32)

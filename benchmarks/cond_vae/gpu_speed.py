@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", default="tools/src/xtal_tools/models/default")
     ap.add_argument("--data", required=True, help="the seed-0 store (runs/default/all.zarr)")
-    ap.add_argument("--train-data", type=Path, default=ROOT.parent / "shared/data/mp_20/val.feather")
+    shared = Path(os.environ.get("XTAL_SHARED_DATA", ROOT.parent / "shared" / "data"))  # as the tests
+    ap.add_argument("--train-data", type=Path, default=shared / "mp_20" / "val.feather")
     ap.add_argument("--structures", type=int, default=1000)
     ap.add_argument("--quality-targets", type=int, default=50)
     ap.add_argument("--num", type=int, default=20)
