@@ -69,7 +69,8 @@ class SamplerConfig:
     latent_scale: float | None = None
     # after sampling, put each structure's elements on the sites its model scores best: every distinct
     # assignment (up to 120) rated by the denoising loss (docs/benchmarks/analogues.md, section 4);
-    # about 40 decoder evaluations per assignment
+    # about 40 decoder evaluations per assignment; no gain measured on Perov-5 or MP-20
+    # (docs/benchmarks/perov5_orderings.md)
     reassign_species: bool = False
 
     def __post_init__(self) -> None:
