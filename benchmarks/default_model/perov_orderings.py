@@ -85,13 +85,15 @@ def data_pairs(path: Path, matcher, framework) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from cell_ablation import add_target_arguments
     from model_card_eval import add_sampler_arguments, dataset_of, resolve_sampler
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_target_arguments(ap)
-    ap.set_defaults(datasets="Perov-5", per_dataset=375, num=1)
+    ap.add_argument("--checkpoint", required=True, type=Path)
+    ap.add_argument("--data", required=True, help="the model card's store (runs/default/all.zarr)")
+    ap.add_argument("--split", default="random")
+    ap.add_argument("--per-dataset", type=int, default=375, help="the first N Perov-5 test crystals")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--shared", type=Path, default=SHARED, help="the Perov-5 split for part 1")
     add_sampler_arguments(ap)
     args = ap.parse_args(argv)
@@ -102,10 +104,14 @@ def main(argv: list[str] | None = None) -> None:
     from pymatgen.analysis.structure_matcher import FrameworkComparator, StructureMatcher
     from xtal_data import CrystalStore
     from xtal_data.torch_dataset import CrystalDataset
+    from xtal_eval.presets import PRESETS
     from xtal_tools.evaluation.split_eval import EvalSettings, sample_targets
 
-    matcher = StructureMatcher(ltol=0.3, stol=0.5, angle_tol=10)  # the cdvae preset
-    framework = StructureMatcher(ltol=0.3, stol=0.5, angle_tol=10, comparator=FrameworkComparator())
+    cdvae = PRESETS["cdvae"]
+    matcher = cdvae.matcher()
+    framework = StructureMatcher(
+        ltol=cdvae.ltol, stol=cdvae.stol, angle_tol=cdvae.angle_tol, comparator=FrameworkComparator()
+    )  # the same tolerances, species ignored
     results: dict = {
         "command": " ".join(["perov_orderings.py", *(argv if argv is not None else sys.argv[1:])]),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
