@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # One lent-GPU run (device `run`, from the project root, carrying .whl/, .shared/ and runs/default/all.zarr):
-# the sampler curve of the shipped model and the candidate settings for the relay's best model, side by
-# side on one GPU (matching in CPU processes meanwhile), and the CUDA tests. Results into $OUT.
-#   bash benchmarks/cond_vae/gpu_sampler_curve.sh BUDGET_S
+# the sampler curve of the shipped model and the candidate settings for a second checkpoint (CANDIDATE,
+# e.g. a relay leg's best; default: the shipped model again), side by side on one GPU (matching in CPU
+# processes meanwhile), and the CUDA tests. Results into $OUT.
+#   bash benchmarks/cond_vae/gpu_sampler_curve.sh BUDGET_S [CANDIDATE]
 set -u
 export PYTHONUNBUFFERED=1 HYPOTHESIS_PROFILE=ci OMP_NUM_THREADS=1
 budget="${1:-230}"
+candidate="${2:-tools/src/xtal_tools/models/default}"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
   $(ls .whl/*.whl | grep -v -E '/(xtal_graph|score_decoder|cond_vae|xtal_eval|xtal_data|xtal_tools)-') \
   > /tmp/pip.log 2>&1 || { tail -20 /tmp/pip.log; exit 1; }
@@ -20,7 +22,7 @@ common="--data runs/default/all.zarr --per-dataset 15 --num 20 --device cuda --j
 python3 $bench --checkpoint tools/src/xtal_tools/models/default $common --budget-s "$budget" \
   --out "$OUT/shipped" > "$OUT/shipped.log" 2>&1 &
 shipped=$!
-python3 $bench --checkpoint benchmarks/default_model/relay/best $common --grid candidates \
+python3 $bench --checkpoint "$candidate" $common --grid candidates \
   --reference-per-dataset 0 --budget-s $((budget - 40)) --out "$OUT/relay" > "$OUT/relay.log" 2>&1
 wait $shipped
 wait

@@ -7,6 +7,8 @@
 #   3. a relay leg through tools/train on the GPU, interrupted by SIGINT after INTERRUPT_S seconds and
 #      resumed for RESUME_MIN minutes, with the GPU's utilisation sampled every second.
 # Everything comes back in $OUT (at most 8 files).
+# The travelling tree must stay under 64 MiB: tracked files 30 MB + .whl 19 MB + .shared 9 MB + the store
+# 3 MB = 58 MiB on 2026-12-05 (du -sh them before a run).
 #   bash benchmarks/default_model/gpu_session.sh [INTERRUPT_S] [RESUME_MIN] [SPEED_TIMEOUT_S]
 set -u
 export PYTHONUNBUFFERED=1 HYPOTHESIS_PROFILE=ci OMP_NUM_THREADS=1
@@ -43,5 +45,5 @@ bash $relay "$resume_min" /tmp/relay --device cuda >> "$log" 2>&1
 echo "relay (resumed) rc $? $(date -u +%T)" >> "$log"
 wait $tests; kill $smi 2>/dev/null
 tail -3 "$OUT/cuda-tests.log"; grep -E "rc |SIGINT|relay state|stopped|step" "$log" | tail -12
-tar -C benchmarks/default_model/relay -cf "$OUT/relay.tar" --exclude best .
+tar -C benchmarks/default_model/relay -cf "$OUT/relay.tar" .
 ls -la "$OUT"

@@ -10,9 +10,10 @@
 # only):
 # benchmarks/default_model/relay/
 #   checkpoint/          the newest resumable step checkpoint of the current phase (weights, Adam, RNG, loop)
-#   best/                the shipped default model; replace it by hand after evaluating
 #   metrics_phase2d.csv  the current phase's learning curve (metrics.csv, metrics_phase2*.csv: earlier ones)
 #   config.toml          the resolved configuration of the last leg (config_phase1.toml: phase 1's)
+# The relay's best model is the shipped one (tools/src/xtal_tools/models/default, the warm start of a new
+# phase); a leg's own best lands in WORKDIR/best: evaluate it (model_card_eval.py) before shipping it.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 minutes="${1:?usage: relay.sh MINUTES [WORKDIR] [tools/train flags]}"
@@ -31,12 +32,11 @@ if [ -d "$state/checkpoint" ] && [ -z "$(ls -A "$work/checkpoints")" ]; then
   cp "$state/metrics_phase2d.csv" "$work/metrics.csv"
 fi
 "$root/tools/train" --config "$config" --data "$store" --out "$work" \
-  --resume auto --init-from "$root/benchmarks/default_model/relay/best" --max-minutes "$minutes" \
+  --resume auto --init-from "$root/tools/src/xtal_tools/models/default" --max-minutes "$minutes" \
   --no-progress "${@:3}"
 newest=$(ls -d "$work"/checkpoints/step_* | sort | tail -1)
 rm -rf "$state.new" && mkdir -p "$state.new"
 cp -r "$newest" "$state.new/checkpoint"
-cp -r "$state/best" "$state.new/best"  # the shipped model; replace it by hand after evaluating a leg
 cp "$state"/metrics*.csv "$state/config_phase1.toml" "$state.new/"  # every earlier phase's curve
 cp "$work/metrics.csv" "$state.new/metrics_phase2d.csv"
 cp "$work/config.toml" "$state.new/config.toml"
