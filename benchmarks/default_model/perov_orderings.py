@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections import defaultdict
@@ -39,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 PEROV5_SIZE = 18_928  # CDVAE (arXiv 2110.06197) §5
 ANIONS = frozenset({"O", "N", "F", "S"})  # Perov-5's X sites
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "perov_5" / "val.csv"
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = Path(os.environ.get("XTAL_SHARED_DATA", ROOT.parent / "shared" / "data")) / "perov_5" / "val.csv"
 
 
 def swapped(structure):
